@@ -1,0 +1,1 @@
+"""Embedding evaluation: k-NN, linear probe, clustering metrics and the leaderboard."""

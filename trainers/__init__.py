@@ -1,0 +1,1 @@
+"""Self-supervised trainers: one engine, one file per method."""

@@ -1,0 +1,31 @@
+"""sslzoo's foundation: datasets, model registry, loading and Hub I/O shared by every other package.
+
+>>> import zoo
+>>> ds = zoo.load_dataset("digits", split="train")
+>>> len(ds), ds.features["label"].num_classes
+(1437, 10)
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from zoo import architectures  # noqa: F401  (registers sslzoo_* models with timm)
+from zoo.datasets import dataset_names, describe_dataset, load_dataset, to_arrays
+from zoo.errors import SslzooError
+from zoo.export import save_encoder
+
+try:
+    __version__ = version("sslzoo")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "SslzooError",
+    "__version__",
+    "dataset_names",
+    "describe_dataset",
+    "load_dataset",
+    "save_encoder",
+    "to_arrays",
+]

@@ -1,0 +1,97 @@
+"""Config dataclasses are the one source of truth for options: the CLI is generated from them.
+
+>>> from dataclasses import dataclass, field
+>>> @dataclass
+... class Demo:
+...     epochs: int = 10
+...     lr: float = field(default=0.1, metadata={"help": "base learning rate"})
+>>> import argparse
+>>> parser = argparse.ArgumentParser()
+>>> add_dataclass_arguments(parser, Demo)
+>>> dataclass_from_namespace(Demo, parser.parse_args(["--epochs", "3"]))
+Demo(epochs=3, lr=0.1)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_dataclass_arguments(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    skip: typing.Collection[str] = (),
+    defaults: dict | None = None,
+) -> None:
+    """Add one ``--field-name`` option per dataclass field, typed and documented from the field.
+
+    Booleans become ``--flag/--no-flag``; tuples and lists take several values; ``Optional[X]`` accepts ``none``.
+    ``defaults`` overrides the dataclass defaults shown in ``--help`` (a method's own defaults, say).
+    """
+    hints = typing.get_type_hints(cls)
+    defaults = defaults or {}
+    for f in dataclasses.fields(cls):
+        if f.name in skip or not f.init:
+            continue
+        tp, optional = _unwrap_optional(hints[f.name])
+        default = defaults.get(
+            f.name,
+            f.default if f.default is not dataclasses.MISSING else f.default_factory(),  # type: ignore[misc]
+        )
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "")
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
+        if tp is bool:
+            parser.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                help=f"{help_text} (default: {default})",
+                **kwargs,
+            )
+            continue
+        origin = typing.get_origin(tp)
+        if origin in (tuple, list):
+            inner = typing.get_args(tp)[0]
+            kwargs.update(nargs="+", type=inner)
+        elif "choices" in f.metadata:
+            kwargs.update(choices=f.metadata["choices"], type=tp)
+        else:
+            base = tp if tp in (int, float, str) else str
+            kwargs["type"] = (lambda v, b=base: None if v.lower() == "none" else b(v)) if optional else base
+        parser.add_argument(flag, help=f"{help_text} (default: {default})", metavar=f.name.upper(), **kwargs)
+
+
+def dataclass_from_namespace(cls: type[T], ns: argparse.Namespace, **overrides: Any) -> T:
+    """Build ``cls`` from the options given on the command line (the rest keep their defaults)."""
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    values = {k: v for k, v in vars(ns).items() if k in names}
+    values.update(overrides)
+    for f in dataclasses.fields(cls):
+        tp, _ = _unwrap_optional(typing.get_type_hints(cls)[f.name])
+        if f.name in values and typing.get_origin(tp) is tuple and values[f.name] is not None:
+            values[f.name] = tuple(values[f.name])
+    return cls(**values)
