@@ -11,9 +11,12 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from zoo import architectures  # noqa: F401  (registers sslzoo_* models with timm)
+from zoo._loader import load
 from zoo.datasets import dataset_names, describe_dataset, load_dataset, to_arrays
+from zoo.encoder import Encoder
 from zoo.errors import SslzooError
 from zoo.export import save_encoder
+from zoo.registry import ModelEntry, list_models
 
 try:
     __version__ = version("sslzoo")
@@ -21,10 +24,14 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "Encoder",
+    "ModelEntry",
     "SslzooError",
     "__version__",
     "dataset_names",
     "describe_dataset",
+    "list_models",
+    "load",
     "load_dataset",
     "save_encoder",
     "to_arrays",

@@ -1,0 +1,336 @@
+"""``Encoder``: a loaded model together with its preprocessing, metadata and the embedding its paper evaluates.
+
+>>> import timm, torch, zoo
+>>> enc = zoo.Encoder.from_model(timm.create_model("sslzoo_cnn4", in_chans=1), name="random-sslzoo_cnn4")
+>>> enc.embed(torch.zeros(5, 1, 32, 32)).shape, enc.dim
+(torch.Size([5, 256]), 256)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from zoo.errors import SslzooError
+from zoo.registry import ModelEntry, Preprocessing
+
+__all__ = ["Encoder", "build_transform", "model_in_chans"]
+
+
+class _ConvertMode:
+    """PIL ``image.convert(mode)`` as a picklable transform (``L`` for 1-channel encoders, ``RGB`` for 3)."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+
+    def __call__(self, image):
+        return image if image.mode == self.mode else image.convert(self.mode)
+
+    def __repr__(self) -> str:
+        return f"ConvertMode({self.mode!r})"
+
+
+def model_in_chans(model: nn.Module) -> int:
+    """Input channels of a timm model: from its ``first_conv`` when the config names it, else the first conv."""
+    first = getattr(model, "pretrained_cfg", {}).get("first_conv")
+    if isinstance(first, str):
+        try:
+            return int(model.get_submodule(first).weight.shape[1])
+        except AttributeError:
+            pass
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            return module.in_channels
+    return 3
+
+
+def _fit_channels(values: Sequence[float], in_chans: int) -> tuple[float, ...]:
+    """Mean/std with one value per input channel: averaged when an RGB config meets a grayscale model.
+
+    Normalize would otherwise broadcast a 3-value mean over a 1-channel image and silently return 3 channels.
+    """
+    values = tuple(float(v) for v in values)
+    if len(values) == in_chans:
+        return values
+    avg = sum(values) / len(values)
+    return (avg,) * in_chans
+
+
+def build_transform(model: nn.Module, preprocessing: Preprocessing | None = None) -> Callable:
+    """PIL image → ``(C, H, W)`` float tensor: mode conversion, then timm's eval transform (resize, crop, normalise).
+
+    Args:
+        model: A timm model; its ``pretrained_cfg`` gives the preprocessing unless ``preprocessing`` is given.
+        preprocessing: Overrides (the registry entry's evaluation protocol).
+    """
+    from timm.data import create_transform, resolve_data_config
+    from torchvision import transforms
+
+    in_chans = model_in_chans(model)
+    cfg = resolve_data_config({}, model=model)
+    if preprocessing is not None:
+        cfg.update(preprocessing.as_pretrained_cfg())
+    cfg["input_size"] = (in_chans, *tuple(cfg["input_size"])[-2:])
+    cfg["mean"] = _fit_channels(cfg["mean"], in_chans)
+    cfg["std"] = _fit_channels(cfg["std"], in_chans)
+    keys = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
+    timm_tf = create_transform(**{k: cfg[k] for k in keys if k in cfg}, is_training=False)
+    steps = list(getattr(timm_tf, "transforms", [timm_tf]))
+    return transforms.Compose([_ConvertMode("L" if in_chans == 1 else "RGB"), *steps])
+
+
+def _weights_digest(model: nn.Module) -> str:
+    digest = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        digest.update(key.encode())
+        digest.update(value.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+class _PILList(torch.utils.data.Dataset):
+    def __init__(self, images: Sequence[Any], transform: Callable) -> None:
+        self.images, self.transform = images, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.transform(self.images[i])
+
+
+class _HFImages(torch.utils.data.Dataset):
+    def __init__(self, ds: Any, transform: Callable) -> None:
+        self.ds, self.transform = ds, transform
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
+        # One Arrow read per batch instead of one per image.
+        return [self.transform(image) for image in self.ds[indices]["image"]]
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.transform(self.ds[i]["image"])
+
+
+class Encoder(nn.Module):
+    """An image encoder: ``forward`` maps ``(N, C, H, W)`` to the ``(N, D)`` embedding its paper evaluates.
+
+    Build one with :func:`zoo.load` or :meth:`Encoder.from_model`.
+
+    Attributes:
+        model: The timm model (``num_classes=0``).
+        entry: Metadata (:class:`~zoo.registry.ModelEntry`).
+        transform: PIL image → ``(C, H, W)`` tensor, exactly the entry's evaluation preprocessing.
+        identity: Stable cache key: registry name + revision, or SHA-256 of the weights.
+    """
+
+    def __init__(self, model: nn.Module, entry: ModelEntry, transform: Callable, identity: str) -> None:
+        super().__init__()
+        self.model = model.eval()
+        self.entry = entry
+        self.transform = transform
+        self.identity = identity
+        self.eval()
+
+    @classmethod
+    def from_model(
+        cls,
+        model: nn.Module,
+        *,
+        name: str,
+        transform: Callable | None = None,
+        method: str = "unknown",
+        entry: ModelEntry | None = None,
+    ) -> Encoder:
+        """Wrap any timm model built with ``num_classes=0`` (e.g. a randomly initialised baseline).
+
+        The transform defaults to the one in the model's ``pretrained_cfg``; the identity is ``name`` plus a hash of
+        the current weights, so two different random initialisations never share a cache entry.
+
+        >>> import timm
+        >>> enc = Encoder.from_model(timm.create_model("sslzoo_cnn4", in_chans=1, num_classes=0), name="random")
+        >>> enc.transform.transforms[0]
+        ConvertMode('L')
+        """
+        if getattr(model, "num_classes", 0):
+            model.reset_classifier(0)
+        cfg = getattr(model, "pretrained_cfg", {}) or {}
+        if entry is None:
+            entry = ModelEntry(
+                name=name,
+                method=method,
+                arch=str(cfg.get("architecture") or type(model).__name__),
+                source="memory",
+                dim=int(getattr(model, "num_features", 0)),
+                preprocessing=None,
+                licence=str(cfg.get("license", "unknown")),
+            )
+        identity = f"{name}@weights-sha256:{_weights_digest(model)[:16]}"
+        return cls(model, entry, transform or build_transform(model), identity)
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension ``D``."""
+        return int(self.model.num_features)
+
+    @property
+    def in_chans(self) -> int:
+        return model_in_chans(self.model)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W)`` → ``(N, D)``: CLS token after the final norm for ViTs, average-pooled map for CNNs."""
+        return self.model(x)
+
+    def __repr__(self) -> str:
+        return f"Encoder({self.entry.name!r}, arch={self.entry.arch!r}, dim={self.dim}, identity={self.identity!r})"
+
+    # ---------------------------------------------------------------- inputs
+
+    def _batches(self, images: Any, batch_size: int, num_workers: int) -> tuple[Iterator[torch.Tensor], int]:
+        """Split any accepted input into ``(B, C, H, W)`` float batches; returns (iterator, number of images)."""
+        if batch_size < 1:
+            raise SslzooError(f"batch_size must be at least 1, got {batch_size}.")
+        if isinstance(images, torch.Tensor):
+            if images.ndim != 4 or not images.is_floating_point() or images.shape[1] != self.in_chans:
+                raise SslzooError(
+                    f"a tensor input must be an already-transformed float (N, {self.in_chans}, H, W) batch, got "
+                    f"{images.dtype} {tuple(images.shape)}; pass PIL images to have enc.transform applied."
+                )
+            return iter(images.split(batch_size)), len(images)
+        if _is_hf_dataset(images):
+            if "image" not in images.column_names:
+                raise SslzooError(
+                    f"the dataset has no 'image' column (columns: {', '.join(images.column_names)}); "
+                    "rename the image column to 'image'."
+                )
+            source: torch.utils.data.Dataset = _HFImages(images, self.transform)
+        elif isinstance(images, Sequence) and not isinstance(images, str) and all(map(_is_pil, images)):
+            source = _PILList(images, self.transform)
+        else:
+            raise SslzooError(
+                f"cannot embed a {type(images).__name__}: pass a list of PIL images, an already-transformed "
+                f"(N, {self.in_chans}, H, W) float tensor, or a datasets.Dataset with an 'image' column."
+            )
+        loader = torch.utils.data.DataLoader(
+            source,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=self.device.type == "cuda",
+        )
+        return iter(loader), len(source)
+
+    # ---------------------------------------------------------------- outputs
+
+    @torch.inference_mode()
+    def embed(
+        self,
+        images: Any,
+        batch_size: int = 256,
+        progress: bool = False,
+        num_workers: int = 0,
+    ) -> torch.Tensor:
+        """Embeddings of many images, in order.
+
+        Args:
+            images: A list of PIL images, an already-transformed ``(N, C, H, W)`` float tensor, or a
+                ``datasets.Dataset`` with an ``image`` column.
+            batch_size: Images per forward pass.
+            progress: Show a progress bar.
+            num_workers: DataLoader workers decoding and transforming PIL images.
+
+        Returns:
+            ``(N, D)`` float32 tensor on the CPU.
+        """
+        from tqdm.auto import tqdm
+
+        batches, total = self._batches(images, batch_size, num_workers)
+        was_training = self.model.training
+        self.model.eval()
+        device, dtype = self.device, self.dtype
+        out = torch.empty(total, self.dim, dtype=torch.float32)
+        done = 0
+        with tqdm(total=total, disable=not progress, desc=f"embed {self.entry.name}", unit="img") as bar:
+            for x in batches:
+                x = x.to(device, dtype, non_blocking=True)
+                feats = self.model(x)
+                out[done : done + len(x)] = feats.float().cpu()
+                done += len(x)
+                bar.update(len(x))
+        self.model.train(was_training)
+        return out
+
+    @torch.inference_mode()
+    def attention_maps(self, images: Any, batch_size: int = 64) -> torch.Tensor:
+        """The last block's CLS-to-patch attention per head (DINO's ``visualize_attention.py`` definition).
+
+        Softmax of ``q_cls · k_patch / sqrt(d)`` over all tokens, keeping the patch columns (CLS and register
+        tokens dropped), reshaped to the patch grid.
+
+        Args:
+            images: As for :meth:`embed`.
+            batch_size: Images per forward pass.
+
+        Returns:
+            ``(N, heads, h, w)`` float32 on the CPU, ``h = H / patch``, ``w = W / patch``.
+
+        Raises:
+            SslzooError: the encoder is not a ViT.
+        """
+        model = self.model
+        blocks = getattr(model, "blocks", None)
+        attn = getattr(blocks[-1], "attn", None) if blocks is not None and len(blocks) else None
+        if attn is None or not hasattr(attn, "qkv") or not hasattr(model, "patch_embed"):
+            raise SslzooError(
+                f"attention maps need a ViT; {self.entry.name} is a {type(model).__name__} ({self.entry.arch})."
+            )
+        captured: list[torch.Tensor] = []
+        hook = attn.register_forward_pre_hook(lambda _module, args: captured.append(args[0]))
+        batches, _ = self._batches(images, batch_size, 0)
+        maps = []
+        try:
+            self.model.eval()
+            for x in batches:
+                x = x.to(self.device, self.dtype)
+                captured.clear()
+                model.forward_features(x)
+                tokens = captured[-1]  # (B, T, C): input of the last attention (after norm1)
+                B, T, _ = tokens.shape
+                qkv = attn.qkv(tokens).reshape(B, T, 3, attn.num_heads, -1).permute(2, 0, 3, 1, 4)
+                q, k = attn.q_norm(qkv[0]), attn.k_norm(qkv[1])
+                weights = ((q[:, :, :1] * attn.scale) @ k.transpose(-2, -1)).softmax(
+                    dim=-1
+                )  # (B, heads, 1, T)
+                patch = model.patch_embed.patch_size
+                h, w = x.shape[-2] // patch[0], x.shape[-1] // patch[1]
+                cls = weights[:, :, 0, model.num_prefix_tokens :]
+                maps.append(cls.reshape(B, attn.num_heads, h, w).float().cpu())
+        finally:
+            hook.remove()
+        return torch.cat(maps) if maps else torch.empty(0)
+
+
+def _is_pil(obj: Any) -> bool:
+    from PIL import Image
+
+    return isinstance(obj, Image.Image)
+
+
+def _is_hf_dataset(obj: Any) -> bool:
+    try:
+        import datasets
+    except ImportError:  # pragma: no cover - datasets is a dependency
+        return False
+    return isinstance(obj, datasets.Dataset)
