@@ -1,0 +1,160 @@
+"""``sslzoo eval`` and ``sslzoo leaderboard``: argument parsing and printing only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from zoo.config import add_dataclass_arguments, dataclass_from_namespace
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``eval`` and ``leaderboard`` on the top-level ``sslzoo`` parser."""
+    from evaluators.evaluate import EvalConfig
+
+    p = subparsers.add_parser(
+        "eval",
+        help="k-NN, linear probe and clustering scores of a model's frozen features; writes leaderboard records",
+        description="Evaluate MODEL (a zoo name, hf-hub:ORG/NAME[@REV], a local folder, raw-pixels or "
+        "random-ARCH) on DATASET, print the scores and record them in the leaderboard.",
+    )
+    p.add_argument("model", help="zoo name, hf-hub:ORG/NAME[@REV], folder, raw-pixels or random-ARCH")
+    p.add_argument("dataset", help="dataset name (see `sslzoo datasets`)")
+    add_dataclass_arguments(p, EvalConfig)
+    p.add_argument("--json", action="store_true", help="print the records as JSON")
+    p.add_argument("--no-record", action="store_true", help="do not write to the leaderboard")
+    p.add_argument("--leaderboard", type=Path, default=None, help="leaderboard folder (default: the repo's)")
+    p.set_defaults(handler=_eval)
+
+    p = subparsers.add_parser(
+        "leaderboard",
+        help="render the leaderboard (markdown + PNG), or re-run rows and check they reproduce",
+    )
+    p.add_argument("--leaderboard", type=Path, default=None, help="leaderboard folder (default: the repo's)")
+    p.add_argument("--dataset", default=None, help="only this dataset's rows")
+    p.add_argument(
+        "--reproduce",
+        nargs="*",
+        metavar="ROW",
+        default=None,
+        help="re-run these rows (id, model or MODEL@DATASET; none = all) and compare each metric",
+    )
+    p.add_argument(
+        "--tolerance", type=float, default=0.5, help="largest allowed difference in points (default: 0.5)"
+    )
+    p.add_argument(
+        "--use-cache", action="store_true", help="reproduce from cached features (default: re-embed)"
+    )
+    p.add_argument("--device", default=None, help="device for re-runs (default: automatic)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(handler=_leaderboard)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from evaluators.evaluate import EvalConfig, evaluate
+    from evaluators.records import write_records
+
+    config = dataclass_from_namespace(EvalConfig, args)
+    config.protocol_names()  # fail on a bad protocol before loading anything
+    command = "sslzoo " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["eval"] else ""
+    records = evaluate(args.model, args.dataset, config, progress=not args.json, command=command)
+    written = [] if args.no_record else write_records(records, args.leaderboard)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in records], indent=2, default=str))
+        return 0
+    table = Table(title=f"{args.model} on {args.dataset}")
+    for col in ("protocol", "metric", "value", "parameters", "seconds"):
+        table.add_column(col, justify="right" if col in ("value", "seconds") else "left")
+    for r in records:
+        params = ", ".join(f"{k}={v}" for k, v in r.params.items() if k != "weight_decays")
+        for i, (name, value) in enumerate(r.metrics.items()):
+            if name.endswith("_std"):
+                continue
+            shown = f"{value * 100:.2f}" if r.protocol == "clustering" else f"{value:.2f}"
+            table.add_row(
+                r.protocol if i == 0 else "",
+                name,
+                shown,
+                params if i == 0 else "",
+                f"{r.wall_time_s:.1f}" if i == 0 else "",
+            )
+    console = Console()
+    console.print(table)
+    first = records[0]
+    console.print(
+        f"features: {first.splits['train']} train + {first.splits['test']} test, D={first.feature_dim}, "
+        + (
+            "from the feature cache"
+            if first.features_time_s == 0
+            else f"embedded in {first.features_time_s:.1f} s"
+        )
+    )
+    if written:
+        console.print(f"recorded in {', '.join(map(str, written))} (rows {', '.join(r.id for r in records)})")
+    return 0
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from evaluators.leaderboard import render_markdown, reproduce, save_chart, select_records
+    from evaluators.records import default_leaderboard_dir, read_records
+    from zoo.errors import SslzooError
+
+    folder = args.leaderboard or default_leaderboard_dir()
+    records = read_records(folder, args.dataset)
+    if args.reproduce is None:
+        markdown = render_markdown(records)
+        if args.json:
+            print(json.dumps([r.to_dict() for r in records], indent=2, default=str))
+            return 0
+        if records and args.dataset is None:
+            (folder / "README.md").write_text(markdown)
+            chart = save_chart(records, folder / "leaderboard.png")
+            print(markdown)
+            print(f"written: {folder / 'README.md'}, {chart}")
+        else:
+            print(markdown)
+        return 0
+
+    if not records:
+        raise SslzooError(f"no leaderboard records in {folder}; run `sslzoo eval MODEL DATASET` first.")
+    chosen = select_records(records, args.reproduce)
+    results = reproduce(
+        chosen, tolerance=args.tolerance, use_cache=args.use_cache, progress=not args.json, device=args.device
+    )
+    failed = [r for r in results if not r.ok]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+        return 1 if failed else 0
+    table = Table(title=f"reproduction (tolerance {args.tolerance} points)")
+    for col in ("row", "model", "dataset", "protocol", "metric", "recorded", "reproduced", "Δ points", "ok"):
+        table.add_column(col)
+    for res in results:
+        for i, (name, (old, new, diff)) in enumerate(res.differences.items()):
+            table.add_row(
+                res.record.id if i == 0 else "",
+                res.record.model if i == 0 else "",
+                res.record.dataset if i == 0 else "",
+                res.record.protocol if i == 0 else "",
+                name,
+                f"{old:.4g}",
+                f"{new:.4g}",
+                f"{diff:+.3f}",
+                "yes" if abs(diff) <= args.tolerance else "[red]NO[/]",
+            )
+    console = Console()
+    console.print(table)
+    for res in failed:
+        console.print(f"[red]row {res.record.id} does not reproduce:[/] " + "; ".join(res.problems))
+    console.print(
+        f"{len(results) - len(failed)} of {len(results)} rows reproduce within {args.tolerance} points."
+    )
+    return 1 if failed else 0

@@ -1,0 +1,218 @@
+"""Run the evaluation protocols on one model and one dataset and turn the results into :class:`Record` s.
+
+``EvalConfig`` is the one source of truth for the options of ``sslzoo eval``; :func:`protocol_params` turns it into
+the per-protocol parameters stored in each record, and :func:`run_protocols` takes those parameters back, which is
+how ``sslzoo leaderboard --reproduce`` re-runs a row exactly as it was run.
+
+>>> records = evaluate("raw-pixels", "digits", EvalConfig(protocols="knn"), progress=False)
+>>> records[0].protocol, records[0].metrics["top1"] > 90
+('knn', True)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from evaluators.clustering import cluster_metrics
+from evaluators.features import Features, extract_features, preprocessing_description
+from evaluators.knn import knn_classify
+from evaluators.linear import DEFAULT_WEIGHT_DECAYS, linear_probe
+from evaluators.records import Record, code_commit, library_versions, machine_info, now_utc
+from zoo.errors import SslzooError
+
+PROTOCOLS = ("knn", "linear", "clustering")
+
+
+@dataclass
+class EvalConfig:
+    """Options of ``sslzoo eval`` (protocol parameters, then how to run)."""
+
+    protocols: str = field(default="knn,linear,clustering", metadata={"help": "comma-separated protocols"})
+    k: int = field(default=20, metadata={"help": "k-NN: neighbours that vote"})
+    temperature: float = field(default=0.07, metadata={"help": "k-NN: vote weight exp(sim / T)"})
+    weight_decays: tuple[float, ...] = field(
+        default=DEFAULT_WEIGHT_DECAYS,
+        metadata={"help": "linear probe: L2 penalties tried on the validation split"},
+    )
+    val_fraction: float = field(
+        default=0.2, metadata={"help": "linear probe: share of train held out to pick λ"}
+    )
+    max_iter: int = field(default=200, metadata={"help": "linear probe: L-BFGS iterations per fit"})
+    seed: int = field(default=0, metadata={"help": "linear probe: seed of the validation split"})
+    n_clusters: int | None = field(
+        default=None, metadata={"help": "clustering: k (none = number of classes)"}
+    )
+    cluster_seeds: int = field(default=3, metadata={"help": "clustering: k-means runs averaged"})
+    cluster_niter: int = field(default=25, metadata={"help": "clustering: k-means iterations"})
+    batch_size: int = field(default=256, metadata={"help": "images per forward pass when embedding"})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 … (none = automatic)"})
+    cache: bool = field(default=True, metadata={"help": "read/write the feature cache"})
+
+    def protocol_names(self) -> list[str]:
+        names = [p.strip() for p in self.protocols.split(",") if p.strip()]
+        unknown = [p for p in names if p not in PROTOCOLS]
+        if unknown or not names:
+            raise SslzooError(
+                f"unknown protocol {', '.join(unknown) or '(none given)'}; choose from {', '.join(PROTOCOLS)}."
+            )
+        return names
+
+
+def protocol_params(config: EvalConfig) -> dict[str, dict[str, Any]]:
+    """The parameters of each requested protocol, as stored in its record."""
+    every = {
+        "knn": {"k": config.k, "temperature": config.temperature},
+        "linear": {
+            "weight_decays": list(config.weight_decays),
+            "val_fraction": config.val_fraction,
+            "max_iter": config.max_iter,
+            "seed": config.seed,
+        },
+        "clustering": {
+            "split": "test",
+            "n_clusters": config.n_clusters,
+            "seeds": config.cluster_seeds,
+            "niter": config.cluster_niter,
+        },
+    }
+    return {name: every[name] for name in config.protocol_names()}
+
+
+def _knn(train: Features, test: Features, p: dict[str, Any], device: str | None):
+    out = knn_classify(
+        train.feats,
+        train.labels,
+        test.feats,
+        test.labels,
+        k=p["k"],
+        temperature=p["temperature"],
+        device=device,
+    )
+    return {"top1": out["top1"], "top5": out["top5"]}, {}
+
+
+def _linear(train: Features, test: Features, p: dict[str, Any], device: str | None):
+    out = linear_probe(
+        train.feats,
+        train.labels,
+        test.feats,
+        test.labels,
+        weight_decays=p["weight_decays"],
+        val_fraction=p["val_fraction"],
+        max_iter=p["max_iter"],
+        seed=p["seed"],
+        device=device,
+    )
+    return {"top1": out["top1"], "top5": out["top5"]}, {
+        "weight_decay": out["weight_decay"],
+        "val_top1": out["val_top1"],
+    }
+
+
+def _clustering(train: Features, test: Features, p: dict[str, Any], device: str | None):
+    feats = test if p.get("split", "test") == "test" else train
+    out = cluster_metrics(feats.feats, feats.labels, p["n_clusters"], seeds=p["seeds"], niter=p["niter"])
+    return {k: v for k, v in out.items() if k != "n_clusters"}, {"n_clusters": out["n_clusters"]}
+
+
+RUNNERS: dict[str, Callable[..., tuple[dict[str, float], dict[str, Any]]]] = {
+    "knn": _knn,
+    "linear": _linear,
+    "clustering": _clustering,
+}
+
+
+def run_protocols(
+    model: str,
+    dataset: str,
+    params: dict[str, dict[str, Any]],
+    *,
+    batch_size: int = 256,
+    device: str | None = None,
+    use_cache: bool = True,
+    progress: bool = True,
+    encoder: Any = None,
+    command: str = "",
+) -> list[Record]:
+    """Embed ``dataset`` with ``model`` (train and test, cached) and run each protocol with its parameters.
+
+    Args:
+        model: Model string (see :func:`evaluators.baselines.resolve_encoder`).
+        dataset: Dataset name.
+        params: ``{protocol: parameters}`` as :func:`protocol_params` makes them.
+        batch_size: Images per forward pass.
+        device: Device for the encoder and the protocols.
+        use_cache: Use the feature cache.
+        progress: Show progress bars.
+        encoder: An already loaded encoder for ``model`` (skips loading).
+        command: The command line, stored in the records.
+
+    Returns:
+        One :class:`Record` per protocol, in the order of ``params``.
+    """
+    from evaluators.baselines import resolve_encoder
+
+    unknown = [p for p in params if p not in RUNNERS]
+    if unknown:
+        raise SslzooError(f"unknown protocol {', '.join(unknown)}; choose from {', '.join(PROTOCOLS)}.")
+    encoder = encoder if encoder is not None else resolve_encoder(model, dataset, device=device)
+    train = extract_features(
+        encoder, dataset, "train", batch_size=batch_size, use_cache=use_cache, progress=progress
+    )
+    test = extract_features(
+        encoder, dataset, "test", batch_size=batch_size, use_cache=use_cache, progress=progress
+    )
+    commit, dirty = code_commit()
+    shared = {
+        "model_identity": encoder.identity,
+        "preprocessing": preprocessing_description(encoder),
+        "splits": {"train": len(train.labels), "test": len(test.labels)},
+        "num_classes": int(max(train.labels.max(), test.labels.max())) + 1,
+        "feature_dim": int(train.feats.shape[1]),
+        "versions": library_versions(),
+        "commit": commit,
+        "code_dirty": dirty,
+        "features_time_s": round(train.seconds + test.seconds, 3),
+        "machine": machine_info(),
+        "command": command,
+    }
+    records = []
+    for name, p in params.items():
+        start = time.perf_counter()
+        metrics, details = RUNNERS[name](train, test, p, device)
+        records.append(
+            Record(
+                model=model,
+                dataset=dataset,
+                protocol=name,
+                params=p,
+                metrics={k: float(np.round(v, 6)) for k, v in metrics.items()},
+                details=details,
+                wall_time_s=round(time.perf_counter() - start, 3),
+                created=now_utc(),
+                **shared,
+            )
+        )
+    return records
+
+
+def evaluate(
+    model: str, dataset: str, config: EvalConfig | None = None, *, progress: bool = True, command: str = ""
+):
+    """Evaluate ``model`` on ``dataset`` with the protocols and parameters of ``config``; one record per protocol."""
+    config = config or EvalConfig()
+    return run_protocols(
+        model,
+        dataset,
+        protocol_params(config),
+        batch_size=config.batch_size,
+        device=config.device,
+        use_cache=config.cache,
+        progress=progress,
+        command=command,
+    )

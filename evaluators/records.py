@@ -1,0 +1,244 @@
+"""Result records: one JSON line per (model, dataset, protocol), with everything needed to trust and re-run it.
+
+Records live in the repository's ``leaderboard/`` folder (``$SSLZOO_LEADERBOARD`` or ``--leaderboard DIR`` to use
+another), one ``DATASET.jsonl`` per dataset. Writing a record replaces the earlier one with the same
+(model, dataset, protocol); files are rewritten atomically under a lock, so concurrent evaluations never leave a
+half-written line.
+
+>>> r = Record(model="raw-pixels", dataset="digits", protocol="knn", params={"k": 20}, metrics={"top1": 97.5})
+>>> r.id == Record(model="raw-pixels", dataset="digits", protocol="knn").id
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import SslzooError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = (
+    "sslzoo",
+    "torch",
+    "torchvision",
+    "timm",
+    "faiss-cpu",
+    "numpy",
+    "scikit-learn",
+    "scipy",
+    "datasets",
+    "huggingface-hub",
+)
+
+
+@dataclass
+class Record:
+    """One evaluation result and its provenance.
+
+    Attributes:
+        model: The model string as given (re-loadable: zoo name, ``hf-hub:ORG/NAME@REV``, folder, baseline name).
+        dataset: Dataset name for ``zoo.load_dataset``.
+        protocol: ``knn``, ``linear`` or ``clustering``.
+        params: The protocol's parameters (enough to re-run it).
+        metrics: Scores: accuracies in percent, clustering scores in [0, 1] (see :data:`FRACTION_METRICS`).
+        details: Results that are not scores (the linear probe's chosen weight decay, …).
+        model_identity: Name + revision, or weights sha256 (the feature-cache key).
+        preprocessing: How images became inputs.
+        splits: Images per split used, e.g. ``{"train": 60000, "test": 10000}``.
+        num_classes: Classes in the labels.
+        feature_dim: D.
+        versions: Library versions.
+        commit: Code commit (``git rev-parse HEAD``) or ``"unknown"``; ``code_dirty`` when uncommitted changes.
+        wall_time_s: The protocol's wall time (features excluded); ``features_time_s`` the embedding time.
+        machine: Platform, CPU count, threads, GPU.
+        created: UTC time.
+        command: The command line that produced it, when run from the CLI.
+    """
+
+    model: str
+    dataset: str
+    protocol: str
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    model_identity: str = ""
+    preprocessing: str = ""
+    splits: dict[str, int] = field(default_factory=dict)
+    num_classes: int = 0
+    feature_dim: int = 0
+    versions: dict[str, str] = field(default_factory=dict)
+    commit: str = "unknown"
+    code_dirty: bool = False
+    wall_time_s: float = 0.0
+    features_time_s: float = 0.0
+    machine: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+    command: str = ""
+
+    @property
+    def id(self) -> str:
+        """A short stable id of (model, dataset, protocol): the row to name in ``--reproduce``."""
+        return hashlib.sha1(f"{self.model}\n{self.dataset}\n{self.protocol}".encode()).hexdigest()[:8]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Record:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+# Clustering scores are fractions in [0, 1]; every other metric is a percentage.
+FRACTION_METRICS = {"nmi", "ami", "ari", "acc", "nmi_std", "ami_std", "ari_std", "acc_std"}
+
+
+def metric_in_points(name: str, value: float) -> float:
+    """A metric on the percentage-point scale (fractions × 100), so one tolerance fits all."""
+    return value * 100.0 if name in FRACTION_METRICS else value
+
+
+# ------------------------------------------------------------------------------------------------ provenance
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries that affect the numbers."""
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def code_commit(root: Path = REPO_ROOT) -> tuple[str, bool]:
+    """``(commit, dirty)`` of the source tree, or ``("unknown", False)`` outside a git checkout."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        status = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(root),
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                "zoo",
+                "evaluators",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", False
+    return commit or "unknown", bool(status.strip())
+
+
+def machine_info() -> dict[str, Any]:
+    """What ran it: OS, CPU, core and thread counts, GPU."""
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# ------------------------------------------------------------------------------------------------ storage
+def default_leaderboard_dir() -> Path:
+    """``$SSLZOO_LEADERBOARD``, else the repository's ``leaderboard/`` (or ``./leaderboard`` outside a checkout)."""
+    env = os.environ.get("SSLZOO_LEADERBOARD")
+    if env:
+        return Path(env).expanduser()
+    if (REPO_ROOT / "pyproject.toml").is_file():
+        return REPO_ROOT / "leaderboard"
+    return Path.cwd() / "leaderboard"
+
+
+def dataset_file(folder: Path, dataset: str) -> Path:
+    """``folder/DATASET.jsonl`` with the name made file-safe (``hf:org/name`` → ``hf_org_name``)."""
+    return Path(folder) / (re.sub(r"[^A-Za-z0-9._-]+", "_", dataset) + ".jsonl")
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _read_file(path: Path) -> list[Record]:
+    records = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(Record.from_dict(json.loads(line)))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise SslzooError(f"{path}:{n} is not a valid record ({exc}); fix or delete that line.") from None
+    return records
+
+
+def read_records(folder: str | Path | None = None, dataset: str | None = None) -> list[Record]:
+    """All records in ``folder`` (default :func:`default_leaderboard_dir`), optionally one dataset's."""
+    folder = Path(folder) if folder else default_leaderboard_dir()
+    if dataset is not None:
+        path = dataset_file(folder, dataset)
+        return _read_file(path) if path.is_file() else []
+    return [r for path in sorted(folder.glob("*.jsonl")) for r in _read_file(path)]
+
+
+def write_records(records: Iterable[Record], folder: str | Path | None = None) -> list[Path]:
+    """Add records, replacing earlier ones with the same id; returns the files written."""
+    folder = Path(folder) if folder else default_leaderboard_dir()
+    by_dataset: dict[str, list[Record]] = {}
+    for record in records:
+        by_dataset.setdefault(record.dataset, []).append(record)
+    written = []
+    with _locked(folder):
+        for dataset, new in by_dataset.items():
+            path = dataset_file(folder, dataset)
+            rows = {r.id: r for r in (_read_file(path) if path.is_file() else [])}
+            rows.update(
+                {r.id: r for r in new}
+            )  # a dict keeps first-insertion order: rows stay where they were
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=folder)
+            with os.fdopen(fd, "w") as f:
+                for r in rows.values():
+                    f.write(json.dumps(r.to_dict(), default=str) + "\n")
+            os.replace(tmp, path)
+            written.append(path)
+    return written
