@@ -1,0 +1,49 @@
+"""``sslzoo train``: options generated from :class:`~trainers.config.TrainConfig` and each method's ``Config``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``sslzoo train`` on the top-level parser."""
+    from trainers.config import TrainConfig
+    from trainers.methods import get_method, method_names
+    from zoo.config import add_dataclass_arguments
+
+    p = subparsers.add_parser(
+        "train",
+        help="train a self-supervised encoder (SimCLR, MoCo, BYOL, DINO, …)",
+        description="Train a self-supervised encoder; the run folder gets checkpoints, metrics.jsonl, curves.png "
+        "and encoder/ (zoo format). Distributed: torchrun --nproc-per-node N -m app.cli train ...",
+    )
+    shared = p.add_argument_group("training options")
+    add_dataclass_arguments(shared, TrainConfig, skip=("method",))
+    shared.add_argument("--method", choices=method_names(), default=argparse.SUPPRESS, required=True)
+    seen = {f.name for f in dataclasses.fields(TrainConfig)}
+    for name in method_names():
+        cls = get_method(name)
+        fields = [f.name for f in dataclasses.fields(cls.Config)]
+        new = [f for f in fields if f not in seen]
+        shared_with = sorted(set(fields) - set(new))
+        note = (
+            f" (also uses: {', '.join('--' + f.replace('_', '-') for f in shared_with)})"
+            if shared_with
+            else ""
+        )
+        group = p.add_argument_group(f"{name} options", f"defaults shown are {name}'s{note}")
+        add_dataclass_arguments(group, cls.Config, skip=seen)
+        seen.update(new)
+    p.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from trainers.engine import train
+
+    options = {k: v for k, v in vars(args).items() if k not in ("handler", "command", "method")}
+    if isinstance(options.get("arch_args"), list):
+        options["arch_args"] = tuple(options["arch_args"])
+    run_dir = train(args.method, **options)
+    print(f"encoder saved to {run_dir / 'encoder'} (zoo.load({str(run_dir)!r}))")
+    return 0

@@ -1,0 +1,87 @@
+"""Thin helpers over ``torch.distributed`` that are no-ops in a single process.
+
+Started by ``torchrun`` (which sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``), the engine joins the process group
+with NCCL on CUDA and gloo on CPU. Every helper here works unchanged when there is no process group.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+__all__ = [
+    "all_gather_no_grad",
+    "all_gather_with_grad",
+    "all_reduce_mean",
+    "broadcast",
+    "init_distributed",
+    "is_distributed",
+    "rank",
+    "world_size",
+]
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def init_distributed(device_type: str) -> bool:
+    """Join the process group when launched by ``torchrun``; returns whether we are distributed."""
+    if is_distributed():
+        return True
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    backend = "nccl" if device_type == "cuda" else "gloo"
+    if device_type == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend=backend)
+    return True
+
+
+def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` (B, ...) from all ranks → (W·B, ...), with gradients flowing back to every rank.
+
+    SimCLR needs this: each rank's anchors use all other ranks' embeddings as negatives, and the gradient of those
+    negatives must reach the rank that computed them.
+    """
+    if not is_distributed():
+        return x
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(x), dim=0)
+
+
+@torch.no_grad()
+def all_gather_no_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` (B, ...) from all ranks → (W·B, ...) without gradient (MoCo's keys, features)."""
+    if not is_distributed():
+        return x
+    out = [torch.empty_like(x) for _ in range(world_size())]
+    dist.all_gather(out, x.contiguous())
+    return torch.cat(out, dim=0)
+
+
+def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` over ranks (in place on a copy); the identity in one process."""
+    if not is_distributed():
+        return x
+    x = x.clone()
+    dist.all_reduce(x, op=dist.ReduceOp.SUM)
+    return x / world_size()
+
+
+def broadcast(x: torch.Tensor, src: int = 0) -> torch.Tensor:
+    """Rank ``src``'s ``x`` on every rank (in place)."""
+    if is_distributed():
+        dist.broadcast(x, src=src)
+    return x

@@ -1,0 +1,86 @@
+"""SimCLR — Chen et al., "A Simple Framework for Contrastive Learning of Visual Representations", ICML 2020.
+
+Two augmented views of every image go through the encoder f and an MLP projection head g; NT-Xent (Eq. 1)
+pulls the two views of an image together against the other 2N − 2 views of the batch. The batch is the
+*global* one: under DDP the embeddings of all ranks are gathered with gradient, so negatives come from every rank.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainers.augment import SimCLRAugment
+from trainers.distributed import all_gather_with_grad, rank
+from trainers.methods.base import Batch, Method, StepInfo
+
+__all__ = ["SimCLR", "SimCLRConfig", "nt_xent_loss"]
+
+
+@dataclass
+class SimCLRConfig:
+    temperature: float = field(default=0.2, metadata={"help": "NT-Xent temperature τ"})
+    proj_hidden_dim: int = field(default=512, metadata={"help": "hidden width of the projection MLP"})
+    proj_dim: int = field(default=128, metadata={"help": "output width of the projection MLP"})
+    crop_min_scale: float = field(default=0.2, metadata={"help": "smallest crop area fraction"})
+    jitter: float = field(default=0.5, metadata={"help": "colour-distortion strength s (App. A)"})
+
+
+def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """NT-Xent (SimCLR Eq. 1) of this rank's pairs against all ranks' views.
+
+    ℓ(i, j) = −log exp(sim(z_i, z_j)/τ) / Σ_{k≠i} exp(sim(z_i, z_k)/τ), averaged over the 2N anchors of the
+    batch, with sim the cosine similarity. Under DDP, candidates are the 2·N_global views of all ranks and the
+    anchors this rank's 2·N_local (the mean over ranks is the mean over the global batch).
+
+    Args:
+        z1, z2: (N, D) projections of the two views of the same N images.
+        temperature: τ.
+    """
+    z1, z2 = F.normalize(z1.float(), dim=1), F.normalize(z2.float(), dim=1)
+    n = z1.shape[0]
+    all1, all2 = all_gather_with_grad(z1), all_gather_with_grad(z2)
+    n_global = all1.shape[0]
+    candidates = torch.cat([all1, all2])  # (2·N_global, D): first views of all ranks, then second views
+    anchors = torch.cat([z1, z2])  # (2N, D)
+    logits = anchors @ candidates.T / temperature
+    offset = rank() * n
+    own = torch.arange(n, device=z1.device) + offset
+    self_idx = torch.cat([own, own + n_global])  # where each anchor sits among the candidates
+    positive = torch.cat([own + n_global, own])  # its other view
+    # Exclude sim(z_i, z_i): the k ≠ i of the denominator.
+    logits[torch.arange(2 * n, device=z1.device), self_idx] = float("-inf")
+    return F.cross_entropy(logits, positive)
+
+
+class SimCLR(Method):
+    """Encoder f + projection head g(h) = W₂ σ(W₁ h) (§2.1), trained with NT-Xent on two views."""
+
+    name = "simclr"
+    Config = SimCLRConfig
+    defaults: ClassVar[dict[str, Any]] = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4}
+
+    def __init__(self, cfg: SimCLRConfig, ctx) -> None:
+        super().__init__(cfg, ctx)
+        self.backbone = ctx.create_backbone()
+        self.projector = nn.Sequential(
+            nn.Linear(self.backbone.num_features, cfg.proj_hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(cfg.proj_hidden_dim, cfg.proj_dim),
+        )
+        self.augment = SimCLRAugment(
+            ctx.image_size, ctx.mean, ctx.std, scale=(cfg.crop_min_scale, 1.0), jitter=cfg.jitter
+        )
+
+    def make_views(self, images, rng):
+        return [self.augment(images, rng), self.augment(images, rng)]
+
+    def training_step(self, batch: Batch, step: StepInfo):
+        x1, x2 = batch.views
+        z = self.projector(self.backbone(torch.cat([x1, x2])))
+        z1, z2 = z.chunk(2)
+        return nt_xent_loss(z1, z2, self.cfg.temperature)
