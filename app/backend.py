@@ -1,0 +1,460 @@
+"""What the app computes, without any Gradio: encoders, gallery indexes, neighbours, attention, maps, leaderboard.
+
+:class:`Backend` keeps the loaded encoders and the gallery indexes between requests. Gallery embeddings come from
+the evaluators' feature cache (:func:`evaluators.features.extract_features`, keyed by encoder identity, dataset,
+split and preprocessing), so they are computed once per (model, gallery) and reused across restarts; they are
+L2-normalised and searched exactly with a faiss inner-product index, so scores are cosine similarities.
+
+Every user mistake (a model that is not available offline, an empty gallery, a file that is not an image) raises
+:class:`~zoo.errors.SslzooError` with one line; the UI shows that line in the page.
+
+>>> backend = Backend()  # doctest: +SKIP
+>>> result = backend.neighbours_of_index("runs/dino-digits", "digits", index=0, k=5)  # doctest: +SKIP
+>>> result.rows[0]["index"], round(result.rows[0]["similarity"], 4)  # doctest: +SKIP
+(0, 1.0)
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from app.attention import similarity_map
+from app.images import read_image
+from zoo.errors import SslzooError
+
+GALLERY_SPLIT = "test"
+KNN_TEMPERATURE = 0.07  # DINO's k-NN temperature (eval_knn.py)
+MAX_TSNE_POINTS = 2000  # t-SNE is O(N log N) per iteration; 2,000 points take ~10 s on two cores
+MAX_INPUT_SIZE = 518
+
+
+@dataclass
+class Gallery:
+    """A dataset split to search: its rows (PIL images), integer labels ``(N,)`` and class names."""
+
+    name: str
+    split: str
+    dataset: Any
+    labels: np.ndarray
+    classes: list[str]
+
+    def image(self, index: int) -> Image.Image:
+        if not 0 <= index < len(self.labels):
+            raise SslzooError(
+                f"gallery {self.name} has images 0..{len(self.labels) - 1}; index {index} is out of range."
+            )
+        return self.dataset[int(index)]["image"]
+
+    def class_name(self, label: int) -> str:
+        return self.classes[label] if 0 <= label < len(self.classes) else str(label)
+
+
+@dataclass
+class GalleryIndex:
+    """L2-normalised gallery embeddings ``(N, D)`` and their exact inner-product faiss index."""
+
+    feats: np.ndarray
+    index: Any
+    cached: bool
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(M, D)`` normalised queries → similarities and indices ``(M, k)``, most similar first."""
+        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, len(self.feats)))
+
+
+@dataclass
+class NeighbourResult:
+    """Top-k neighbours of one query: rows of ``rank, index, label, class, similarity``, and the k-NN vote."""
+
+    rows: list[dict[str, Any]]
+    predicted: str
+    scores: dict[str, float]
+    query: Image.Image
+    note: str = ""
+
+
+@dataclass
+class AttentionResult:
+    """Maps ``(heads, h, w)`` over the patch grid (one map for a CNN's similarity map) and what they show."""
+
+    kind: str  # "attention" (ViT [CLS] attention) or "similarity" (CNN: global vs. spatial feature)
+    maps: np.ndarray
+    image: Image.Image
+    input_size: tuple[int, int]
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _normalise(feats: np.ndarray) -> np.ndarray:
+    feats = np.asarray(feats, dtype=np.float32)
+    norms = np.linalg.norm(feats, axis=1, keepdims=True)
+    return feats / np.maximum(norms, 1e-12)
+
+
+def _find_transform(transform: Any, kind: type) -> Any:
+    for step in getattr(transform, "transforms", [transform]):
+        if isinstance(step, kind):
+            return step
+    return None
+
+
+def is_vit(encoder: Any) -> bool:
+    """Whether the encoder's model has ViT blocks with a [CLS] token (so it has [CLS] attention maps)."""
+    model = encoder.model
+    return (
+        hasattr(model, "blocks")
+        and hasattr(model, "patch_embed")
+        and getattr(model, "cls_token", None) is not None
+        and hasattr(model.blocks[-1], "attn")
+    )
+
+
+def native_size(encoder: Any) -> int:
+    """The input side length the encoder was built for (a ViT's ``img_size``, else its eval crop)."""
+    from torchvision import transforms
+
+    if is_vit(encoder):
+        return int(encoder.model.patch_embed.img_size[0])
+    crop = _find_transform(encoder.transform, transforms.CenterCrop)
+    if crop is not None:
+        return int(crop.size[0])
+    return int(getattr(encoder.model, "pretrained_cfg", {}).get("input_size", (3, 224, 224))[-1])
+
+
+def patch_size(encoder: Any) -> int:
+    return int(encoder.model.patch_embed.patch_size[0]) if is_vit(encoder) else 1
+
+
+class Backend:
+    """Loaded encoders, galleries and indexes, shared by all requests (Gradio's queue runs one at a time).
+
+    Args:
+        leaderboard_dir: Where the leaderboard records live (default: the evaluators' default).
+        runs_dir: Folder whose sub-folders with an exported ``encoder/`` are offered as models.
+        extra_models: Model strings always offered first (``--model``).
+        use_feature_cache: Read and write the evaluators' feature cache for gallery embeddings.
+        max_encoders: Encoders kept in memory (least recently used are dropped).
+    """
+
+    def __init__(
+        self,
+        leaderboard_dir: str | Path | None = None,
+        runs_dir: str | Path = "runs",
+        extra_models: list[str] | tuple[str, ...] = (),
+        use_feature_cache: bool = True,
+        max_encoders: int = 3,
+    ) -> None:
+        self.leaderboard_dir = Path(leaderboard_dir) if leaderboard_dir else None
+        self.runs_dir = Path(runs_dir)
+        self.extra_models = [m for m in extra_models if m]
+        self.use_feature_cache = use_feature_cache
+        self.max_encoders = max_encoders
+        self._encoders: OrderedDict[str, Any] = OrderedDict()
+        self._galleries: dict[str, Gallery] = {}
+        self._indexes: dict[tuple[str, str], GalleryIndex] = {}
+        self._resized: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------------------------------ choices
+    def model_choices(self) -> list[str]:
+        """Models to offer: ``--model``, local runs with an exported encoder, then registry models on disk."""
+        from zoo._loader import is_cached
+        from zoo.registry import list_models
+
+        runs = []
+        if self.runs_dir.is_dir():
+            runs = [
+                str(p.parent) if p.name == "encoder" else str(p)
+                for p in sorted(self.runs_dir.glob("*/encoder")) + sorted(self.runs_dir.glob("*"))
+                if (p / "config.json").is_file()
+            ]
+        registry = []
+        for entry in list_models():
+            try:
+                if is_cached(entry):
+                    registry.append(entry.name)
+            except Exception:  # an entry we cannot check is simply not offered
+                continue
+        return list(dict.fromkeys([*self.extra_models, *runs, *registry]))
+
+    @staticmethod
+    def gallery_choices() -> list[str]:
+        from zoo.datasets import dataset_names, resolve
+
+        return [n for n in dataset_names() if resolve(n).availability()[0]]
+
+    # ------------------------------------------------------------------------------------------ loading
+    def encoder(self, name: str) -> Any:
+        """The encoder for a registry name, ``hf-hub:`` id or folder, loaded once (on the CPU)."""
+        name = (name or "").strip()
+        if not name:
+            raise SslzooError("no model chosen: pick one from the list or type a name, folder or hf-hub: id.")
+        with self._lock:
+            if name in self._encoders:
+                self._encoders.move_to_end(name)
+                return self._encoders[name]
+            import zoo
+
+            try:
+                enc = zoo.load(name, device="cpu")
+            except SslzooError:
+                raise
+            except Exception as exc:  # the loaders raise many types; the page needs one line
+                raise SslzooError(f"cannot load model {name!r}: {_one_line(exc)}") from None
+            self._encoders[name] = enc
+            while len(self._encoders) > self.max_encoders:
+                self._encoders.popitem(last=False)
+            return enc
+
+    def add_encoder(self, name: str, encoder: Any) -> None:
+        """Offer an already-built encoder (a ``zoo.Encoder``) under ``name``."""
+        with self._lock:
+            self._encoders[name] = encoder
+            if name not in self.extra_models:
+                self.extra_models.insert(0, name)
+
+    def gallery(self, name: str) -> Gallery:
+        """The gallery dataset's test split (``digits``, ``fashion-mnist``, ``folder:PATH``, ``hf:ORG/NAME``)."""
+        name = (name or "").strip()
+        if not name:
+            raise SslzooError("no gallery chosen: pick a dataset, or type folder:PATH or hf:ORG/NAME.")
+        with self._lock:
+            if name not in self._galleries:
+                import zoo
+
+                try:
+                    ds = zoo.load_dataset(name, split=GALLERY_SPLIT)
+                except SslzooError:
+                    raise
+                except Exception as exc:
+                    raise SslzooError(f"cannot load gallery {name!r}: {_one_line(exc)}") from None
+                if len(ds) == 0:
+                    raise SslzooError(
+                        f"gallery {name!r} has no images in its {GALLERY_SPLIT} split; add some."
+                    )
+                labels = np.asarray(ds["label"], dtype=np.int64)
+                classes = list(ds.features["label"].names)
+                self._galleries[name] = Gallery(name, GALLERY_SPLIT, ds, labels, classes)
+            return self._galleries[name]
+
+    def gallery_index(self, model: str, gallery: str, progress: bool = True) -> GalleryIndex:
+        """Embeddings of the gallery under ``model`` (feature cache, then faiss index), built once."""
+        import faiss
+
+        from evaluators.features import extract_features
+
+        enc = self.encoder(model)
+        gal = self.gallery(gallery)
+        key = (enc.identity, gal.name)
+        with self._lock:
+            if key not in self._indexes:
+                feats = extract_features(
+                    enc, gal.name, gal.split, use_cache=self.use_feature_cache, progress=progress
+                )
+                normed = _normalise(feats.feats)
+                index = faiss.IndexFlatIP(normed.shape[1])
+                index.add(normed)
+                self._indexes[key] = GalleryIndex(normed, index, feats.cached)
+            return self._indexes[key]
+
+    # ------------------------------------------------------------------------------------------ neighbours
+    @torch.inference_mode()
+    def embed_image(self, model: str, image: Image.Image) -> np.ndarray:
+        """One image's L2-normalised embedding ``(D,)``."""
+        enc = self.encoder(model)
+        return _normalise(np.asarray(enc.embed([image], batch_size=1), dtype=np.float32))[0]
+
+    def _neighbour_rows(
+        self, model: str, gallery: str, query: np.ndarray, k: int, exclude: int | None
+    ) -> tuple[list[dict[str, Any]], str, dict[str, float]]:
+        from evaluators.knn import knn_vote
+
+        k = max(1, int(k))
+        gal = self.gallery(gallery)
+        index = self.gallery_index(model, gallery)
+        sims, idx = index.search(query[None], k + (exclude is not None))
+        rows = [
+            {
+                "rank": rank,
+                "index": int(i),
+                "label": int(gal.labels[i]),
+                "class": gal.class_name(int(gal.labels[i])),
+                "similarity": float(s),
+            }
+            for rank, (s, i) in enumerate(zip(sims[0], idx[0]), 1)
+            if i >= 0
+        ][:k]
+        # The vote leaves the query itself out when it is a gallery image (leave-one-out, as k-NN evaluation).
+        voters = [r for r in rows if r["index"] != exclude] if exclude is not None else rows
+        if not voters:
+            return rows, "-", {}
+        scores = knn_vote(
+            torch.tensor([[r["similarity"] for r in voters]]),
+            torch.tensor([[r["label"] for r in voters]]),
+            len(gal.classes),
+            KNN_TEMPERATURE,
+        )[0]
+        share = (scores / scores.sum()).tolist()
+        ranked = {
+            gal.class_name(c): share[c] for c in np.argsort(-np.asarray(share), kind="stable") if share[c] > 0
+        }
+        return rows, next(iter(ranked)), ranked
+
+    def neighbours(self, model: str, gallery: str, upload: Any, k: int = 10) -> NeighbourResult:
+        """Top-``k`` gallery neighbours of an uploaded image and the k-NN label they vote for."""
+        image, note = read_image(upload)
+        query = self.embed_image(model, image)
+        rows, predicted, scores = self._neighbour_rows(model, gallery, query, k, exclude=None)
+        return NeighbourResult(rows, predicted, scores, image, note)
+
+    def neighbours_of_index(self, model: str, gallery: str, index: int, k: int = 10) -> NeighbourResult:
+        """Top-``k`` neighbours of gallery image ``index`` (itself first, similarity 1) and the k-NN vote."""
+        gal = self.gallery(gallery)
+        gallery_index = self.gallery_index(model, gallery)
+        query_image = gal.image(int(index)).convert("RGB")
+        rows, predicted, scores = self._neighbour_rows(
+            model, gallery, gallery_index.feats[int(index)], k, exclude=int(index)
+        )
+        label = gal.class_name(int(gal.labels[int(index)]))
+        return NeighbourResult(
+            rows, predicted, scores, query_image, f"gallery image {int(index)} (label {label})"
+        )
+
+    # ------------------------------------------------------------------------------------------ attention
+    def _encoder_at_size(self, model: str, size: int) -> Any:
+        """The encoder itself at its native size; a copy with resampled position embeddings otherwise."""
+        enc = self.encoder(model)
+        if not is_vit(enc) or size == native_size(enc):
+            return enc
+        key = (enc.identity, size)
+        with self._lock:
+            if key not in self._resized:
+                from zoo.encoder import Encoder
+
+                resized = copy.deepcopy(enc.model)
+                resized.set_input_size(img_size=(size, size))  # bicubic resampling of the position embeddings
+                self._resized[key] = Encoder(resized, enc.entry, enc.transform, f"{enc.identity}@{size}px")
+                while len(self._resized) > 2:
+                    self._resized.popitem(last=False)
+            return self._resized[key]
+
+    def _input_tensor(self, enc: Any, image: Image.Image, size: int) -> torch.Tensor:
+        """The whole image squashed to ``size × size`` (as DINO's visualize_attention), normalised like training."""
+        from torchvision import transforms
+
+        norm = _find_transform(enc.transform, transforms.Normalize)
+        mode = "L" if enc.in_chans == 1 else "RGB"
+        steps = [
+            transforms.Resize(
+                (size, size), interpolation=transforms.InterpolationMode.BICUBIC, antialias=True
+            )
+        ]
+        steps.append(transforms.ToTensor())
+        if norm is not None:
+            steps.append(norm)
+        return transforms.Compose(steps)(image.convert(mode))[None]
+
+    @torch.inference_mode()
+    def attention(self, model: str, upload: Any, size: int | None = None) -> AttentionResult:
+        """[CLS] attention of the last block per head (ViT), or the global-vs-spatial similarity map (CNN).
+
+        Args:
+            model: Model string.
+            upload: Anything :func:`~app.images.read_image` takes.
+            size: Input side length; ViTs round it to a multiple of the patch size. ``None``: the native size.
+        """
+        image, note = read_image(upload)
+        enc = self.encoder(model)
+        native = native_size(enc)
+        size = int(size or native)
+        patch = patch_size(enc)
+        size = int(np.clip(round(size / patch) * patch, patch * 2, MAX_INPUT_SIZE))
+        x = self._input_tensor(enc, image, size)
+        if is_vit(enc):
+            sized = self._encoder_at_size(model, size)
+            maps = np.asarray(sized.attention_maps(x.to(sized.dtype)), dtype=np.float64)[0]
+            return AttentionResult("attention", maps, image, (size, size), note)
+        net = enc.model
+        if not hasattr(net, "forward_features"):
+            raise SslzooError(
+                f"{model} has no spatial feature map (forward_features); the attention tab needs a ViT or a CNN."
+            )
+        features = net.forward_features(x.to(enc.dtype))
+        if features.ndim != 4:
+            raise SslzooError(
+                f"{model}'s forward_features gives shape {tuple(features.shape)}, not a (N, C, h, w) feature map."
+            )
+        pooled = (
+            net.forward_head(features, pre_logits=True)
+            if hasattr(net, "forward_head")
+            else features.mean((2, 3))
+        )
+        maps = similarity_map(features, pooled).numpy().astype(np.float64)
+        return AttentionResult("similarity", maps, image, (size, size), note)
+
+    # ------------------------------------------------------------------------------------------ embedding map
+    def projection(self, model: str, gallery: str, method: str = "pca", seed: int = 0) -> dict[str, Any]:
+        """2-D map of the gallery embeddings: PCA of all of them, or t-SNE of at most :data:`MAX_TSNE_POINTS`.
+
+        Returns:
+            ``{"coords": (M, 2), "indices": (M,), "labels": (M,), "classes", "method", "explained"}``;
+            ``explained`` is PCA's explained-variance ratio of the two axes (``None`` for t-SNE).
+        """
+        gal = self.gallery(gallery)
+        feats = self.gallery_index(model, gallery).feats
+        method = (method or "pca").lower()
+        indices = np.arange(len(feats))
+        explained = None
+        if len(feats) < 3:
+            raise SslzooError(f"gallery {gallery!r} has {len(feats)} images; a 2-D map needs at least 3.")
+        if method == "pca":
+            from sklearn.decomposition import PCA
+
+            pca = PCA(n_components=2, random_state=seed)
+            coords = pca.fit_transform(feats)
+            explained = pca.explained_variance_ratio_.tolist()
+        elif method in ("tsne", "t-sne"):
+            from sklearn.manifold import TSNE
+
+            if len(feats) > MAX_TSNE_POINTS:
+                indices = np.sort(
+                    np.random.default_rng(seed).choice(len(feats), MAX_TSNE_POINTS, replace=False)
+                )
+            perplexity = float(min(30.0, (len(indices) - 1) / 3))
+            coords = TSNE(
+                2, perplexity=perplexity, init="pca", random_state=seed, metric="cosine"
+            ).fit_transform(feats[indices])
+            method = "t-sne"
+        else:
+            raise SslzooError(f"unknown projection {method!r}; choose pca or t-sne.")
+        return {
+            "coords": np.asarray(coords, dtype=np.float64),
+            "indices": indices,
+            "labels": gal.labels[indices],
+            "classes": gal.classes,
+            "method": method,
+            "explained": explained,
+        }
+
+    # ------------------------------------------------------------------------------------------ leaderboard
+    def leaderboard(self) -> tuple[list[Any], str]:
+        """The recorded results and their markdown rendering (``(records, markdown)``)."""
+        from evaluators.leaderboard import render_markdown
+        from evaluators.records import read_records
+
+        records = read_records(self.leaderboard_dir)
+        return records, render_markdown(records)

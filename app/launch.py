@@ -1,0 +1,66 @@
+"""``sslzoo app``: launch the Gradio browser for neighbours, attention maps, embedding maps and the leaderboard.
+
+>>> from app.cli import main
+>>> main(["app", "--model", "runs/dino-digits", "--gallery", "digits", "--port", "7860"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+
+from zoo.config import add_dataclass_arguments, dataclass_from_namespace
+
+
+@dataclass
+class AppConfig:
+    """Options of ``sslzoo app`` (the CLI is generated from these fields)."""
+
+    model: str | None = field(
+        default=None,
+        metadata={"help": "model to preselect: registry name, run/encoder folder or hf-hub:ORG/NAME"},
+    )
+    gallery: str | None = field(
+        default=None,
+        metadata={
+            "help": "gallery dataset (its test split): digits, fashion-mnist, folder:PATH, hf:ORG/NAME"
+        },
+    )
+    host: str = field(
+        default="127.0.0.1", metadata={"help": "address to bind; 127.0.0.1 keeps it on this machine"}
+    )
+    port: int | None = field(
+        default=None, metadata={"help": "port (default: Gradio's, 7860 or the next free)"}
+    )
+    leaderboard: str | None = field(
+        default=None, metadata={"help": "leaderboard folder (default: $SSLZOO_LEADERBOARD or ./leaderboard)"}
+    )
+    runs: str = field(default="runs", metadata={"help": "folder of training runs offered as models"})
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``sslzoo app``."""
+    p = subparsers.add_parser(
+        "app",
+        help="launch the Gradio app: neighbours, attention maps, embedding map, leaderboard (CPU is fine)",
+    )
+    add_dataclass_arguments(p, AppConfig)
+    p.set_defaults(handler=_app)
+
+
+def _app(args: argparse.Namespace) -> int:
+    from app.backend import Backend
+    from app.ui import build_app, launch
+
+    config = dataclass_from_namespace(AppConfig, args)
+    backend = Backend(
+        leaderboard_dir=config.leaderboard,
+        runs_dir=config.runs,
+        extra_models=[config.model] if config.model else [],
+    )
+    if config.gallery:
+        backend.gallery(config.gallery)  # fail fast, with one line, on a gallery that cannot load
+    demo = build_app(backend, model=config.model, gallery=config.gallery)
+    print(f"sslzoo app on http://{config.host}:{config.port or 7860} (Ctrl+C to stop)")
+    launch(demo, host=config.host, port=config.port, block=True)
+    return 0
