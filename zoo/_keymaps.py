@@ -132,4 +132,7 @@ def load_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -
             f"{source} does not fit {type(model).__name__}: {'; '.join(problems)}. "
             "Check that the architecture and key mapping match the checkpoint, or re-download it if it is corrupted."
         )
-    model.load_state_dict(state, strict=True)
+    # Keep the model's dtypes (official checkpoints are sometimes half precision) and fill a meta-device model.
+    state = {k: v.to(expected[k].dtype) if v.is_floating_point() else v for k, v in state.items()}
+    on_meta = any(t.is_meta for t in expected.values())
+    model.load_state_dict(state, strict=True, assign=on_meta)

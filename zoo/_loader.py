@@ -28,10 +28,21 @@ def _create(arch: str, model_args: dict[str, Any], pretrained_cfg: dict[str, Any
     import timm
 
     args = {**model_args, "num_classes": 0}
-    try:
+
+    def build() -> nn.Module:
         return timm.create_model(
             arch, pretrained=False, pretrained_cfg_overlay=pretrained_cfg or None, **args
         )
+
+    try:
+        # Built on the meta device: random initialisation of weights the checkpoint overwrites anyway costs
+        # seconds for a ViT-B on a CPU. load_strict then assigns the checkpoint's tensors.
+        with torch.device("meta"):
+            model = build()
+        persistent = model.state_dict().keys()
+        if any(name not in persistent for name, _ in model.named_buffers()):
+            model = build()  # buffers computed at init and not saved would be lost on the meta device
+        return model
     except RuntimeError as exc:  # timm: "Unknown model (...)"
         raise SslzooError(f"cannot build architecture {arch!r}: {exc}") from None
     except TypeError as exc:
