@@ -91,4 +91,4 @@ def resolve_encoder(model: str, dataset: str, *, device: str | None = None):
     if model.startswith(RANDOM_PREFIX):
         encoder = random_init_encoder(model[len(RANDOM_PREFIX) :], _in_chans(dataset))
         return encoder.to(device) if device else encoder
-    return zoo.load(model, device=device) if device else zoo.load(model)
+    return zoo.load(model, device=device)

@@ -44,6 +44,18 @@ def _sort_key(item: tuple[str, dict[str, Record]]) -> tuple[float, str]:
     return (-(knn.metrics.get("top1", -1.0) if knn else -1.0), model)
 
 
+def _describe(r: Record) -> str:
+    """The protocol and its parameters in a few words, for the notes under a table."""
+    p = r.params
+    if r.protocol == "knn":
+        return f"DINO's weighted vote, k={p.get('k')}, T={p.get('temperature')}"
+    if r.protocol == "linear":
+        return "logistic regression on L2-normalised features, λ chosen on a split of train"
+    if r.protocol == "clustering":
+        return f"faiss k-means on the {p.get('split', 'test')} split, mean of {p.get('seeds')} seeds"
+    return ", ".join(f"{k}={v}" for k, v in p.items())
+
+
 def render_markdown(records: list[Record]) -> str:
     """Markdown: per dataset, a table of models (best k-NN first) × headline metrics (all in %), then notes."""
     from evaluators.baselines import BASELINES, RANDOM_PREFIX
@@ -55,7 +67,10 @@ def render_markdown(records: list[Record]) -> str:
         any_record = next(iter(next(iter(models.values())).values()))
         sizes = ", ".join(f"{n} {s}" for s, n in any_record.splits.items())
         lines += [f"## {dataset}", "", f"{sizes} images, {any_record.num_classes} classes.", ""]
-        params = {r.protocol: r.params for m in models.values() for r in m.values()}
+        used = {r.protocol: set() for m in models.values() for r in m.values()}
+        for m in models.values():
+            for r in m.values():
+                used[r.protocol].add(_describe(r))
         header = ["model", *(c[2] for c in COLUMNS), "rows"]
         lines += [
             "| " + " | ".join(header) + " |",
@@ -70,19 +85,7 @@ def render_markdown(records: list[Record]) -> str:
                 cells.append("–" if value is None else f"{value * scale:.1f}")
             cells.append(" ".join(r.id for r in by_protocol.values()))
             lines.append("| " + " | ".join(cells) + " |")
-        notes = []
-        if "knn" in params:
-            notes.append(
-                f"k-NN: DINO's weighted vote, k={params['knn']['k']}, T={params['knn']['temperature']}"
-            )
-        if "linear" in params:
-            notes.append(
-                "linear: logistic regression on L2-normalised features, λ chosen on a split of train"
-            )
-        if "clustering" in params:
-            notes.append(
-                f"clustering: faiss k-means on the test split, mean of {params['clustering']['seeds']} seeds"
-            )
+        notes = [f"{protocol}: {' | '.join(sorted(descriptions))}" for protocol, descriptions in used.items()]
         missing = [b for b in BASELINES if b not in models]
         lines += ["", f"{BASELINE_MARK} baseline. " + "; ".join(notes) + "."]
         if missing:

@@ -1,0 +1,115 @@
+"""Clustering scores against hand-worked contingency tables and scikit-learn; k-means on separable blobs."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from sklearn import metrics
+
+from evaluators import cluster_metrics, clustering_scores, hungarian_accuracy
+from evaluators.clustering import contingency_table
+from zoo.errors import SslzooError
+
+# 9 points, 3 classes, 3 clusters. Contingency table (rows = clusters, columns = classes):
+#            class 0  class 1  class 2
+# cluster 0     1        3        0
+# cluster 1     2        0        0
+# cluster 2     0        0        3
+LABELS = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
+ASSIGN = np.array([1, 1, 0, 0, 0, 0, 2, 2, 2])
+TABLE = np.array([[1, 3, 0], [2, 0, 0], [0, 0, 3]])
+
+
+def test_contingency_table():
+    assert np.array_equal(contingency_table(ASSIGN, LABELS), TABLE)
+
+
+def test_hungarian_accuracy_hand_worked():
+    # Best one-to-one matching: cluster 0 -> class 1 (3), cluster 1 -> class 0 (2), cluster 2 -> class 2 (3).
+    assert hungarian_accuracy(ASSIGN, LABELS) == pytest.approx(8 / 9)
+
+
+def _entropy(counts):
+    p = counts[counts > 0] / counts.sum()
+    return -(p * np.log(p)).sum()
+
+
+def test_nmi_and_ari_from_the_table_by_hand():
+    n = TABLE.sum()
+    p = TABLE / n
+    pa, py = p.sum(1), p.sum(0)
+    mi = sum(p[i, j] * math.log(p[i, j] / (pa[i] * py[j])) for i in range(3) for j in range(3) if p[i, j] > 0)
+    nmi = mi / ((_entropy(TABLE.sum(1)) + _entropy(TABLE.sum(0))) / 2)  # arithmetic-mean normalisation
+
+    def pairs(x):
+        return (x * (x - 1) / 2).sum()
+
+    index, a, b, total = pairs(TABLE), pairs(TABLE.sum(1)), pairs(TABLE.sum(0)), n * (n - 1) / 2
+    expected = a * b / total
+    ari = (index - expected) / ((a + b) / 2 - expected)  # Hubert & Arabie (1985)
+    scores = clustering_scores(ASSIGN, LABELS)
+    assert scores["nmi"] == pytest.approx(nmi)
+    assert scores["ari"] == pytest.approx(ari)
+    assert 0 < scores["ami"] < scores["nmi"]  # chance correction lowers it
+
+
+def test_matches_scikit_learn_on_random_partitions():
+    rng = np.random.default_rng(0)
+    labels, assign = rng.integers(0, 7, 500), rng.integers(0, 9, 500)
+    scores = clustering_scores(assign, labels)
+    assert scores["nmi"] == pytest.approx(metrics.normalized_mutual_info_score(labels, assign))
+    assert scores["ami"] == pytest.approx(metrics.adjusted_mutual_info_score(labels, assign))
+    assert scores["ari"] == pytest.approx(metrics.adjusted_rand_score(labels, assign))
+
+
+def test_hungarian_accuracy_against_brute_force():
+    rng = np.random.default_rng(1)
+    labels, assign = rng.integers(0, 4, 60), rng.integers(0, 4, 60)
+    best = max(np.mean(np.array(perm)[assign] == labels) for perm in itertools.permutations(range(4)))
+    assert hungarian_accuracy(assign, labels) == pytest.approx(best)
+
+
+def test_a_permuted_labelling_scores_perfectly():
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 10, 300)
+    assign = rng.permutation(10)[labels] + 100  # other names, same partition
+    assert clustering_scores(assign, labels) == pytest.approx(
+        {"nmi": 1.0, "ami": 1.0, "ari": 1.0, "acc": 1.0}
+    )
+
+
+def test_extra_clusters_count_as_errors():
+    # 4 clusters for 2 classes: only two clusters can be matched, the other two points are errors.
+    assert hungarian_accuracy(np.array([0, 0, 1, 2, 2, 3]), np.array([0, 0, 0, 1, 1, 1])) == pytest.approx(
+        4 / 6
+    )
+
+
+def test_cluster_metrics_on_separable_blobs():
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(4), 50)
+    directions = np.eye(8)[:4] * 10
+    feats = directions[labels] + rng.normal(size=(200, 8))
+    out = cluster_metrics(feats, labels, seeds=2)
+    assert out["n_clusters"] == 4  # default: the number of classes
+    assert out["acc"] == 1.0 and out["nmi"] == pytest.approx(1.0) and out["acc_std"] == 0.0
+
+
+def test_cluster_metrics_averages_over_seeds():
+    rng = np.random.default_rng(4)
+    feats, labels = rng.normal(size=(300, 6)), rng.integers(0, 5, 300)
+    avg = cluster_metrics(feats, labels, n_clusters=5, seeds=[0, 1, 2])
+    singles = [cluster_metrics(feats, labels, n_clusters=5, seeds=[s]) for s in (0, 1, 2)]
+    for name in ("nmi", "ami", "ari", "acc"):
+        assert avg[name] == pytest.approx(np.mean([s[name] for s in singles]))
+        assert avg[f"{name}_std"] == pytest.approx(np.std([s[name] for s in singles]))
+
+
+def test_bad_input():
+    with pytest.raises(SslzooError, match="3 cluster assignments for 2 labels"):
+        clustering_scores([0, 1, 2], [0, 1])
+    with pytest.raises(SslzooError, match="n_clusters=50"):
+        cluster_metrics(np.random.rand(10, 3), np.zeros(10), n_clusters=50)

@@ -1,0 +1,105 @@
+"""Feature extraction and its on-disk cache: a hit does not call the encoder; any key change misses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import zoo
+from evaluators import extract_features
+from evaluators.baselines import RawPixels, resolve_encoder
+from evaluators.features import cache_root
+from zoo.errors import SslzooError
+
+
+class CountingEncoder:
+    """A stand-in with zoo.Encoder's attributes: features are the mean and max pixel of each image."""
+
+    def __init__(self, identity="stand-in@sha256:0", transform="ToTensor()"):
+        self.identity = identity
+        self.transform = transform
+        self.calls = 0
+
+    def embed(self, images, batch_size=256, progress=False):
+        self.calls += 1
+        arrays, _ = zoo.to_arrays(images)
+        flat = torch.from_numpy(np.asarray(arrays, dtype=np.float32).reshape(len(arrays), -1))
+        return torch.stack([flat.mean(1), flat.amax(1)], dim=1)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SSLZOO_CACHE", str(tmp_path / "sslzoo"))
+    return tmp_path / "sslzoo" / "features"
+
+
+def test_cache_root_follows_sslzoo_cache(cache):
+    assert cache_root() == cache
+
+
+def test_a_cache_hit_does_not_call_the_encoder(cache):
+    enc = CountingEncoder()
+    first = extract_features(enc, "digits", "test", progress=False)
+    assert enc.calls == 1 and not first.cached
+    assert first.feats.shape == (360, 2) and first.feats.dtype == np.float32
+    labels = np.asarray(zoo.load_dataset("digits", split="test")["label"])
+    assert np.array_equal(first.labels, labels)
+
+    second = extract_features(enc, "digits", "test", progress=False)
+    assert enc.calls == 1 and second.cached
+    assert np.array_equal(first.feats, second.feats) and np.array_equal(first.labels, second.labels)
+    assert not list(cache.glob(".*"))  # no temporary folders left behind
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"identity": "stand-in@sha256:1"},  # other weights
+        {"transform": "Resize(32) ToTensor()"},  # other preprocessing
+    ],
+)
+def test_other_weights_or_preprocessing_miss_the_cache(cache, change):
+    extract_features(CountingEncoder(), "digits", "test", progress=False)
+    other = CountingEncoder(**change)
+    assert not extract_features(other, "digits", "test", progress=False).cached
+    assert other.calls == 1
+
+
+def test_other_split_misses_and_refresh_embeds_again(cache):
+    enc = CountingEncoder()
+    extract_features(enc, "digits", "test", progress=False)
+    extract_features(enc, "digits", "train", progress=False)
+    assert enc.calls == 2
+    assert not extract_features(enc, "digits", "test", refresh=True, progress=False).cached
+    assert enc.calls == 3
+
+
+def test_a_damaged_entry_is_embedded_again(cache):
+    enc = CountingEncoder()
+    key = extract_features(enc, "digits", "test", progress=False).key
+    (cache / key / "feats.npy").write_bytes(b"not a numpy file")
+    again = extract_features(enc, "digits", "test", progress=False)
+    assert enc.calls == 2 and again.feats.shape == (360, 2)
+
+
+def test_raw_pixels_are_the_flattened_images_and_skip_the_cache(cache):
+    feats = extract_features(RawPixels(), "digits", "test", progress=False)
+    images, _ = zoo.to_arrays(zoo.load_dataset("digits", split="test"))
+    assert np.array_equal(feats.feats, images.reshape(360, -1).astype(np.float32) / 255)
+    assert not cache.exists()
+
+
+def test_random_init_baseline_is_deterministic():
+    a, b = resolve_encoder("random-sslzoo_cnn4", "digits"), resolve_encoder("random-sslzoo_cnn4", "digits")
+    assert a.identity == b.identity and a.identity.startswith("random-sslzoo_cnn4@")
+    assert a.in_chans == 1  # digits are grayscale
+
+
+def test_encoder_without_identity_is_refused():
+    class NoIdentity:
+        def embed(self, images, batch_size=256, progress=False):
+            raise AssertionError("must not be called")
+
+    with pytest.raises(SslzooError, match="has no identity"):
+        extract_features(NoIdentity(), "digits", "test")

@@ -1,0 +1,120 @@
+"""Records, the rendered leaderboard, and `sslzoo leaderboard --reproduce` on untouched and tampered rows."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from app.cli import main
+from evaluators import Record, read_records, write_records
+from evaluators.leaderboard import render_markdown, save_chart, select_records
+from zoo.errors import SslzooError
+
+
+@pytest.fixture
+def board(tmp_path, monkeypatch):
+    monkeypatch.setenv("SSLZOO_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "leaderboard"
+
+
+def _record(model="m", dataset="digits", protocol="knn", top1=90.0, **kw):
+    return Record(model=model, dataset=dataset, protocol=protocol, metrics={"top1": top1, "top5": 99.0}, **kw)
+
+
+def test_write_replaces_the_same_model_dataset_protocol(board):
+    write_records([_record(top1=80.0), _record(protocol="linear"), _record(dataset="fashion-mnist")], board)
+    write_records([_record(top1=85.0)], board)
+    records = read_records(board)
+    assert len(records) == 3
+    assert [r.metrics["top1"] for r in read_records(board, "digits") if r.protocol == "knn"] == [85.0]
+    assert sorted(p.name for p in board.glob("*.jsonl")) == ["digits.jsonl", "fashion-mnist.jsonl"]
+
+
+def test_markdown_table_and_chart(board):
+    records = [
+        _record("raw-pixels", top1=97.5),
+        _record("random-sslzoo_cnn4", top1=93.9),
+        _record("mine", top1=98.25),
+        Record(model="mine", dataset="digits", protocol="clustering", metrics={"nmi": 0.5, "acc": 0.625}),
+    ]
+    text = render_markdown(records)
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert [re.match(r"\| `([^`]+)`", r).group(1) for r in rows] == [
+        "mine",
+        "raw-pixels",
+        "random-sslzoo_cnn4",
+    ]
+    assert "| 98.2 | 99.0 | – | 50.0 | – | – | 62.5 |" in rows[0]  # clustering scores shown in %
+    assert "Missing baseline rows" not in text
+    assert "Missing baseline rows: raw-pixels" in render_markdown([_record("mine")])
+    png = save_chart(records, board / "chart.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_select_rows_by_id_model_or_model_at_dataset():
+    records = [_record("a"), _record("a", dataset="other"), _record("b")]
+    assert select_records(records, [records[2].id]) == [records[2]]
+    assert select_records(records, ["a"]) == records[:2]
+    assert select_records(records, ["a@other"]) == [records[1]]
+    with pytest.raises(SslzooError, match="no leaderboard row matches zzz"):
+        select_records(records, ["zzz"])
+
+
+def test_eval_records_provenance_and_reproduce_passes_then_fails_when_tampered(board, capsys):
+    assert (
+        main(["eval", "raw-pixels", "digits", "--protocols", "knn,clustering", "--leaderboard", str(board)])
+        == 0
+    )
+    records = read_records(board)
+    assert [r.protocol for r in records] == ["knn", "clustering"]
+    knn = records[0]
+    assert knn.splits == {"train": 1437, "test": 360} and knn.num_classes == 10 and knn.feature_dim == 64
+    assert knn.params == {"k": 20, "temperature": 0.07} and knn.metrics["top1"] > 90
+    assert knn.versions["torch"] and knn.versions["faiss-cpu"] and knn.machine["cpu_count"]
+    assert knn.commit == "unknown" or re.fullmatch(r"[0-9a-f]{40}", knn.commit)
+    assert knn.model_identity == "raw-pixels-v1" and "flattened" in knn.preprocessing and knn.created
+    capsys.readouterr()
+
+    assert main(["leaderboard", "--leaderboard", str(board), "--reproduce"]) == 0
+    assert "2 of 2 rows reproduce" in capsys.readouterr().out
+
+    path = board / "digits.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    lines[0]["metrics"]["top1"] += 1.0  # tamper with the k-NN row
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert main(["leaderboard", "--leaderboard", str(board), "--reproduce", knn.id, "--json"]) == 1
+    (result,) = json.loads(capsys.readouterr().out)
+    assert not result["ok"] and result["differences"]["top1"]["points"] == pytest.approx(-1.0)
+    # Within a looser tolerance the same row passes.
+    assert (
+        main(["leaderboard", "--leaderboard", str(board), "--reproduce", knn.id, "--tolerance", "1.5"]) == 0
+    )
+
+
+def test_reproduce_fails_when_the_weights_changed(board, capsys):
+    assert (
+        main(["eval", "random-sslzoo_cnn4", "digits", "--protocols", "knn", "--leaderboard", str(board)]) == 0
+    )
+    assert main(["leaderboard", "--leaderboard", str(board), "--reproduce", "--use-cache"]) == 0
+    path = board / "digits.jsonl"
+    line = json.loads(path.read_text())
+    line["model_identity"] = "random-sslzoo_cnn4@weights-sha256:0000000000000000"
+    path.write_text(json.dumps(line) + "\n")
+    capsys.readouterr()
+    assert main(["leaderboard", "--leaderboard", str(board), "--reproduce", "--use-cache"]) == 1
+    assert "weights changed" in capsys.readouterr().out
+
+
+def test_leaderboard_renders_files_and_bad_input_is_one_line(board, capsys):
+    write_records([_record("raw-pixels"), _record("random-sslzoo_cnn4")], board)
+    assert main(["leaderboard", "--leaderboard", str(board)]) == 0
+    assert (board / "README.md").read_text().startswith("# sslzoo leaderboard")
+    assert (board / "leaderboard.png").is_file()
+    capsys.readouterr()
+    assert main(["eval", "raw-pixels", "digits", "--protocols", "knn,svm", "--no-record"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "sslzoo: error: unknown protocol svm; choose from knn, linear, clustering."
+    )
+    assert main(["leaderboard", "--leaderboard", str(board / "empty"), "--reproduce"]) == 2

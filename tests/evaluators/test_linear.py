@@ -1,0 +1,74 @@
+"""Linear probe: separable problems are solved, λ is chosen without looking at test, same optimum as sklearn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from evaluators import linear_probe
+from evaluators.linear import fit_logistic_regression
+from zoo.errors import SslzooError
+
+
+def _blobs(n, d, classes, seed, spread=0.3):
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(classes, d, generator=g)
+    labels = torch.arange(n) % classes
+    return centers[labels] + spread * torch.randn(n, d, generator=g), labels
+
+
+def test_linearly_separable_toy_problem_reaches_100_percent():
+    # Two classes split by the sign of the first coordinate (with a margin): separable after L2 normalisation too.
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 5, generator=g)
+    x[:, 0] = torch.sign(x[:, 0]) * (x[:, 0].abs() + 1.0)
+    y = (x[:, 0] > 0).long()
+    out = linear_probe(x[:300], y[:300], x[300:], y[300:])
+    assert out["top1"] == 100.0
+    assert out["predictions"].tolist() == y[300:].tolist()
+
+
+def test_weight_decay_is_chosen_without_test_labels():
+    x, y = _blobs(300, 10, 3, seed=1, spread=1.0)
+    xt, yt = _blobs(90, 10, 3, seed=2, spread=1.0)
+    a = linear_probe(x, y, xt, yt, weight_decays=(1.0, 1e-2, 1e-4))
+    b = linear_probe(x, y, xt, torch.zeros_like(yt), weight_decays=(1.0, 1e-2, 1e-4))  # wrong test labels
+    assert a["weight_decay"] == b["weight_decay"] and a["val_top1"] == b["val_top1"]
+    assert np.array_equal(a["predictions"], b["predictions"])
+    assert a["weight_decay"] in (1.0, 1e-2, 1e-4)
+
+
+def test_closed_form_gradient_reaches_the_autograd_optimum():
+    # At the optimum the autograd gradient of the objective vanishes.
+    x, y = _blobs(200, 6, 4, seed=3, spread=1.0)
+    x = F.normalize(x, dim=1)
+    weight, bias = fit_logistic_regression(x, y, 4, weight_decay=1e-2, max_iter=500, tolerance_grad=1e-7)
+    weight.requires_grad_(True)
+    bias.requires_grad_(True)
+    loss = F.cross_entropy(x @ weight + bias, y) + 0.5 * 1e-2 * weight.pow(2).sum()
+    loss.backward()
+    assert weight.grad.abs().max() < 1e-5 and bias.grad.abs().max() < 1e-5
+
+
+def test_same_solution_as_scikit_learn():
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = _blobs(500, 8, 5, seed=4, spread=1.5)
+    x = F.normalize(x, dim=1)
+    wd = 1e-2
+    weight, bias = fit_logistic_regression(x, y, 5, wd, max_iter=500, tolerance_grad=1e-7)
+    # sklearn minimises C·Σ CE + ½‖W‖², the same optimum as mean CE + λ/2 ‖W‖² with C = 1/(λN).
+    sk = LogisticRegression(C=1.0 / (wd * len(y)), tol=1e-8, max_iter=2000).fit(x.numpy(), y.numpy())
+    assert np.allclose(weight.numpy(), sk.coef_.T, atol=2e-3)
+    # Softmax is invariant to a shift of all biases; sklearn's bias is unpenalised too, so compare centred.
+    assert np.allclose(bias.numpy() - bias.numpy().mean(), sk.intercept_ - sk.intercept_.mean(), atol=2e-3)
+
+
+def test_bad_input():
+    x, y = _blobs(20, 3, 2, seed=5)
+    with pytest.raises(SslzooError, match="val_fraction"):
+        linear_probe(x, y, x, y, val_fraction=1.5)
+    with pytest.raises(SslzooError, match="D=3 but test features D=4"):
+        linear_probe(x, y, torch.zeros(2, 4), torch.zeros(2))
