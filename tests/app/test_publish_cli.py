@@ -1,0 +1,166 @@
+"""``sslzoo export / push / card``: cards from the leaderboard's records, dry runs, offline failure, token hygiene."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from huggingface_hub import ModelCard
+
+import zoo
+from app.cli import main
+from zoo import publish
+from zoo.registry import MODELS
+
+FAKE_TOKEN = "hf_fakeTokenForTests0123456789abcdef"
+
+
+def _save_run(root: Path) -> Path:
+    """A run folder with an exported (random, 28 px, 1-channel) encoder and its training config."""
+    torch.manual_seed(0)
+    net = timm.create_model("sslzoo_cnn4", in_chans=1, num_classes=0, widths=(8, 16, 16, 32)).eval()
+    zoo.save_encoder(
+        net,
+        root / "encoder",
+        model_args={"in_chans": 1, "widths": (8, 16, 16, 32)},
+        pretrained_cfg={"input_size": (1, 28, 28), "mean": (0.5,), "std": (0.5,)},
+        metadata={"method": "byol", "dataset": "digits", "seed": 0, "commit": "feedface", "config": {"epochs": 1}},
+    )
+    return root
+
+
+@pytest.fixture
+def run(tmp_path) -> Path:
+    return _save_run(tmp_path / "runs" / "byol-digits")
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory) -> tuple[Path, Path]:
+    """A run and its real records on digits (k-NN and clustering through the evaluators), evaluated once."""
+    from evaluators.evaluate import EvalConfig, evaluate
+    from evaluators.records import write_records
+
+    root = tmp_path_factory.mktemp("evaluated")
+    run = _save_run(root / "runs" / "byol-digits")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SSLZOO_CACHE", str(root / "cache"))
+        records = evaluate(str(run), "digits", EvalConfig(protocols="knn,clustering", cache=False), progress=False)
+    write_records(records, root / "leaderboard")
+    return run, root / "leaderboard"
+
+
+def _recorded(leaderboard: Path) -> dict[str, float]:
+    from evaluators.records import read_records
+
+    return {f"{r.protocol}_{m}": v for r in read_records(leaderboard) for m, v in r.metrics.items() if "_std" not in m}
+
+
+def test_export_writes_a_card_whose_model_index_holds_the_recorded_metrics(evaluated, tmp_path, capsys):
+    run, leaderboard = evaluated
+    out = tmp_path / "hub-ready"
+    assert main(["export", str(run), "--out", str(out), "--repo", "me/byol-digits", "--leaderboard", str(leaderboard)]) == 0
+    assert "embeddings identical" in capsys.readouterr().out
+    card = ModelCard.load(out / "README.md")
+    index = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    recorded = _recorded(leaderboard)
+    assert set(index) == set(recorded) == {
+        "knn_top1",
+        "knn_top5",
+        "clustering_nmi",
+        "clustering_ami",
+        "clustering_ari",
+        "clustering_acc",
+    }
+    for name, value in recorded.items():
+        assert index[name] == pytest.approx(value, abs=1e-6)
+    assert all(r.dataset_split == "test" for r in card.data.eval_results)
+
+
+def test_card_regenerates_a_runs_card_from_the_records(evaluated, tmp_path, capsys):
+    import shutil
+
+    run, leaderboard = evaluated
+    run = Path(shutil.copytree(run, tmp_path / "byol-digits"))  # matched by weights hash; the original stays clean
+    assert main(["card", str(run), "--leaderboard", str(leaderboard)]) == 0
+    written = run / "encoder" / "README.md"
+    assert f"{written}  (6 recorded results)" in capsys.readouterr().out
+    assert len(ModelCard.load(written).data.eval_results) == 6
+
+
+def test_records_are_found_by_weights_hash_when_the_run_moved(evaluated, tmp_path):
+    import shutil
+
+    run, leaderboard = evaluated
+    moved = Path(shutil.copytree(run, tmp_path / "elsewhere"))
+    from app.publish_cli import records_for
+    from evaluators.records import read_records
+
+    records = [r.to_dict() for r in read_records(leaderboard)]
+    assert len(records_for(str(moved), records, folder=moved / "encoder")) == 2  # knn + clustering
+
+
+def test_push_dry_run_lists_the_files_and_sends_nothing(run, tmp_path, capsys):
+    # conftest sets HF_HUB_OFFLINE=1: any request huggingface_hub tried would raise, so passing means none was made.
+    assert main(["push", str(run), "--repo", "me/byol-digits", "--dry-run", "--leaderboard", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for name in ("README.md", "config.json", "model.safetensors", "sslzoo.json"):
+        assert name in out
+    assert "dry run: would upload 4 files" in out and "https://huggingface.co/me/byol-digits" in out
+
+
+def test_real_push_offline_fails_with_one_clear_line(run, tmp_path, capsys):
+    assert main(["push", str(run), "--repo", "me/byol-digits", "--leaderboard", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("sslzoo: error: HF_HUB_OFFLINE=1 is set")
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_token_in_the_environment_appears_in_no_output_and_no_file(run, tmp_path, monkeypatch, capsys):
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")  # a real request, refused at once
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    lb = str(tmp_path / "no-records")
+    out_dir = tmp_path / "exported"
+    assert main(["export", str(run), "--out", str(out_dir), "--repo", "me/byol-digits", "--leaderboard", lb]) == 0
+    assert main(["push", str(run), "--repo", "me/byol-digits", "--dry-run", "--leaderboard", lb]) == 0
+    assert main(["push", str(out_dir), "--repo", "me/byol-digits"]) == 2  # the upload itself is attempted and fails
+    captured = capsys.readouterr()
+    assert "upload of me/byol-digits" in captured.err and captured.err.count("\n") == 1
+    assert FAKE_TOKEN not in captured.out + captured.err
+    assert "hf_fake" not in captured.out + captured.err
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert files, "the export wrote nothing?"
+    for path in files:
+        assert FAKE_TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_a_registry_entry_card_cites_its_published_numbers(tmp_path, capsys):
+    out = tmp_path / "dino-vits16.md"
+    assert main(["card", "dino-vits16", "--out", str(out), "--leaderboard", str(tmp_path)]) == 0
+    card = ModelCard.load(out)
+    published = {(r.metric_type, r.dataset_type, r.dataset_split): r for r in card.data.eval_results}
+    knn = published[("knn_top1", "ILSVRC/imagenet-1k", "validation")]
+    assert knn.metric_value == MODELS["dino-vits16"].published["imagenet_knn"] == 74.5
+    assert knn.source_url == MODELS["dino-vits16"].published_source
+    assert published[("linear_top1", "ILSVRC/imagenet-1k", "validation")].metric_value == 77.0
+    assert card.data.license == "apache-2.0" and "dino" in card.data.tags
+
+
+def test_every_registry_entry_has_an_up_to_date_generated_card():
+    from zoo.cards import TEMPLATE_PATH, parse_card
+
+    for name, entry in MODELS.items():
+        path = TEMPLATE_PATH.parent / f"{name}.md"
+        assert path.is_file(), f"model_cards/{name}.md is missing: run `sslzoo card --all`"
+        parse_card(path.read_text(), expected=publish.published_results(entry))

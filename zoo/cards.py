@@ -1,0 +1,577 @@
+"""Model cards from plain data: huggingface_hub's ``ModelCard`` with a ``model-index`` of every evaluation.
+
+A card is rendered from a :class:`CardSpec` (what the encoder is: method, architecture, preprocessing, training
+config, provenance) and a list of :class:`Result` rows (each a metric of one protocol on one dataset split). Results
+come either from evaluation records (plain dicts, as the evaluators write them to ``leaderboard/``; see
+:func:`results_from_records`) or from a registry entry's published numbers. This module reads no files of other
+packages and imports nothing from them; the CLI glue hands it the dicts.
+
+The body comes from the Jinja template ``model_cards/template.md``; the YAML header is ``ModelCardData`` with
+``EvalResult`` rows, so the Hub renders the results and ``ModelCard.load`` reads them back.
+
+>>> spec = CardSpec(name="simclr-digits", method="simclr", architecture="sslzoo_cnn4", dim=256)
+>>> rows = [Result("knn", "top1", 91.4, "digits", params={"k": 20, "temperature": 0.07})]
+>>> card = render_card(spec, rows)
+>>> card.data.eval_results[0].metric_type, card.data.eval_results[0].metric_value
+('knn_top1', 91.4)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import SslzooError
+
+TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "model_cards" / "template.md"
+
+# Protocols as they appear in the model-index. huggingface_hub groups results by (task type, dataset, split) and
+# keeps one task name per group, so each protocol needs its own task type; the Hub accepts free-form types (MTEB's
+# cards use "Clustering", "Retrieval"), and the linear probe, a trained classifier, keeps the standard one.
+PROTOCOLS: dict[str, dict[str, str]] = {
+    "knn": {"task_type": "knn-image-classification", "task_name": "k-NN classification of frozen features"},
+    "linear": {"task_type": "image-classification", "task_name": "Linear probe on frozen features"},
+    "clustering": {"task_type": "image-clustering", "task_name": "k-means clustering of frozen features"},
+}
+
+# (protocol, metric) → (model-index metric type, readable name). The types are distinct across protocols, so
+# k-NN top-1, linear top-1 and clustering accuracy never collapse into one "accuracy" column on the Hub.
+METRICS: dict[tuple[str, str], tuple[str, str]] = {
+    ("knn", "top1"): ("knn_top1", "k-NN top-1 accuracy"),
+    ("knn", "top5"): ("knn_top5", "k-NN top-5 accuracy"),
+    ("linear", "top1"): ("linear_top1", "Linear probe top-1 accuracy"),
+    ("linear", "top5"): ("linear_top5", "Linear probe top-5 accuracy"),
+    ("clustering", "nmi"): ("clustering_nmi", "k-means NMI"),
+    ("clustering", "ami"): ("clustering_ami", "k-means AMI"),
+    ("clustering", "ari"): ("clustering_ari", "k-means ARI"),
+    ("clustering", "acc"): ("clustering_acc", "k-means accuracy (Hungarian matching)"),
+}
+
+# Values in the model-index keep the records' precision (they store 6 decimals).
+VALUE_DECIMALS = 6
+
+# Our dataset names → (Hub dataset id for the card's ``datasets`` and model-index, readable name).
+DATASETS: dict[str, tuple[str, str]] = {
+    "fashion-mnist": ("zalando-datasets/fashion_mnist", "Fashion-MNIST"),
+    "digits": ("sklearn-digits", "scikit-learn digits (8×8)"),
+    "imagenet-1k": ("ILSVRC/imagenet-1k", "ImageNet-1k"),
+    "imagenet": ("ILSVRC/imagenet-1k", "ImageNet-1k"),
+    "lvd-142m": ("lvd-142m", "LVD-142M"),
+}
+
+# Licence spellings in registry entries and metadata → Hub licence ids.
+LICENSES: dict[str, str] = {
+    "apache-2.0": "apache-2.0",
+    "apache 2.0": "apache-2.0",
+    "mit": "mit",
+    "cc-by-nc": "cc-by-nc-4.0",
+    "cc-by-nc-4.0": "cc-by-nc-4.0",
+    "cc by-nc 4.0": "cc-by-nc-4.0",
+    "cc-by-4.0": "cc-by-4.0",
+    "bsd-3-clause": "bsd-3-clause",
+}
+
+
+@dataclass(frozen=True)
+class Method:
+    """What a card says about a training method: a readable name, a few sentences, and the paper to cite."""
+
+    title: str
+    summary: str
+    paper: str
+    url: str
+    bibtex: str
+
+
+METHODS: dict[str, Method] = {
+    "simclr": Method(
+        "SimCLR",
+        "SimCLR learns by contrasting two augmented views of each image: a random resized crop, flip, colour "
+        "jitter, grayscale and blur give two views, an MLP head projects their embeddings, and the NT-Xent loss "
+        "pulls the two views of an image together against the other 2N−2 views of the batch on the unit sphere "
+        "(temperature τ). The projection head is dropped; the backbone's pooled features are the embedding.",
+        "Chen et al., A Simple Framework for Contrastive Learning of Visual Representations, ICML 2020",
+        "https://arxiv.org/abs/2002.05709",
+        "@inproceedings{chen2020simclr,\n  title={A Simple Framework for Contrastive Learning of Visual "
+        "Representations},\n  author={Chen, Ting and Kornblith, Simon and Norouzi, Mohammad and Hinton, "
+        "Geoffrey},\n  booktitle={ICML},\n  year={2020}\n}",
+    ),
+    "moco": Method(
+        "MoCo v2",
+        "MoCo contrasts a query view against its key view and a queue of K keys from earlier batches, so the "
+        "number of negatives does not depend on the batch size. Keys come from a momentum encoder updated as "
+        "θk ← m·θk + (1−m)·θq without gradients; the loss is the (K+1)-way InfoNCE. v2 adds an MLP head, "
+        "stronger augmentation and a cosine schedule.",
+        "Chen et al., Improved Baselines with Momentum Contrastive Learning, arXiv 2020",
+        "https://arxiv.org/abs/2003.04297",
+        "@article{chen2020mocov2,\n  title={Improved Baselines with Momentum Contrastive Learning},\n  "
+        "author={Chen, Xinlei and Fan, Haoqi and Girshick, Ross and He, Kaiming},\n  "
+        "journal={arXiv preprint arXiv:2003.04297},\n  year={2020}\n}",
+    ),
+    "mocov3": Method(
+        "MoCo v3",
+        "MoCo v3 drops the queue: two views of each image are encoded by an online network with a predictor and "
+        "a momentum encoder, and a symmetric InfoNCE loss uses the other images of the (large) batch as "
+        "negatives. For ViTs it freezes the random patch projection to stabilise training.",
+        "Chen et al., An Empirical Study of Training Self-Supervised Vision Transformers, ICCV 2021",
+        "https://arxiv.org/abs/2104.02057",
+        "@inproceedings{chen2021mocov3,\n  title={An Empirical Study of Training Self-Supervised Vision "
+        "Transformers},\n  author={Chen, Xinlei and Xie, Saining and He, Kaiming},\n  booktitle={ICCV},\n  "
+        "year={2021}\n}",
+    ),
+    "byol": Method(
+        "BYOL",
+        "BYOL trains an online network (encoder, projector, predictor) to predict the projection a target "
+        "network gives another view of the same image, with a normalised-MSE loss symmetrised over the two views "
+        "and no negatives. The target is an exponential moving average of the online network, with its rate "
+        "τ raised from τ_base to 1 by a cosine schedule.",
+        "Grill et al., Bootstrap Your Own Latent: A New Approach to Self-Supervised Learning, NeurIPS 2020",
+        "https://arxiv.org/abs/2006.07733",
+        "@inproceedings{grill2020byol,\n  title={Bootstrap Your Own Latent: A New Approach to Self-Supervised "
+        "Learning},\n  author={Grill, Jean-Bastien and others},\n  booktitle={NeurIPS},\n  year={2020}\n}",
+    ),
+    "dino": Method(
+        "DINO",
+        "DINO is self-distillation with no labels: a student network is trained to match the output "
+        "distribution of a teacher on different crops of the same image (multi-crop: the teacher sees only the "
+        "global crops), with cross-entropy H(P_t, P_s). The teacher is an exponential moving average of the "
+        "student; centering and sharpening of the teacher's output prevent collapse.",
+        "Caron et al., Emerging Properties in Self-Supervised Vision Transformers, ICCV 2021",
+        "https://arxiv.org/abs/2104.14294",
+        "@inproceedings{caron2021dino,\n  title={Emerging Properties in Self-Supervised Vision Transformers},\n"
+        "  author={Caron, Mathilde and Touvron, Hugo and Misra, Ishan and J{\\'e}gou, Herv{\\'e} and Mairal, "
+        "Julien and Bojanowski, Piotr and Joulin, Armand},\n  booktitle={ICCV},\n  year={2021}\n}",
+    ),
+    "dinov2": Method(
+        "DINOv2",
+        "DINOv2 scales DINO-style self-distillation to a curated 142M-image dataset (LVD-142M), adding an "
+        "iBOT masked-patch objective, Sinkhorn-Knopp centering and a KoLeo regulariser; the smaller models are "
+        "distilled from the ViT-g.",
+        "Oquab et al., DINOv2: Learning Robust Visual Features without Supervision, TMLR 2024",
+        "https://arxiv.org/abs/2304.07193",
+        "@article{oquab2024dinov2,\n  title={DINOv2: Learning Robust Visual Features without Supervision},\n"
+        "  author={Oquab, Maxime and others},\n  journal={Transactions on Machine Learning Research},\n  "
+        "year={2024}\n}",
+    ),
+    "swav": Method(
+        "SwAV",
+        "SwAV clusters online: each view's embedding is assigned softly to learnable prototypes with equal-size "
+        "constraints (Sinkhorn-Knopp), and the network predicts one view's assignment (code) from the other "
+        "view, swapping them. Multi-crop adds small crops cheaply.",
+        "Caron et al., Unsupervised Learning of Visual Features by Contrasting Cluster Assignments, NeurIPS 2020",
+        "https://arxiv.org/abs/2006.09882",
+        "@inproceedings{caron2020swav,\n  title={Unsupervised Learning of Visual Features by Contrasting "
+        "Cluster Assignments},\n  author={Caron, Mathilde and Misra, Ishan and Mairal, Julien and Goyal, Priya "
+        "and Bojanowski, Piotr and Joulin, Armand},\n  booktitle={NeurIPS},\n  year={2020}\n}",
+    ),
+    "deepcluster": Method(
+        "DeepCluster",
+        "DeepCluster alternates two steps: k-means on the current features of the whole dataset gives pseudo-"
+        "labels, then the network is trained to classify images into those clusters (with a freshly initialised "
+        "head and cluster-balanced sampling so empty or giant clusters do not take over).",
+        "Caron et al., Deep Clustering for Unsupervised Learning of Visual Features, ECCV 2018",
+        "https://arxiv.org/abs/1807.05520",
+        "@inproceedings{caron2018deepcluster,\n  title={Deep Clustering for Unsupervised Learning of Visual "
+        "Features},\n  author={Caron, Mathilde and Bojanowski, Piotr and Joulin, Armand and Douze, Matthijs},\n"
+        "  booktitle={ECCV},\n  year={2018}\n}",
+    ),
+    "deepclusterv2": Method(
+        "DeepCluster-v2",
+        "DeepCluster-v2 is DeepCluster rebuilt with SwAV's training recipe: k-means on L2-normalised "
+        "projections gives the pseudo-labels, the centroids act as fixed prototypes of a cosine classifier, and "
+        "multi-crop augmentation and an MLP head are added.",
+        "Caron et al., Unsupervised Learning of Visual Features by Contrasting Cluster Assignments, NeurIPS 2020",
+        "https://arxiv.org/abs/2006.09882",
+        "@inproceedings{caron2020swav,\n  title={Unsupervised Learning of Visual Features by Contrasting "
+        "Cluster Assignments},\n  author={Caron, Mathilde and Misra, Ishan and Mairal, Julien and Goyal, Priya "
+        "and Bojanowski, Piotr and Joulin, Armand},\n  booktitle={NeurIPS},\n  year={2020}\n}",
+    ),
+    "deepercluster": Method(
+        "DeeperCluster",
+        "DeeperCluster combines DeepCluster's k-means pseudo-labels with rotation prediction and scales the "
+        "clustering to large uncurated datasets by clustering hierarchically: a coarse level splits the data, "
+        "and each part is clustered finely, so the classifier predicts (super-class, sub-class) targets.",
+        "Caron et al., Unsupervised Pre-Training of Image Features on Non-Curated Data, ICCV 2019",
+        "https://arxiv.org/abs/1905.01278",
+        "@inproceedings{caron2019deepercluster,\n  title={Unsupervised Pre-Training of Image Features on "
+        "Non-Curated Data},\n  author={Caron, Mathilde and Bojanowski, Piotr and Mairal, Julien and Joulin, "
+        "Armand},\n  booktitle={ICCV},\n  year={2019}\n}",
+    ),
+    "selflabel": Method(
+        "Self-Label",
+        "Self-Label (SeLa) learns labels and representation together: it maximises the information between "
+        "images and pseudo-labels under an equal-partition constraint, solved as an optimal-transport problem "
+        "with a fast Sinkhorn-Knopp iteration, and trains the network by cross-entropy on those labels.",
+        "Asano et al., Self-labelling via Simultaneous Clustering and Representation Learning, ICLR 2020",
+        "https://arxiv.org/abs/1911.05371",
+        "@inproceedings{asano2020selflabel,\n  title={Self-labelling via Simultaneous Clustering and "
+        "Representation Learning},\n  author={Asano, Yuki M. and Rupprecht, Christian and Vedaldi, Andrea},\n"
+        "  booktitle={ICLR},\n  year={2020}\n}",
+    ),
+    "selav2": Method(
+        "SeLa-v2",
+        "SeLa-v2 is Self-Label rebuilt with SwAV's training recipe (multi-crop, MLP head, Sinkhorn-Knopp "
+        "equal-partition pseudo-labels computed on the fly).",
+        "Caron et al., Unsupervised Learning of Visual Features by Contrasting Cluster Assignments, NeurIPS 2020",
+        "https://arxiv.org/abs/2006.09882",
+        "@inproceedings{caron2020swav,\n  title={Unsupervised Learning of Visual Features by Contrasting "
+        "Cluster Assignments},\n  author={Caron, Mathilde and Misra, Ishan and Mairal, Julien and Goyal, Priya "
+        "and Bojanowski, Piotr and Joulin, Armand},\n  booktitle={NeurIPS},\n  year={2020}\n}",
+    ),
+}
+METHOD_ALIASES = {"mocov2": "moco", "moco-v2": "moco", "moco-v3": "mocov3", "sela": "selflabel"}
+
+
+def method_info(method: str | None) -> Method | None:
+    """The :class:`Method` for a method name (case-insensitive, common aliases accepted), or None."""
+    if not method:
+        return None
+    key = method.lower()
+    return METHODS.get(METHOD_ALIASES.get(key, key))
+
+
+@dataclass(frozen=True)
+class Result:
+    """One number of one evaluation: ``metric`` of ``protocol`` on ``dataset``/``split``.
+
+    ``params`` are the protocol's parameters (``k``, ``temperature``, …); ``source_name``/``source_url`` say where
+    a published number comes from (None for our own records).
+    """
+
+    protocol: str
+    metric: str
+    value: float
+    dataset: str
+    split: str = "test"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    source_name: str | None = None
+    source_url: str | None = None
+    model_revision: str | None = None
+    commit: str | None = None
+    date: str | None = None
+
+    @property
+    def metric_type(self) -> str:
+        known = METRICS.get((self.protocol, self.metric))
+        return known[0] if known else f"{self.protocol}_{self.metric}"
+
+    @property
+    def metric_name(self) -> str:
+        known = METRICS.get((self.protocol, self.metric))
+        name = known[1] if known else f"{self.protocol} {self.metric}"
+        scalars = {k: v for k, v in self.params.items() if isinstance(v, str | int | float)}
+        return f"{name} ({format_params(scalars)})" if scalars else name
+
+
+@dataclass(frozen=True)
+class CardSpec:
+    """What a card describes, as plain data.
+
+    Attributes:
+        name: Model name (registry name or repo name); the model-index's ``name``.
+        method: Training method (``simclr``, ``dino``, …; see :data:`METHODS`).
+        architecture: timm architecture name.
+        dim: Embedding dimension D of ``embed`` → (N, D).
+        repo_id: Hub repo (``ORG/NAME``) the card will live in, if known; used in the loading snippet.
+        license: Licence (any common spelling; mapped to a Hub id).
+        preprocessing: Evaluation preprocessing (``input_size``, ``mean``, ``std``, ``crop_pct``,
+            ``interpolation``).
+        model_args: Keyword arguments the architecture is created with (``in_chans``, ``img_size``).
+        training: The full training config, or None for weights we did not train.
+        train_dataset: Dataset the encoder was trained on.
+        provenance: Seed, commit, command, machine, date, weights source … shown as a table.
+        paper: Paper of the weights (for official entries); defaults to the method's.
+        source: Where the weights come from (Hub id, URL, local run), in words.
+        load_name: What to pass to ``zoo.load`` (a registry name or ``hf-hub:ORG/NAME``).
+        timm_name: What to pass to ``timm.create_model`` (default: ``hf-hub:REPO_ID`` when a repo is given).
+        limitations: Extra lines for the card's limitations section.
+        extra_tags: Tags beyond self-supervised / method / dataset.
+    """
+
+    name: str
+    method: str | None = None
+    architecture: str | None = None
+    dim: int | None = None
+    repo_id: str | None = None
+    license: str | None = None
+    preprocessing: Mapping[str, Any] = field(default_factory=dict)
+    model_args: Mapping[str, Any] = field(default_factory=dict)
+    training: Mapping[str, Any] | None = None
+    train_dataset: str | None = None
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    paper: str | None = None
+    source: str | None = None
+    load_name: str | None = None
+    timm_name: str | None = None
+    limitations: Sequence[str] = ()
+    extra_tags: Sequence[str] = ()
+
+
+def format_params(params: Mapping[str, Any]) -> str:
+    """``{"k": 20, "temperature": 0.07}`` → ``"k=20, temperature=0.07"`` (in the given order)."""
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+def hub_license(license: str | None) -> str | None:
+    """The Hub licence id for a licence spelled any common way (``"CC-BY-NC"`` → ``"cc-by-nc-4.0"``)."""
+    if not license:
+        return None
+    return LICENSES.get(license.strip().lower(), "other")
+
+
+def dataset_ids(name: str) -> tuple[str, str]:
+    """(Hub dataset id, readable name) of one of our dataset names (``hf:ORG/NAME`` → ``ORG/NAME``)."""
+    if name in DATASETS:
+        return DATASETS[name]
+    if name.startswith("hf:"):
+        repo = name[3:].split("?")[0]
+        return repo, repo
+    return name, name
+
+
+# --- evaluation records → results ------------------------------------------------------------------------------
+
+_RECORD_SKIP_METRICS = {"predictions", "per_class", "confusion", "wall_time", "wall_s", "seconds"}
+
+
+def results_from_records(records: Iterable[Mapping[str, Any]]) -> list[Result]:
+    """Turn evaluation records (plain dicts from ``leaderboard/*.jsonl``) into card results.
+
+    A record names a ``dataset`` and either one ``protocol`` with its ``params`` and ``metrics``, or several under
+    ``protocols`` (``{"knn": {"params": ..., "metrics": ...}, ...}``). Metrics that are lists or per-k tables
+    (``{"k=20": {"top1": ...}}``) are flattened with the ``k`` moved into the params. When the same evaluation
+    (protocol, metric, dataset, split, params) was recorded more than once, the latest record wins.
+
+    Returns:
+        The results, in the order the evaluations were first recorded.
+    """
+    latest: dict[tuple, Result] = {}
+    for record in records:
+        for result in _record_results(record):
+            key = (
+                result.protocol,
+                result.metric,
+                result.dataset,
+                result.split,
+                json.dumps(dict(result.params), sort_keys=True, default=str),
+            )
+            latest[key] = result  # dicts keep first-insertion order; a later record replaces the value only
+    return list(latest.values())
+
+
+def _record_results(record: Mapping[str, Any]) -> Iterable[Result]:
+    dataset = _first(record, "dataset", "dataset_name") or "unknown"
+    if isinstance(dataset, Mapping):
+        dataset = dataset.get("name", "unknown")
+    split = _first(record, "split", "eval_split") or "test"
+    common = {
+        "dataset": str(dataset),
+        "split": str(split),
+        "model_revision": _first(record, "model_identity", "revision", "model_revision", "sha"),
+        "commit": _first(record, "commit", "code_commit"),
+        "date": _first(record, "created", "date", "timestamp", "time"),
+    }
+    if isinstance(record.get("protocols"), Mapping):
+        blocks = [(name, block) for name, block in record["protocols"].items() if isinstance(block, Mapping)]
+    else:
+        blocks = [(record.get("protocol", "unknown"), record)]
+    for protocol, block in blocks:
+        params = dict(block.get("params") or block.get("protocol_params") or block.get("parameters") or {})
+        # The split is where the result was measured, not a knob; unset (None) parameters say nothing.
+        split_here = params.pop("split", None)
+        params = {k: v for k, v in params.items() if v is not None}
+        here = {**common, "split": str(split_here)} if split_here else common
+        yield from _flatten_metrics(str(protocol), block.get("metrics") or {}, params, here)
+
+
+def _flatten_metrics(
+    protocol: str, metrics: Mapping[str, Any], params: dict[str, Any], common: dict[str, Any]
+) -> Iterable[Result]:
+    for metric, value in metrics.items():
+        if metric in _RECORD_SKIP_METRICS or str(metric).endswith("_std"):  # spreads, not scores
+            continue
+        if isinstance(value, Mapping):  # per-k (or per-setting) table: {"k=20": {"top1": 91.2}, ...}
+            sub = dict(params)
+            key, _, setting = str(metric).partition("=")
+            if setting:
+                sub[key] = _number(setting)
+            else:
+                sub["setting"] = metric
+            yield from _flatten_metrics(protocol, value, sub, common)
+        elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            continue
+        else:
+            yield Result(protocol, str(metric), float(value), params=params, **common)
+
+
+def _first(record: Mapping[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if record.get(key) is not None:
+            return record[key]
+    return None
+
+
+def _number(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+# --- rendering --------------------------------------------------------------------------------------------------
+
+
+def eval_results(name: str, results: Sequence[Result]) -> list:
+    """``EvalResult`` rows for the model-index, one per result (the Hub groups them by task and dataset)."""
+    from huggingface_hub import EvalResult
+
+    rows = []
+    for r in results:
+        protocol = PROTOCOLS.get(r.protocol, {"task_type": r.protocol, "task_name": r.protocol})
+        dataset_type, dataset_name = dataset_ids(r.dataset)
+        rows.append(
+            EvalResult(
+                task_type=protocol["task_type"],
+                task_name=protocol["task_name"],
+                dataset_type=dataset_type,
+                dataset_name=dataset_name,
+                dataset_split=r.split,
+                metric_type=r.metric_type,
+                metric_name=r.metric_name,
+                metric_value=round(r.value, VALUE_DECIMALS),
+                metric_args=dict(r.params) or None,
+                source_name=r.source_name,
+                source_url=r.source_url,
+            )
+        )
+    return rows
+
+
+def render_card(
+    spec: CardSpec,
+    results: Sequence[Result] = (),
+    *,
+    published: Sequence[Result] = (),
+    template_path: str | Path | None = None,
+):
+    """Render the model card of ``spec`` with our ``results`` and the paper's ``published`` numbers.
+
+    Both kinds go into the ``model-index`` (published ones carry their ``source_name``/``source_url``) and into the
+    results tables of the body.
+
+    Returns:
+        A ``huggingface_hub.ModelCard``; ``card.save(folder / "README.md")`` writes it.
+    """
+    from huggingface_hub import ModelCard, ModelCardData
+
+    template = Path(template_path) if template_path else TEMPLATE_PATH
+    if not template.is_file():
+        raise SslzooError(
+            f"model card template {template} is missing; run from a checkout of sslzoo or pass template_path."
+        )
+    method = method_info(spec.method)
+    all_results = [*results, *published]
+    datasets = []
+    for name in [spec.train_dataset, *(r.dataset for r in all_results)]:
+        hub_id = dataset_ids(name)[0] if name else None
+        if hub_id and "/" in hub_id and hub_id not in datasets:
+            datasets.append(hub_id)
+    tags = ["self-supervised", "image-feature-extraction", "sslzoo", "timm"]
+    for tag in (spec.method, spec.train_dataset, *spec.extra_tags):
+        if tag and tag.lower() not in tags:
+            tags.append(tag.lower())
+    license = hub_license(spec.license)
+    card_data = ModelCardData(
+        model_name=spec.name,
+        license=license,
+        license_name=spec.license.lower().replace(" ", "-") if license == "other" and spec.license else None,
+        library_name="timm",
+        pipeline_tag="image-feature-extraction",
+        tags=tags,
+        datasets=datasets or None,
+        metrics=sorted({r.metric_type for r in all_results}) or None,
+        eval_results=eval_results(spec.name, all_results) or None,
+    )
+    load_name = spec.load_name or (f"hf-hub:{spec.repo_id}" if spec.repo_id else spec.name)
+    timm_name = f"hf-hub:{spec.repo_id}" if spec.repo_id else spec.timm_name
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(template),
+        spec=spec,
+        method=method,
+        paper=spec.paper or (f"[{method.paper}]({method.url})" if method else None),
+        load_name=load_name,
+        timm_name=timm_name,
+        model_args_code="".join(f", {k}={v!r}" for k, v in spec.model_args.items()),
+        results_rows=[_table_row(r) for r in results],
+        published_rows=[_table_row(r) for r in published],
+        training_json=json.dumps(dict(spec.training), indent=2, default=str) if spec.training else None,
+        provenance_rows=[(k, _cell(v)) for k, v in spec.provenance.items() if v not in (None, "")],
+        preprocessing_rows=[(k, _cell(v)) for k, v in spec.preprocessing.items() if v not in (None, "")],
+    )
+
+
+def _table_row(r: Result) -> dict[str, str]:
+    _, dataset_name = dataset_ids(r.dataset)
+    source = f"[{r.source_name}]({r.source_url})" if r.source_name and r.source_url else (r.source_name or "")
+    return {
+        "dataset": dataset_name,
+        "split": r.split,
+        "protocol": PROTOCOLS.get(r.protocol, {"task_name": r.protocol})["task_name"],
+        "params": format_params(r.params),
+        "metric": METRICS.get((r.protocol, r.metric), (None, r.metric))[1],
+        "value": f"{r.value:.2f}" if abs(r.value) >= 1 or r.value == 0 else f"{r.value:.4f}",
+        "source": source or _recorded_with(r),
+    }
+
+
+def _recorded_with(r: Result) -> str:
+    parts = []
+    if r.commit and r.commit != "unknown":
+        parts.append(f"commit {r.commit[:10]}")
+    if r.date:
+        parts.append(str(r.date)[:10])
+    return ", ".join(parts)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, Mapping):
+        return json.dumps(dict(value), default=str)
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def parse_card(text: str, *, expected: Sequence[Result] = ()) -> Any:
+    """Parse a card with huggingface_hub and check its model-index holds ``expected``; raise if not.
+
+    Returns:
+        The parsed ``ModelCard``.
+    """
+    from huggingface_hub import ModelCard
+
+    try:
+        card = ModelCard(text, ignore_metadata_errors=False)
+    except Exception as exc:  # huggingface_hub raises ValueError / yaml errors for malformed headers
+        raise SslzooError(f"the model card does not parse: {exc}") from exc
+    found = {_index_key(r.task_type, r.metric_type, r.dataset_type, r.dataset_split, r.metric_args): r.metric_value
+             for r in card.data.eval_results or []}
+    for r in expected:
+        task_type = PROTOCOLS.get(r.protocol, {"task_type": r.protocol})["task_type"]
+        key = _index_key(task_type, r.metric_type, dataset_ids(r.dataset)[0], r.split, dict(r.params) or None)
+        if key not in found or not math.isclose(float(found[key]), round(r.value, VALUE_DECIMALS), abs_tol=1e-9):
+            raise SslzooError(
+                f"the model card's model-index lacks {r.metric_name} on {r.dataset}/{r.split} = {r.value}; "
+                "regenerate it with `sslzoo card`."
+            )
+    return card
+
+
+def _index_key(task_type, metric_type, dataset_type, split, args) -> tuple:
+    return (task_type, metric_type, dataset_type, split, json.dumps(args or {}, sort_keys=True, default=str))
