@@ -9,6 +9,10 @@ from zoo.errors import SslzooError
 
 METHODS: dict[str, str] = {
     "simclr": "trainers.methods.simclr:SimCLR",
+    "moco": "trainers.methods.moco:MoCo",
+    "byol": "trainers.methods.byol:BYOL",
+    "dino": "trainers.methods.dino:DINO",
+    "deepcluster": "trainers.methods.deepcluster:DeepCluster",
 }
 
 __all__ = ["METHODS", "Batch", "Method", "StepInfo", "get_method", "method_names", "momentum_update"]

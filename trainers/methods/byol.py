@@ -1,0 +1,91 @@
+"""BYOL — Grill et al., "Bootstrap Your Own Latent: A New Approach to Self-Supervised Learning", NeurIPS 2020.
+
+An online network (encoder → projector → predictor) predicts the projection of another view made by a target
+network (encoder → projector, no predictor) whose weights are an exponential moving average of the online ones:
+ξ ← τ·ξ + (1 − τ)·θ, with τ from τ_base to 1 by cosine (§3.2). The loss is the normalised MSE
+‖q̄ − z̄′‖² = 2 − 2·cos(q, z′) (Eq. 2), symmetrised over the two views (Eq. 3); no negatives.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainers.augment import SimCLRAugment
+from trainers.methods.base import Batch, Method, StepInfo, momentum_update
+from trainers.schedules import cosine_schedule
+
+__all__ = ["BYOL", "BYOLConfig", "byol_loss", "mlp"]
+
+
+@dataclass
+class BYOLConfig:
+    proj_hidden_dim: int = field(default=1024, metadata={"help": "hidden width of projector and predictor"})
+    proj_dim: int = field(default=256, metadata={"help": "projection width"})
+    momentum: float = field(default=0.99, metadata={"help": "τ_base of the target EMA"})
+    momentum_end: float = field(default=1.0, metadata={"help": "τ at the end of training (cosine)"})
+    crop_min_scale: float = field(default=0.2, metadata={"help": "smallest crop area fraction"})
+    jitter: float = field(default=0.5, metadata={"help": "colour-distortion strength"})
+
+
+def mlp(in_dim: int, hidden: int, out: int) -> nn.Sequential:
+    """BYOL's projector / predictor: Linear → BN → ReLU → Linear (§3.3)."""
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out)
+    )
+
+
+def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Eq. (2): mean over the batch of ‖p/‖p‖ − z/‖z‖‖² = 2 − 2·cos(p, z); ``z`` is the target (no gradient).
+
+    Args:
+        p: (N, D) online predictions.
+        z: (N, D) target projections of the other view.
+    """
+    p, z = F.normalize(p.float(), dim=1), F.normalize(z.detach().float(), dim=1)
+    return (2 - 2 * (p * z).sum(dim=1)).mean()
+
+
+class BYOL(Method):
+    """Online encoder + projector + predictor; target = EMA of online encoder + projector."""
+
+    name = "byol"
+    Config = BYOLConfig
+    defaults: ClassVar[dict[str, Any]] = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4}
+
+    def __init__(self, cfg: BYOLConfig, ctx) -> None:
+        super().__init__(cfg, ctx)
+        self.backbone = ctx.create_backbone()
+        self.projector = mlp(self.backbone.num_features, cfg.proj_hidden_dim, cfg.proj_dim)
+        self.predictor = mlp(cfg.proj_dim, cfg.proj_hidden_dim, cfg.proj_dim)
+        self.target_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
+        self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
+        common = {"scale": (cfg.crop_min_scale, 1.0), "jitter": cfg.jitter}
+        # The two asymmetric views of Table 6: blur always / rarely, solarisation only on the second.
+        self.augment1 = SimCLRAugment(ctx.image_size, ctx.mean, ctx.std, blur_p=1.0, **common)
+        self.augment2 = SimCLRAugment(ctx.image_size, ctx.mean, ctx.std, blur_p=0.1, solarize_p=0.2, **common)
+
+    def make_views(self, images, rng):
+        return [self.augment1(images, rng), self.augment2(images, rng)]
+
+    def tau(self, step: StepInfo) -> float:
+        """τ = 1 − (1 − τ_base)·(cos(πk/K) + 1)/2 (§3.2)."""
+        return cosine_schedule(step.global_step, step.total_steps, self.cfg.momentum, self.cfg.momentum_end)
+
+    def training_step(self, batch: Batch, step: StepInfo):
+        x1, x2 = batch.views
+        p1, p2 = self.predictor(self.projector(self.backbone(torch.cat([x1, x2])))).chunk(2)
+        with torch.no_grad():
+            z1, z2 = self.target_projector(self.target_backbone(torch.cat([x1, x2]))).chunk(2)
+        # Eq. (3): the symmetrised loss L + L̃.
+        return byol_loss(p1, z2) + byol_loss(p2, z1), {"tau": self.tau(step)}
+
+    def on_after_step(self, step: StepInfo) -> None:
+        tau = self.tau(step)
+        momentum_update(self.target_backbone, self.backbone, tau)
+        momentum_update(self.target_projector, self.projector, tau)

@@ -1,0 +1,200 @@
+"""DINO — Caron et al., "Emerging Properties in Self-Supervised Vision Transformers", ICCV 2021.
+
+Self-distillation with no labels: a student g_θs is trained to match a teacher g_θt of the same architecture on
+different crops of an image. The teacher sees the 2 global crops, the student all crops (2 global + several
+local, multi-crop §3.1); the loss is Σ_{x ∈ global} Σ_{x′ ≠ x} H(P_t(x), P_s(x′)) (Eq. 3) with
+P = softmax(g(x)/τ). Collapse is avoided by *centering* the teacher, g_t(x) ← g_t(x) − c with
+c ← m·c + (1 − m)·mean_batch(g_t) (Eq. 4, the mean all-reduced over ranks), and *sharpening* it with
+τ_t < τ_s (τ_t warmed up linearly). The teacher is an EMA of the student, λ from 0.996 to 1 by cosine. The head
+has no batch norm (ViTs have none either), ending in an L2-normalised bottleneck and a weight-normalised layer.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainers.augment import DINOAugment
+from trainers.distributed import all_reduce_mean
+from trainers.methods.base import Batch, Method, StepInfo, momentum_update
+from trainers.schedules import cosine_schedule, linear_warmup
+
+__all__ = ["DINO", "DINOConfig", "DINOHead", "dino_loss"]
+
+
+@dataclass
+class DINOConfig:
+    out_dim: int = field(default=1024, metadata={"help": "prototypes K of the head's output"})
+    hidden_dim: int = field(default=512, metadata={"help": "hidden width of the head's MLP"})
+    bottleneck_dim: int = field(default=128, metadata={"help": "L2-normalised bottleneck width"})
+    n_local_crops: int = field(default=6, metadata={"help": "local crops per image"})
+    local_crop_size: int | None = field(
+        default=None, metadata={"help": "local crop side (default: 96/224 of the image side, at least 8)"}
+    )
+    global_crop_min_scale: float = field(default=0.4, metadata={"help": "smallest global crop area"})
+    local_crop_max_scale: float = field(default=0.4, metadata={"help": "largest local crop area"})
+    student_temp: float = field(default=0.1, metadata={"help": "student temperature τ_s"})
+    teacher_temp: float = field(default=0.07, metadata={"help": "teacher temperature τ_t after warm-up"})
+    warmup_teacher_temp: float = field(default=0.04, metadata={"help": "teacher temperature at step 0"})
+    warmup_teacher_temp_epochs: float = field(default=10.0, metadata={"help": "epochs of τ_t warm-up"})
+    center_momentum: float = field(default=0.9, metadata={"help": "centre EMA momentum m"})
+    centering: bool = field(default=True, metadata={"help": "centre the teacher (off only to show collapse)"})
+    momentum: float = field(default=0.996, metadata={"help": "teacher EMA λ at the start"})
+    momentum_end: float = field(default=1.0, metadata={"help": "teacher EMA λ at the end (cosine)"})
+    freeze_last_layer_epochs: float = field(
+        default=1.0, metadata={"help": "keep the last layer fixed this long"}
+    )
+    jitter: float = field(default=0.5, metadata={"help": "colour-distortion strength"})
+
+
+class DINOHead(nn.Module):
+    """3-layer MLP (GELU, no BN) → L2-normalised bottleneck → weight-normalised linear layer without bias.
+
+    The last layer's weight is normalised row-wise (weight norm with g fixed to 1, the paper's default).
+
+    >>> head = DINOHead(256, out_dim=64)
+    >>> head(torch.randn(4, 256)).shape
+    torch.Size([4, 64])
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int = 512, bottleneck_dim: int = 128) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(in_dim, hidden_dim),
+            nn.GELU(),
+            nn.Linear(hidden_dim, hidden_dim),
+            nn.GELU(),
+            nn.Linear(hidden_dim, bottleneck_dim),
+        )
+        for m in self.mlp:
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+        self.last_layer = nn.Linear(bottleneck_dim, out_dim, bias=False)
+        nn.init.trunc_normal_(self.last_layer.weight, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.normalize(self.mlp(x), dim=-1)
+        return x @ F.normalize(self.last_layer.weight, dim=1).T
+
+
+def dino_loss(
+    student_out: list[torch.Tensor],
+    teacher_out: list[torch.Tensor],
+    center: torch.Tensor,
+    student_temp: float,
+    teacher_temp: float,
+) -> torch.Tensor:
+    """Eq. (3): mean over pairs (teacher crop t, student crop s ≠ t) of H(P_t, P_s) = −Σ_k P_t[k] log P_s[k].
+
+    P_t = softmax((g_t − c)/τ_t) (centred and sharpened, no gradient), P_s = softmax(g_s/τ_s).
+
+    Args:
+        student_out: One (N, K) logit tensor per crop; the first ``len(teacher_out)`` are the global crops.
+        teacher_out: One (N, K) logit tensor per global crop.
+        center: (1, K) centre c.
+        student_temp, teacher_temp: τ_s, τ_t.
+    """
+    log_ps = [F.log_softmax(s.float() / student_temp, dim=-1) for s in student_out]
+    pts = [F.softmax((t.float() - center) / teacher_temp, dim=-1).detach() for t in teacher_out]
+    total, terms = 0.0, 0
+    for it, pt in enumerate(pts):
+        for iv, log_p in enumerate(log_ps):
+            if iv == it:
+                continue  # the same crop: not a pair of different views
+            total = total + (-pt * log_p).sum(dim=-1).mean()
+            terms += 1
+    return total / terms
+
+
+class DINO(Method):
+    """Student (backbone + DINO head) and its EMA teacher; centre buffer; multi-crop views."""
+
+    name = "dino"
+    Config = DINOConfig
+    defaults: ClassVar[dict[str, Any]] = {
+        "optimizer": "adamw",
+        "lr": 5e-4,
+        "min_lr": 1e-6,
+        "weight_decay": 0.04,
+        "weight_decay_end": 0.4,
+        "grad_clip": 3.0,
+    }
+
+    def __init__(self, cfg: DINOConfig, ctx) -> None:
+        super().__init__(cfg, ctx)
+        self.backbone = ctx.create_backbone()
+        self.head = DINOHead(self.backbone.num_features, cfg.out_dim, cfg.hidden_dim, cfg.bottleneck_dim)
+        self.teacher_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
+        self.teacher_head = copy.deepcopy(self.head).requires_grad_(False)
+        self.register_buffer("center", torch.zeros(1, cfg.out_dim))
+        local = cfg.local_crop_size or max(8, round(ctx.image_size * 96 / 224))
+        self.augment = DINOAugment(
+            ctx.image_size,
+            local,
+            ctx.mean,
+            ctx.std,
+            n_local=cfg.n_local_crops,
+            global_scale=(cfg.global_crop_min_scale, 1.0),
+            local_scale=(0.05, cfg.local_crop_max_scale),
+            jitter=cfg.jitter,
+        )
+
+    def make_views(self, images, rng):
+        return self.augment(images, rng)
+
+    def encoder(self) -> nn.Module:
+        return self.teacher_backbone  # the paper evaluates the teacher
+
+    def teacher_temp(self, step: StepInfo) -> float:
+        warmup = round(self.cfg.warmup_teacher_temp_epochs * step.steps_per_epoch)
+        return linear_warmup(step.global_step, warmup, self.cfg.warmup_teacher_temp, self.cfg.teacher_temp)
+
+    def teacher_momentum(self, step: StepInfo) -> float:
+        return cosine_schedule(step.global_step, step.total_steps, self.cfg.momentum, self.cfg.momentum_end)
+
+    def _forward_crops(
+        self, backbone: nn.Module, head: nn.Module, crops: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
+        # Crops of one size go through the backbone together (as the reference's MultiCropWrapper).
+        outs, i = [], 0
+        while i < len(crops):
+            j = i
+            while j < len(crops) and crops[j].shape[-1] == crops[i].shape[-1]:
+                j += 1
+            outs.append(backbone(torch.cat(crops[i:j])))
+            i = j
+        return list(head(torch.cat(outs)).chunk(len(crops)))
+
+    @torch.no_grad()
+    def update_center(self, teacher_out: list[torch.Tensor]) -> None:
+        """Eq. (4): c ← m·c + (1 − m)·mean of the teacher outputs of the global batch (all ranks)."""
+        batch_mean = all_reduce_mean(torch.cat(teacher_out).float().mean(dim=0, keepdim=True))
+        self.center.mul_(self.cfg.center_momentum).add_(batch_mean, alpha=1 - self.cfg.center_momentum)
+
+    def training_step(self, batch: Batch, step: StepInfo):
+        crops = batch.views
+        with torch.no_grad():
+            teacher_out = self._forward_crops(self.teacher_backbone, self.teacher_head, crops[:2])
+        student_out = self._forward_crops(self.backbone, self.head, crops)
+        t_temp = self.teacher_temp(step)
+        center = self.center if self.cfg.centering else torch.zeros_like(self.center)
+        loss = dino_loss(student_out, teacher_out, center, self.cfg.student_temp, t_temp)
+        if self.cfg.centering:
+            self.update_center(teacher_out)
+        return loss, {"teacher_temp": t_temp}
+
+    def on_before_optimizer_step(self, step: StepInfo) -> None:
+        # §A / reference code: the last layer stays fixed during the first epoch(s), which stabilises training.
+        if step.global_step < self.cfg.freeze_last_layer_epochs * step.steps_per_epoch:
+            self.head.last_layer.weight.grad = None
+
+    def on_after_step(self, step: StepInfo) -> None:
+        lam = self.teacher_momentum(step)
+        momentum_update(self.teacher_backbone, self.backbone, lam)
+        momentum_update(self.teacher_head, self.head, lam)

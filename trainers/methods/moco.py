@@ -1,0 +1,124 @@
+"""MoCo v2 — He et al., "Momentum Contrast for Unsupervised Visual Representation Learning", CVPR 2020, with the
+MLP head, stronger augmentation and τ = 0.2 of Chen et al., "Improved Baselines with Momentum Contrastive
+Learning", 2020.
+
+A query encoder f_q and a momentum key encoder f_k (θ_k ← m·θ_k + (1 − m)·θ_q, Eq. 2, no gradient); keys of
+past batches wait in a queue of K entries (independent of the batch size), giving a (K + 1)-way InfoNCE
+(Eq. 1). Under DDP the key batch is shuffled across ranks before f_k (shuffle-BN, §3.3) so BN statistics cannot
+leak which key is the positive, and all ranks enqueue the same gathered keys.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainers.augment import SimCLRAugment
+from trainers.distributed import all_gather_no_grad, rank, world_size
+from trainers.methods.base import Batch, Method, StepInfo, momentum_update
+from trainers.schedules import cosine_schedule
+
+__all__ = ["MoCo", "MoCoConfig", "info_nce_loss"]
+
+
+@dataclass
+class MoCoConfig:
+    temperature: float = field(default=0.2, metadata={"help": "InfoNCE temperature τ"})
+    queue_size: int = field(default=4096, metadata={"help": "keys K in the queue"})
+    momentum: float = field(default=0.99, metadata={"help": "key-encoder momentum m"})
+    momentum_end: float | None = field(
+        default=None, metadata={"help": "m at the end, cosine from --momentum (none: constant, as the paper)"}
+    )
+    proj_hidden_dim: int = field(default=512, metadata={"help": "hidden width of the MLP head"})
+    proj_dim: int = field(default=128, metadata={"help": "embedding width"})
+    crop_min_scale: float = field(default=0.2, metadata={"help": "smallest crop area fraction"})
+    jitter: float = field(default=0.5, metadata={"help": "colour-distortion strength"})
+    shuffle_bn: bool = field(
+        default=True, metadata={"help": "shuffle keys across ranks before the key encoder"}
+    )
+
+
+def info_nce_loss(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
+    """MoCo's InfoNCE (Eq. 1): −log exp(q·k₊/τ) / (exp(q·k₊/τ) + Σ_{k₋ ∈ queue} exp(q·k₋/τ)).
+
+    Args:
+        q: (N, D) L2-normalised queries.
+        k: (N, D) L2-normalised positive keys (no gradient).
+        queue: (K, D) L2-normalised negative keys.
+        temperature: τ.
+    """
+    l_pos = (q * k).sum(1, keepdim=True)  # (N, 1)
+    l_neg = q @ queue.T  # (N, K)
+    logits = torch.cat([l_pos, l_neg], dim=1) / temperature
+    return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
+
+
+class MoCo(Method):
+    """Query encoder (backbone + MLP head), its momentum copy as key encoder, and a queue of keys."""
+
+    name = "moco"
+    Config = MoCoConfig
+    defaults: ClassVar[dict[str, Any]] = {"optimizer": "sgd", "lr": 0.06, "weight_decay": 5e-4}
+
+    def __init__(self, cfg: MoCoConfig, ctx) -> None:
+        super().__init__(cfg, ctx)
+        self.backbone = ctx.create_backbone()
+        self.projector = nn.Sequential(
+            nn.Linear(self.backbone.num_features, cfg.proj_hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(cfg.proj_hidden_dim, cfg.proj_dim),
+        )
+        self.key_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
+        self.key_projector = copy.deepcopy(self.projector).requires_grad_(False)
+        self.register_buffer("queue", F.normalize(torch.randn(cfg.queue_size, cfg.proj_dim), dim=1))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        self.augment = SimCLRAugment(
+            ctx.image_size, ctx.mean, ctx.std, scale=(cfg.crop_min_scale, 1.0), jitter=cfg.jitter
+        )
+
+    def make_views(self, images, rng):
+        return [self.augment(images, rng), self.augment(images, rng)]
+
+    def momentum(self, step: StepInfo) -> float:
+        end = self.cfg.momentum if self.cfg.momentum_end is None else self.cfg.momentum_end
+        return cosine_schedule(step.global_step, step.total_steps, self.cfg.momentum, end)
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor) -> None:
+        """Write the newest keys (M, D) over the oldest entries of the circular queue."""
+        k = self.queue.shape[0]
+        keys = keys[-k:]
+        idx = (self.queue_ptr + torch.arange(keys.shape[0], device=keys.device)) % k
+        self.queue[idx] = keys.to(self.queue.dtype)
+        self.queue_ptr.copy_((self.queue_ptr + keys.shape[0]) % k)
+
+    @torch.no_grad()
+    def keys(self, x: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """(N, D) normalised keys of this rank's images, computed on a cross-rank shuffled batch (shuffle-BN)."""
+        if not (self.cfg.shuffle_bn and world_size() > 1):
+            return F.normalize(self.key_projector(self.key_backbone(x)).float(), dim=1)
+        n = x.shape[0]
+        x_all = all_gather_no_grad(x)
+        perm = batch.rng.permutation(x_all.shape[0])  # the same permutation on every rank
+        mine = perm[rank() * n : (rank() + 1) * n]
+        k_shuffled = F.normalize(self.key_projector(self.key_backbone(x_all[mine])).float(), dim=1)
+        k_all = torch.empty_like(all_gather_no_grad(k_shuffled))
+        k_all[perm] = all_gather_no_grad(k_shuffled)  # undo the shuffle
+        return k_all[rank() * n : (rank() + 1) * n]
+
+    def training_step(self, batch: Batch, step: StepInfo):
+        x_q, x_k = batch.views
+        # Eq. (2), before the keys are computed, as in the reference implementation.
+        m = self.momentum(step)
+        momentum_update(self.key_backbone, self.backbone, m)
+        momentum_update(self.key_projector, self.projector, m)
+        q = F.normalize(self.projector(self.backbone(x_q)).float(), dim=1)
+        k = self.keys(x_k, batch)
+        loss = info_nce_loss(q, k, self.queue.clone(), self.cfg.temperature)
+        self.enqueue(all_gather_no_grad(k))
+        return loss, {"momentum": m}
