@@ -4,7 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from zoo.config import add_dataclass_arguments, dataclass_from_namespace
+
+
+@dataclass
+class EmbedConfig:
+    """Options of ``sslzoo embed`` (the CLI is generated from these fields)."""
+
+    out: str = field(default="features.npy", metadata={"help": "where to write the (N, D) float32 features"})
+    split: str = field(default="test", metadata={"help": "dataset split to embed"})
+    batch_size: int = field(default=256, metadata={"help": "images per forward pass"})
+    device: str | None = field(
+        default=None, metadata={"help": "cpu, cuda, cuda:1 … (none: CUDA when available)"}
+    )
+    num_workers: int = field(
+        default=0, metadata={"help": "DataLoader workers decoding and transforming images"}
+    )
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -18,6 +36,29 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--per-class", type=int, default=8, help="images per class in the grid (default: 8)")
     show.add_argument("--json", action="store_true", help="print the counts as JSON")
     p.set_defaults(handler=_datasets)
+
+    p = subparsers.add_parser(
+        "models",
+        help="list the model zoo: method, architecture, dimension, licence, published numbers, cached or not",
+    )
+    p.add_argument(
+        "filter", nargs="?", default=None, help="keep names or methods containing this (or a glob)"
+    )
+    p.add_argument("--json", action="store_true", help="print the entries as JSON")
+    p.set_defaults(handler=_models)
+
+    p = subparsers.add_parser(
+        "embed",
+        help="embed a dataset split with a model and save the features as .npy",
+        description="Embed DATASET's split with MODEL and write (N, D) float32 features to --out, and the labels "
+        "next to them (OUT with .labels.npy).",
+    )
+    p.add_argument(
+        "model", help="zoo name (see `sslzoo models`), hf-hub:ORG/NAME[@REV], or an exported folder"
+    )
+    p.add_argument("dataset", help="dataset name (see `sslzoo datasets`)")
+    add_dataclass_arguments(p, EmbedConfig)
+    p.set_defaults(handler=_embed)
 
 
 def _datasets(args: argparse.Namespace) -> int:
@@ -70,4 +111,89 @@ def _datasets(args: argparse.Namespace) -> int:
         table.add_row(cls, *(str(v["per_class"][cls]) for v in info["splits"].values()))
     console.print(table)
     console.print(f"sample grid: {out}")
+    return 0
+
+
+def _published(entry, key: str) -> str:
+    value = entry.published.get(key)
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _models(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from zoo import _loader, registry
+
+    entries = registry.list_models(args.filter)
+    if args.json:
+        rows = [
+            {
+                "name": e.name,
+                "method": e.method,
+                "arch": e.arch,
+                "dim": e.dim,
+                "licence": e.licence,
+                "source": e.source,
+                "published": e.published,
+                "published_source": e.published_source,
+                "paper": e.paper,
+                "cached": _loader.is_cached(e),
+            }
+            for e in entries
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title="sslzoo models (ImageNet top-1 %, as published)")
+    for col, justify in (
+        ("name", "left"),
+        ("method", "left"),
+        ("arch", "left"),
+        ("dim", "right"),
+        ("licence", "left"),
+        ("k-NN", "right"),
+        ("linear", "right"),
+        ("cached", "left"),
+    ):
+        table.add_column(col, justify=justify)
+    for e in entries:
+        table.add_row(
+            e.name,
+            e.method,
+            e.arch,
+            str(e.dim),
+            e.licence,
+            _published(e, "imagenet_knn"),
+            _published(e, "imagenet_linear"),
+            "yes" if _loader.is_cached(e) else "no",
+        )
+    console = Console()
+    # Piped output gets rich's 80 columns otherwise, which truncates every name.
+    (console if console.is_terminal else Console(width=160)).print(table)
+    print("Also: hf-hub:ORG/NAME[@REVISION], a folder written by zoo.save_encoder, or a training run folder.")
+    return 0
+
+
+def _embed(args: argparse.Namespace) -> int:
+    import os
+
+    import numpy as np
+
+    import zoo
+
+    cfg = dataclass_from_namespace(EmbedConfig, args)
+    encoder = zoo.load(args.model, device=cfg.device)
+    ds = zoo.load_dataset(args.dataset, split=cfg.split)
+    feats = encoder.embed(ds, batch_size=cfg.batch_size, progress=True, num_workers=cfg.num_workers).numpy()
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    labels_out = out.with_name(out.name.removesuffix(".npy") + ".labels.npy")
+    for path, array in ((out, feats), (labels_out, np.asarray(ds["label"], dtype=np.int64))):
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.npy")
+        np.save(tmp, array)
+        os.replace(tmp, path)
+    print(
+        f"{feats.shape[0]} × {feats.shape[1]} features of {args.dataset}/{cfg.split} by {encoder.identity}: {out}"
+    )
+    print(f"labels: {labels_out}")
     return 0
