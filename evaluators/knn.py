@@ -8,13 +8,15 @@ Protocol (Caron et al., 2021, Sec. 4.1 and ``knn_classifier`` in facebookresearc
 4. Rank classes by score: top-1 is correct when the best class is the label, top-5 when the label is among the
    first ``min(5, k)`` classes (with ``k`` neighbours at most ``k`` classes get a vote).
 
-Unlike DINO's script this runs on CPU, works for any test size (DINO's chunking divides by 100 and crashes below
+The search is exact (torch matmul + topk, or a faiss flat index; see :func:`search_neighbors`) and chunked to a
+memory budget. Unlike DINO's script this runs on CPU, works for any test size (DINO's chunking divides by 100 and crashes below
 100 test images), takes the number of classes from the data instead of hard-wiring 1000, and scores several ``k``
 from one neighbour search (the top ``max(k)`` neighbours contain the top ``k`` for every smaller ``k``).
 
 Ties: classes with equal scores are ranked by class index (lowest first; a stable sort), so a class with no vote
 never outranks one with a vote and, among unvoted classes, lower indices come first. Which of several neighbours
-with equal similarity at the ``k``-th place is kept is up to the search backend (faiss's heap; unspecified).
+with equal similarity at the ``k``-th place is kept is up to the search backend
+(torch's ``topk`` or faiss's heap; unspecified).
 
 >>> import torch
 >>> train = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
@@ -36,6 +38,7 @@ from evaluators._inputs import ArrayLike, as_features, as_labels, faiss_gpu_avai
 from zoo.errors import SslzooError
 
 DEFAULT_MEMORY_MB = 512.0
+BACKENDS = ("auto", "torch", "faiss")
 
 
 def search_neighbors(
@@ -45,13 +48,19 @@ def search_neighbors(
     *,
     memory_mb: float = DEFAULT_MEMORY_MB,
     device: str | torch.device | None = None,
+    backend: str = "auto",
     progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` largest inner products of each query with the database rows, most similar first.
 
-    Features are used as given (normalise them first for cosine similarity). On CPU the search is an exact faiss
-    ``IndexFlatIP`` (a faiss GPU index when faiss was built with GPU support); on a CUDA device without GPU faiss it
-    is a chunked ``matmul`` + ``topk`` in torch. Queries are processed in chunks sized to ``memory_mb``.
+    Features are used as given (normalise them first for cosine similarity). Both backends are exact:
+
+    * ``"faiss"``: an ``IndexFlatIP`` (moved to the GPU when ``device`` is CUDA and faiss has GPU support);
+    * ``"torch"``: per chunk of queries one ``(chunk, N)`` similarity matmul and ``topk``, on ``device``;
+    * ``"auto"`` (default): the faiss GPU index where there is one, torch otherwise. On CPU torch's MKL matmul
+      measured 4-5x faster than faiss-cpu's bundled OpenBLAS (``benchmarks/bench_knn.py``).
+
+    Queries are processed in chunks sized so the per-chunk buffers fit ``memory_mb``.
 
     Args:
         database: (N, D) features searched.
@@ -59,6 +68,7 @@ def search_neighbors(
         k: Neighbours per query, ``1 <= k <= N``.
         memory_mb: Rough budget for the per-chunk buffers.
         device: ``"cpu"``, ``"cuda"``…; default: the device of ``queries`` if it is a tensor, else CPU.
+        backend: ``"auto"``, ``"torch"`` or ``"faiss"``.
         progress: Show a progress bar over query chunks.
 
     Returns:
@@ -80,16 +90,33 @@ def search_neighbors(
     if device is None:
         device = queries.device if isinstance(queries, torch.Tensor) else torch.device("cpu")
     device = torch.device(device)
-    return _search(db, q, k, memory_mb=memory_mb, device=device, progress=progress)
+    return _search(db, q, k, memory_mb=memory_mb, device=device, backend=backend, progress=progress)
+
+
+def _use_torch(backend: str, device: torch.device) -> bool:
+    if backend not in BACKENDS:
+        raise SslzooError(f"unknown k-NN search backend {backend!r}; choose from {', '.join(BACKENDS)}.")
+    if backend == "auto":
+        # faiss only where it wins: a faiss GPU index. On CPU, faiss-cpu's bundled OpenBLAS ran 4-5x slower than
+        # torch's MKL matmul + topk in benchmarks/bench_knn.py, so torch does the exact search there.
+        return not (device.type == "cuda" and faiss_gpu_available())
+    return backend == "torch"
 
 
 def _search(
-    db: torch.Tensor, q: torch.Tensor, k: int, *, memory_mb: float, device: torch.device, progress: bool
+    db: torch.Tensor,
+    q: torch.Tensor,
+    k: int,
+    *,
+    memory_mb: float,
+    device: torch.device,
+    backend: str,
+    progress: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     from tqdm.auto import tqdm
 
     n, m = db.shape[0], q.shape[0]
-    use_torch = device.type != "cpu" and not faiss_gpu_available()
+    use_torch = _use_torch(backend, device)
     budget = memory_mb * 2**20
     if use_torch:
         # The (chunk, N) similarity block dominates: size the chunk so it fits the budget.
@@ -101,7 +128,7 @@ def _search(
         # faiss blocks its own BLAS buffers (~16 MB); our per-query cost is the (chunk, k) result arrays.
         chunk = max(1, min(m, int(budget // (12 * k + 64))))
         index = faiss.IndexFlatIP(db.shape[1])
-        if device.type == "cuda":
+        if device.type == "cuda" and faiss_gpu_available():
             index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), device.index or 0, index)
         index.add(np.ascontiguousarray(db.cpu().numpy()))
     sims = torch.empty(m, k, dtype=torch.float32)
@@ -150,6 +177,7 @@ def knn_classify(
     *,
     memory_mb: float = DEFAULT_MEMORY_MB,
     device: str | torch.device | None = None,
+    backend: str = "auto",
     progress: bool = False,
 ) -> dict[str, Any] | dict[int, dict[str, Any]]:
     """DINO's weighted k-NN classifier on frozen features.
@@ -163,6 +191,7 @@ def knn_classify(
         temperature: T in the vote weight ``exp(sim / T)``.
         memory_mb: Budget for the search's per-chunk buffers.
         device: Where to search (default: the device of ``test_feats``); see :func:`search_neighbors`.
+        backend: ``"auto"``, ``"torch"`` or ``"faiss"``; see :func:`search_neighbors`.
         progress: Show a progress bar over test chunks.
 
     Returns:
@@ -197,7 +226,15 @@ def knn_classify(
     # Step 1: cosine similarity = inner product of L2-normalised features (DINO normalises at extraction).
     train, test = F.normalize(train, dim=1, p=2), F.normalize(test, dim=1, p=2)
     # Step 2: one search for the largest k serves every k (neighbours come sorted, most similar first).
-    sims, idx = search_neighbors(train, test, max(ks), memory_mb=memory_mb, device=device, progress=progress)
+    sims, idx = _search(
+        train,
+        test,
+        max(ks),
+        memory_mb=memory_mb,
+        device=torch.device(device),
+        backend=backend,
+        progress=progress,
+    )
     neighbor_labels = y_train.cpu()[idx]
     y = y_test.cpu()
     results: dict[int, dict[str, Any]] = {}

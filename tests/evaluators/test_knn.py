@@ -104,6 +104,18 @@ def test_matches_dino_reference_for_any_test_size(n_test):
         assert out["top1"] == pytest.approx(top1) and out["top5"] == pytest.approx(top5), k
 
 
+def test_faiss_and_torch_backends_agree():
+    g = torch.Generator().manual_seed(5)
+    train, test = torch.randn(800, 24, generator=g), torch.randn(150, 24, generator=g)
+    yt, ye = torch.randint(0, 6, (800,), generator=g), torch.randint(0, 6, (150,), generator=g)
+    a = knn_classify(train, yt, test, ye, k=(5, 20), backend="torch")
+    b = knn_classify(train, yt, test, ye, k=(5, 20), backend="faiss", memory_mb=0.01)
+    for k in (5, 20):
+        assert np.array_equal(a[k]["predictions"], b[k]["predictions"]) and a[k]["top5"] == b[k]["top5"]
+    with pytest.raises(SslzooError, match="unknown k-NN search backend"):
+        knn_classify(train, yt, test, ye, backend="annoy")
+
+
 def test_chunking_to_a_tiny_memory_budget_changes_nothing():
     g = torch.Generator().manual_seed(0)
     train, test = torch.randn(400, 16, generator=g), torch.randn(123, 16, generator=g)
