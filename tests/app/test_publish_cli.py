@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -27,7 +28,13 @@ def _save_run(root: Path) -> Path:
         root / "encoder",
         model_args={"in_chans": 1, "widths": (8, 16, 16, 32)},
         pretrained_cfg={"input_size": (1, 28, 28), "mean": (0.5,), "std": (0.5,)},
-        metadata={"method": "byol", "dataset": "digits", "seed": 0, "commit": "feedface", "config": {"epochs": 1}},
+        metadata={
+            "method": "byol",
+            "dataset": "digits",
+            "seed": 0,
+            "commit": "feedface",
+            "config": {"epochs": 1},
+        },
     )
     return root
 
@@ -39,41 +46,111 @@ def run(tmp_path) -> Path:
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory) -> tuple[Path, Path]:
-    """A run and its real records on digits (k-NN and clustering through the evaluators), evaluated once."""
+    """A run really trained (SimCLR, one short epoch on digits) and its real records on digits (k-NN and
+    clustering through the evaluators) in a temporary leaderboard; made once for the module."""
     from evaluators.evaluate import EvalConfig, evaluate
     from evaluators.records import write_records
+    from trainers.engine import train
 
     root = tmp_path_factory.mktemp("evaluated")
-    run = _save_run(root / "runs" / "byol-digits")
+    run = train(
+        "simclr",
+        dataset="digits",
+        epochs=1,
+        batch_size=512,
+        arch="sslzoo_cnn4",
+        arch_args=("widths=(8,16,16,32)",),
+        knn_every=0,
+        progress=False,
+        out=str(root / "runs" / "simclr-digits"),
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SSLZOO_CACHE", str(root / "cache"))
-        records = evaluate(str(run), "digits", EvalConfig(protocols="knn,clustering", cache=False), progress=False)
+        records = evaluate(
+            str(run), "digits", EvalConfig(protocols="knn,clustering", cache=False), progress=False
+        )
     write_records(records, root / "leaderboard")
-    return run, root / "leaderboard"
+    return Path(run), root / "leaderboard"
+
+
+def test_exported_trained_run_loads_from_the_hub_in_timm_and_zoo_with_the_runs_embeddings(
+    evaluated, tmp_path, hub_cache
+):
+    run, leaderboard = evaluated
+    out = tmp_path / "hub-ready"
+    assert (
+        main(
+            [
+                "export",
+                str(run),
+                "--out",
+                str(out),
+                "--repo",
+                "sslzoo-test/simclr-digits",
+                "--leaderboard",
+                str(leaderboard),
+            ]
+        )
+        == 0
+    )
+    hub_cache.add_repo("sslzoo-test/simclr-digits", out)
+    x = torch.randn(6, 1, 16, 16)
+    with torch.no_grad():
+        expected = zoo.load(run / "encoder", device="cpu")(x)
+        via_timm = timm.create_model(
+            "hf-hub:sslzoo-test/simclr-digits", pretrained=True, num_classes=0
+        ).eval()(x)
+        via_zoo = zoo.load("hf-hub:sslzoo-test/simclr-digits", device="cpu")(x)
+    assert torch.equal(via_timm, expected) and torch.equal(via_zoo, expected)
+    meta = json.loads((out / "sslzoo.json").read_text())
+    assert meta["method"] == "simclr" and meta["config"]["train"]["epochs"] == 1
 
 
 def _recorded(leaderboard: Path) -> dict[str, float]:
     from evaluators.records import read_records
 
-    return {f"{r.protocol}_{m}": v for r in read_records(leaderboard) for m, v in r.metrics.items() if "_std" not in m}
+    return {
+        f"{r.protocol}_{m}": v
+        for r in read_records(leaderboard)
+        for m, v in r.metrics.items()
+        if "_std" not in m
+    }
 
 
 def test_export_writes_a_card_whose_model_index_holds_the_recorded_metrics(evaluated, tmp_path, capsys):
     run, leaderboard = evaluated
     out = tmp_path / "hub-ready"
-    assert main(["export", str(run), "--out", str(out), "--repo", "me/byol-digits", "--leaderboard", str(leaderboard)]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(run),
+                "--out",
+                str(out),
+                "--repo",
+                "me/byol-digits",
+                "--leaderboard",
+                str(leaderboard),
+            ]
+        )
+        == 0
+    )
     assert "embeddings identical" in capsys.readouterr().out
     card = ModelCard.load(out / "README.md")
     index = {r.metric_type: r.metric_value for r in card.data.eval_results}
     recorded = _recorded(leaderboard)
-    assert set(index) == set(recorded) == {
-        "knn_top1",
-        "knn_top5",
-        "clustering_nmi",
-        "clustering_ami",
-        "clustering_ari",
-        "clustering_acc",
-    }
+    assert (
+        set(index)
+        == set(recorded)
+        == {
+            "knn_top1",
+            "knn_top5",
+            "clustering_nmi",
+            "clustering_ami",
+            "clustering_ari",
+            "clustering_acc",
+        }
+    )
     for name, value in recorded.items():
         assert index[name] == pytest.approx(value, abs=1e-6)
     assert all(r.dataset_split == "test" for r in card.data.eval_results)
@@ -83,7 +160,9 @@ def test_card_regenerates_a_runs_card_from_the_records(evaluated, tmp_path, caps
     import shutil
 
     run, leaderboard = evaluated
-    run = Path(shutil.copytree(run, tmp_path / "byol-digits"))  # matched by weights hash; the original stays clean
+    run = Path(
+        shutil.copytree(run, tmp_path / "simclr-digits")
+    )  # matched by weights hash; the original stays clean
     assert main(["card", str(run), "--leaderboard", str(leaderboard)]) == 0
     written = run / "encoder" / "README.md"
     assert f"{written}  (6 recorded results)" in capsys.readouterr().out
@@ -104,7 +183,9 @@ def test_records_are_found_by_weights_hash_when_the_run_moved(evaluated, tmp_pat
 
 def test_push_dry_run_lists_the_files_and_sends_nothing(run, tmp_path, capsys):
     # conftest sets HF_HUB_OFFLINE=1: any request huggingface_hub tried would raise, so passing means none was made.
-    assert main(["push", str(run), "--repo", "me/byol-digits", "--dry-run", "--leaderboard", str(tmp_path)]) == 0
+    assert (
+        main(["push", str(run), "--repo", "me/byol-digits", "--dry-run", "--leaderboard", str(tmp_path)]) == 0
+    )
     out = capsys.readouterr().out
     for name in ("README.md", "config.json", "model.safetensors", "sslzoo.json"):
         assert name in out
@@ -132,9 +213,14 @@ def test_a_token_in_the_environment_appears_in_no_output_and_no_file(run, tmp_pa
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
     lb = str(tmp_path / "no-records")
     out_dir = tmp_path / "exported"
-    assert main(["export", str(run), "--out", str(out_dir), "--repo", "me/byol-digits", "--leaderboard", lb]) == 0
+    assert (
+        main(["export", str(run), "--out", str(out_dir), "--repo", "me/byol-digits", "--leaderboard", lb])
+        == 0
+    )
     assert main(["push", str(run), "--repo", "me/byol-digits", "--dry-run", "--leaderboard", lb]) == 0
-    assert main(["push", str(out_dir), "--repo", "me/byol-digits"]) == 2  # the upload itself is attempted and fails
+    assert (
+        main(["push", str(out_dir), "--repo", "me/byol-digits"]) == 2
+    )  # the upload itself is attempted and fails
     captured = capsys.readouterr()
     assert "upload of me/byol-digits" in captured.err and captured.err.count("\n") == 1
     assert FAKE_TOKEN not in captured.out + captured.err
