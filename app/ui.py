@@ -107,7 +107,7 @@ class Handlers:
     def _neighbour_outputs(self, result, model: str, gallery: str) -> tuple:
         gal = self.backend.gallery(gallery)
         items = [
-            (_display(gal.image(r["index"]), 160), f"#{r['index']} · {r['class']} · {r['similarity']:.3f}")
+            (_display(gal.image(r["index"]), 160), f"{r['class']} · {r['similarity']:.3f}")
             for r in result.rows
         ]
         table = [[r["rank"], r["index"], r["class"], round(r["similarity"], 6)] for r in result.rows]
@@ -163,11 +163,11 @@ class Handlers:
         if result.kind == "attention":
             mean = maps.mean(axis=0)
             items.append((overlay(shown, mean), "mean of heads"))
-            items.append((mask_overlay(shown, threshold_mask(mean, t)), f"mask of the mean, t = {t:.2f}"))
+            items.append((mask_overlay(shown, threshold_mask(mean, t)), f"mean, mask t={t:.2f}"))
             for h, head in enumerate(maps, 1):
                 items.append((overlay(shown, head), f"head {h}"))
             for h, mask in enumerate(threshold_mask(maps, t), 1):
-                items.append((mask_overlay(shown, mask), f"head {h} mask, t = {t:.2f}"))
+                items.append((mask_overlay(shown, mask), f"head {h}, mask"))
             what = (
                 f"Last block's [CLS] attention to each of the {maps.shape[1]}×{maps.shape[2]} patches, "
                 f"{maps.shape[0]} heads, at {result.input_size[0]} px. Masks keep the most-attended patches "
@@ -317,9 +317,11 @@ def build_app(backend: Backend | None = None, model: str | None = None, gallery:
                         k_slider = gr.Slider(1, 50, value=DEFAULT_K, step=1, label="neighbours k")
                         with gr.Row():
                             search_btn = gr.Button("Search with the upload", variant="primary")
-                            index_box = gr.Number(label="or gallery image #", precision=0, minimum=0, scale=0)
+                            index_box = gr.Number(
+                                None, label="or gallery image #", precision=0, minimum=0, scale=0
+                            )
                         browser = gr.Gallery(
-                            label="gallery (click an image to query it)",
+                            label="gallery: click to query",
                             columns=6,
                             height=330,
                             allow_preview=False,
@@ -329,11 +331,9 @@ def build_app(backend: Backend | None = None, model: str | None = None, gallery:
                     with gr.Column(scale=2):
                         nb_message = gr.Markdown(elem_classes="sslzoo-message", elem_id="neighbours-message")
                         with gr.Row():
-                            query_shown = gr.Image(
-                                label="query as searched", height=200, interactive=False, scale=1
-                            )
+                            query_shown = gr.Image(label="query", height=200, interactive=False, scale=1)
                             neighbours_gallery = gr.Gallery(
-                                label="nearest neighbours (#index · label · cosine similarity)",
+                                label="neighbours: label · cosine similarity",
                                 columns=5,
                                 height=330,
                                 elem_id="neighbours-gallery",
@@ -384,6 +384,7 @@ def build_app(backend: Backend | None = None, model: str | None = None, gallery:
                             [[p] for p in example_photos()],
                             inputs=[attn_image],
                             label="scikit-image photos",
+                            elem_id="attention-examples",
                             examples_per_page=8,
                         )
                         size_box = gr.Dropdown(
@@ -407,6 +408,7 @@ def build_app(backend: Backend | None = None, model: str | None = None, gallery:
                         overlays = gr.Gallery(
                             label="overlays",
                             columns=4,
+                            object_fit="contain",
                             height=520,
                             elem_id="attention-gallery",
                             format="png",
