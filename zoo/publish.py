@@ -22,6 +22,7 @@ module never reads, prints or writes the token itself, and error messages are sc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -101,7 +102,9 @@ def card_spec(
     folder = Path(folder)
     config = _read_json(folder / CONFIG_FILE)
     meta = _read_json(folder / METADATA_FILE) if (folder / METADATA_FILE).is_file() else {}
-    training = meta.get("config") or meta.get("training_config") or meta.get("train_config") or _run_config(folder)
+    training = (
+        meta.get("config") or meta.get("training_config") or meta.get("train_config") or _run_config(folder)
+    )
     training = training if isinstance(training, dict) else None
     pcfg = config.get("pretrained_cfg") or {}
     run_name = folder.parent.name if folder.name == "encoder" else folder.name
@@ -150,7 +153,9 @@ def published_results(entry: Any) -> list[Result]:
     repo = re.search(r"github\.com/([^/#]+/[^/#]+)", entry.published_source or "")
     source_name = f"{repo.group(1)} (official repository)" if repo else "published"
     for key, value in entry.published.items():
-        protocol, metric, dataset, split = _PUBLISHED_KEYS.get(key, (key, "top1", "imagenet-1k", "validation"))
+        protocol, metric, dataset, split = _PUBLISHED_KEYS.get(
+            key, (key, "top1", "imagenet-1k", "validation")
+        )
         out.append(
             Result(
                 protocol,
@@ -233,6 +238,8 @@ def export_folder(
     try:
         published: list[Result] = []
         local = Path(str(source)).expanduser()
+        if str(source).startswith("hf-hub:"):  # a Hub repo in our layout: its cached snapshot is the folder
+            local = _hub_snapshot(str(source))
         if local.exists():
             folder = encoder_folder(local)
             for path in folder.iterdir():
@@ -251,6 +258,18 @@ def export_folder(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _hub_snapshot(source: str) -> Path:
+    """Fetch (or find in the HF cache) a Hub repo's config, weights and metadata; returns the snapshot folder."""
+    from zoo import _hub
+
+    repo_id, revision = _hub.parse_hub_id(source)
+    config = _hub.hub_file(repo_id, CONFIG_FILE, revision)
+    _hub.hub_file(repo_id, WEIGHTS_FILE, revision)
+    with contextlib.suppress(SslzooError):  # a plain timm repo has no sslzoo.json; the card then says less
+        _hub.hub_file(repo_id, METADATA_FILE, revision)
+    return config.parent
 
 
 def _is_extra(filename: str) -> bool:
@@ -283,8 +302,12 @@ def _export_zoo_model(
     encoder = load(source, device="cpu")
     entry = encoder.entry
     pcfg = entry.preprocessing.as_pretrained_cfg() if entry.preprocessing is not None else None
-    # timm's save_for_hf reads the architecture from pretrained_cfg; a model built from a URL checkpoint has it.
-    encoder.model.pretrained_cfg = {**encoder.model.pretrained_cfg, "architecture": entry.arch}
+    # timm's save_for_hf reads the architecture from pretrained_cfg; the tag is that of timm's default weights for
+    # the architecture (e.g. "augreg_in21k_ft_in1k"), which these are not.
+    cfg = {
+        k: v for k, v in encoder.model.pretrained_cfg.items() if k not in ("tag", "hf_hub_id", "url", "file")
+    }
+    encoder.model.pretrained_cfg = {**cfg, "architecture": entry.arch}
     meta = {
         "name": name or entry.name,
         "method": entry.method,
@@ -397,7 +420,9 @@ def validate_folder(
     with torch.inference_mode():
         via_zoo = encoder(x.to(encoder.dtype)).float()
     diffs = {"zoo.load": _max_diff(via_timm, via_zoo, "zoo.load", folder)}
-    checks.append(f"weights load strictly in timm (hf-hub layout) and zoo.load: {tuple(via_timm.shape)} embeddings")
+    checks.append(
+        f"weights load strictly in timm (hf-hub layout) and zoo.load: {tuple(via_timm.shape)} embeddings"
+    )
     if reference is not None:
         ref = load(encoder_folder(reference), device="cpu")
         with torch.inference_mode():
@@ -414,7 +439,9 @@ def validate_folder(
 
 def _max_diff(a: torch.Tensor, b: torch.Tensor, what: str, folder: Path) -> float:
     if a.shape != b.shape:
-        raise SslzooError(f"{folder}: timm gives {tuple(a.shape)} embeddings but {what} gives {tuple(b.shape)}.")
+        raise SslzooError(
+            f"{folder}: timm gives {tuple(a.shape)} embeddings but {what} gives {tuple(b.shape)}."
+        )
     diff = float((a - b).abs().max())
     # Same weights, same ops, same CPU: anything beyond float32 rounding means a different network was loaded.
     if not diff <= 1e-5 * max(1.0, float(a.abs().max())):
@@ -445,7 +472,9 @@ class PushResult:
 def check_repo_id(repo_id: str) -> str:
     """``ORG/NAME`` as the Hub spells repo ids; raise a one-line error otherwise."""
     if not REPO_ID.match(repo_id or "") or ".." in repo_id or len(repo_id) > 96:
-        raise SslzooError(f"{repo_id!r} is not a Hub repo id; write it as ORG/NAME, e.g. --repo my-org/simclr-fmnist.")
+        raise SslzooError(
+            f"{repo_id!r} is not a Hub repo id; write it as ORG/NAME, e.g. --repo my-org/simclr-fmnist."
+        )
     return repo_id
 
 
@@ -474,7 +503,7 @@ def push(
     Raises:
         SslzooError: invalid folder or repo id, offline (``HF_HUB_OFFLINE=1``), not logged in, or the Hub refused.
     """
-    from huggingface_hub import constants
+    from zoo._hub import offline
 
     check_repo_id(repo_id)
     validation = validate_folder(folder, reference=reference, expected=expected)
@@ -490,7 +519,7 @@ def push(
     )
     if dry_run:
         return result
-    if constants.HF_HUB_OFFLINE:
+    if offline():
         raise SslzooError(
             f"HF_HUB_OFFLINE=1 is set, so nothing can be uploaded to {endpoint}; unset it to push {repo_id}, "
             "or add --dry-run to see what would be sent."

@@ -210,6 +210,7 @@ def test_a_token_in_the_environment_appears_in_no_output_and_no_file(run, tmp_pa
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")  # a real request, refused at once
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
     lb = str(tmp_path / "no-records")
     out_dir = tmp_path / "exported"

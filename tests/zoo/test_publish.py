@@ -35,7 +35,13 @@ def make_run(root, seed: int = 0):
         root / "encoder",
         model_args={"in_chans": 1, "widths": (8, 16, 16, 32)},
         pretrained_cfg={"input_size": INPUT, "mean": (0.5,), "std": (0.5,), "crop_pct": 1.0},
-        metadata={"method": "simclr", "dataset": "digits", "seed": seed, "commit": "0123abcd", "config": config},
+        metadata={
+            "method": "simclr",
+            "dataset": "digits",
+            "seed": seed,
+            "commit": "0123abcd",
+            "config": config,
+        },
     )
     (root / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
     return root
@@ -49,7 +55,9 @@ RESULTS = [
 
 def test_exported_run_loads_from_the_hub_cache_in_timm_and_zoo_with_the_runs_embeddings(tmp_path, hub_cache):
     run = make_run(tmp_path / "runs" / "simclr-digits")
-    folder = publish.export_folder(run, tmp_path / "hub-ready", repo_id="sslzoo-test/simclr-digits", results=RESULTS)
+    folder = publish.export_folder(
+        run, tmp_path / "hub-ready", repo_id="sslzoo-test/simclr-digits", results=RESULTS
+    )
     assert publish.upload_files(folder) == ["README.md", "config.json", "model.safetensors", "sslzoo.json"]
     config = json.loads((folder / "config.json").read_text())
     assert config["architecture"] == "sslzoo_cnn4" and config["num_features"] == 32
@@ -61,7 +69,9 @@ def test_exported_run_loads_from_the_hub_cache_in_timm_and_zoo_with_the_runs_emb
     x = torch.randn(5, *INPUT)
     with torch.no_grad():
         expected = zoo.load(run, device="cpu")(x)
-        via_timm = timm.create_model("hf-hub:sslzoo-test/simclr-digits", pretrained=True, num_classes=0).eval()(x)
+        via_timm = timm.create_model(
+            "hf-hub:sslzoo-test/simclr-digits", pretrained=True, num_classes=0
+        ).eval()(x)
         via_zoo = zoo.load("hf-hub:sslzoo-test/simclr-digits", device="cpu")(x)
     assert torch.equal(via_timm, expected)
     assert torch.equal(via_zoo, expected)
@@ -118,3 +128,34 @@ def test_a_folder_without_an_encoder_is_refused_with_a_hint(tmp_path):
     with pytest.raises(SslzooError, match="holds no exported encoder"):
         publish.export_folder(tmp_path / "empty", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_hub_model_in_our_layout_re_exports_with_its_metadata(tmp_path, hub_cache):
+    first = publish.export_folder(make_run(tmp_path / "run"), tmp_path / "first", repo_id="org/simclr")
+    hub_cache.add_repo("org/simclr", first)
+    again = publish.export_folder("hf-hub:org/simclr", tmp_path / "again", repo_id="other/simclr")
+    assert (again / "model.safetensors").read_bytes() == (first / "model.safetensors").read_bytes()
+    assert json.loads((again / "sslzoo.json").read_text())["config"]["lr"] == 0.5
+    assert 'zoo.load("hf-hub:other/simclr")' in (again / "README.md").read_text()
+    publish.validate_folder(again, reference=tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_a_registry_entry_exports_with_its_published_numbers(tmp_path, hub_cache):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    net = timm.create_model("vit_small_patch16_224", num_classes=0)
+    (tmp_path / "weights").mkdir()
+    save_file(net.state_dict(), tmp_path / "weights" / "model.safetensors")
+    hub_cache.add_repo("timm/vit_small_patch16_224.dino", tmp_path / "weights")
+    folder = publish.export_folder("dino-vits16", tmp_path / "out", repo_id="me/dino-vits16")
+    report = publish.validate_folder(
+        folder, expected=publish.published_results(zoo.registry.MODELS["dino-vits16"])
+    )
+    assert report.results == 2 and report.max_abs_diff == 0.0
+    config = json.loads((folder / "config.json").read_text())
+    assert config["pretrained_cfg"]["interpolation"] == "bicubic" and "tag" not in config["pretrained_cfg"]
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.equal(zoo.load(folder, device="cpu")(x), net.eval()(x))
