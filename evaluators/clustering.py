@@ -24,6 +24,7 @@ from evaluators._inputs import ArrayLike, as_features, as_labels, faiss_gpu_avai
 from zoo.errors import SslzooError
 
 SCORE_NAMES = ("nmi", "ami", "ari", "acc")
+SMALL_PROBLEM = 2**20  # feature entries below which one thread is fastest
 
 
 def contingency_table(assignments: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -102,8 +103,15 @@ def kmeans_assignments(
         min_points_per_centroid=1,  # small test splits are fine; don't print faiss's warning
         verbose=False,
     )
-    kmeans.train(x)
-    _, assignment = kmeans.index.search(x, 1)
+    # Small problems: OpenMP start-up and spinning cost more than the arithmetic (badly so on a busy machine).
+    threads = faiss.omp_get_max_threads()
+    if x.size < SMALL_PROBLEM:
+        faiss.omp_set_num_threads(1)
+    try:
+        kmeans.train(x)
+        _, assignment = kmeans.index.search(x, 1)
+    finally:
+        faiss.omp_set_num_threads(threads)
     return assignment.reshape(-1)
 
 
