@@ -1,0 +1,123 @@
+"""``Encoder.embed`` throughput against a bare timm forward, and what CPU inference options change.
+
+For each model, the same pre-transformed batches go through:
+
+* ``timm no_grad``: ``model(x)`` under ``torch.no_grad()`` in a loop: the baseline (1.00×);
+* ``Encoder.embed``: our path (batching, inference_mode, copy into one (N, D) float32 tensor);
+* ``inference_mode``, ``channels_last``, ``bf16 autocast``, ``channels_last + bf16``: the bare loop with one option;
+* ``embed from PIL``: ``Encoder.embed`` on PIL images, i.e. including ``enc.transform`` (decode-free).
+
+Ratios are images/s over the baseline's images/s in the same process (> 1 is faster); each number is the best of
+``--repeats`` timed passes after one warm-up pass. bf16 outputs are checked against fp32 (max cosine distance).
+
+    .venv/bin/python benchmarks/bench_embed.py                     # the default set (about 2–4 min on 2 cores)
+    .venv/bin/python benchmarks/bench_embed.py --models resnet50:224 --batches 2 --batch-size 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+from collections.abc import Callable
+
+import numpy as np
+import timm
+import torch
+from PIL import Image
+
+import zoo
+
+DEFAULT_MODELS = ("sslzoo_cnn4:28:1", "sslzoo_resnet18_small:32", "resnet50:224", "vit_small_patch16_224:224")
+
+
+def best_time(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up: allocator, oneDNN kernel selection
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def bare_loop(
+    model, batches, *, grad_mode, channels_last=False, autocast=False
+) -> Callable[[], torch.Tensor]:
+    def run() -> torch.Tensor:
+        outs = []
+        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+        with grad_mode(), ctx:
+            for x in batches:
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                outs.append(model(x).float())
+        return torch.cat(outs)
+
+    return run
+
+
+def bench_model(spec: str, batch_size: int, n_batches: int, repeats: int) -> None:
+    arch, size, *chans = spec.split(":")
+    size, in_chans = int(size), int(chans[0]) if chans else 3
+    torch.manual_seed(0)
+    kwargs = {"img_size": size} if "vit" in arch else {}
+    model = timm.create_model(arch, num_classes=0, in_chans=in_chans, **kwargs).eval()
+    enc = zoo.Encoder.from_model(model, name=arch)
+    batches = [torch.randn(batch_size, in_chans, size, size) for _ in range(n_batches)]
+    x_all = torch.cat(batches)
+    n = len(x_all)
+    rng = np.random.default_rng(0)
+    mode = "L" if in_chans == 1 else "RGB"
+    shape = (size, size) if in_chans == 1 else (size, size, 3)
+    pil = [Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode) for _ in range(n)]
+
+    reference = bare_loop(model, batches, grad_mode=torch.no_grad)()
+    rows: list[tuple[str, float, str]] = []
+    base = best_time(bare_loop(model, batches, grad_mode=torch.no_grad), repeats)
+    rows.append(("timm no_grad (baseline)", base, ""))
+    rows.append(("Encoder.embed", best_time(lambda: enc.embed(x_all, batch_size=batch_size), repeats), ""))
+    variants = {
+        "inference_mode": {"grad_mode": torch.inference_mode},
+        "channels_last": {"grad_mode": torch.inference_mode, "channels_last": True},
+        "bf16 autocast": {"grad_mode": torch.inference_mode, "autocast": True},
+        "channels_last + bf16": {"grad_mode": torch.inference_mode, "channels_last": True, "autocast": True},
+    }
+    for label, options in variants.items():
+        if options.get("channels_last"):
+            model.to(memory_format=torch.channels_last)
+        fn = bare_loop(model, batches, **options)
+        seconds = best_time(fn, repeats)
+        note = ""
+        if options.get("autocast"):
+            cos = torch.nn.functional.cosine_similarity(fn(), reference, dim=1)
+            note = f"max cosine distance to fp32 {float((1 - cos).max()):.1e}"
+        model.to(memory_format=torch.contiguous_format)
+        rows.append((label, seconds, note))
+    rows.append(
+        ("embed from PIL (+transform)", best_time(lambda: enc.embed(pil, batch_size=batch_size), 1), "")
+    )
+
+    print(f"\n{arch} at {in_chans}×{size}×{size}, {n_batches} batches of {batch_size} ({n} images)")
+    print(f"  {'path':30s} {'img/s':>9s} {'vs baseline':>12s}")
+    for label, seconds, note in rows:
+        print(f"  {label:30s} {n / seconds:9.1f} {base / seconds:11.2f}×  {note}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="ARCH:SIZE[:IN_CHANS] …")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batches", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, timm {timm.__version__}, {torch.get_num_threads()} CPU threads")
+    for spec in args.models:
+        bench_model(spec, args.batch_size, args.batches, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
