@@ -18,6 +18,7 @@ from trainers.clustering.kmeans import (
     l2_normalize,
     nmi,
     pca_whiten,
+    round_nmi,
     super_class_targets,
 )
 from trainers.clustering.sampler import UniformLabelSampler, cluster_sample_weights
@@ -39,6 +40,7 @@ __all__ = [
     "l2_normalize",
     "nmi",
     "pca_whiten",
+    "round_nmi",
     "sinkhorn_knopp",
     "sinkhorn_labels",
     "solve_once",

@@ -230,3 +230,18 @@ def nmi(labels_a, labels_b) -> float:
     from sklearn.metrics import normalized_mutual_info_score
 
     return float(normalized_mutual_info_score(np.asarray(labels_a), np.asarray(labels_b)))
+
+
+def round_nmi(new, previous=None, true_labels=None) -> dict[str, float]:
+    """NMI of a new round's ``(N,)`` assignments with the previous round's and with the true labels, if given.
+
+    DeepCluster (Fig. 2) tracks both: agreement between consecutive rounds shows the assignments stabilising,
+    agreement with the classes shows them becoming semantic. Labels < 0 mean "no previous round".
+    """
+    new = np.asarray(new)
+    scores: dict[str, float] = {}
+    if previous is not None and (np.asarray(previous) >= 0).all():
+        scores["nmi_prev"] = nmi(new, previous)
+    if true_labels is not None:
+        scores["nmi_true"] = nmi(new, true_labels)
+    return scores

@@ -13,6 +13,8 @@ METHODS: dict[str, str] = {
     "byol": "trainers.methods.byol:BYOL",
     "dino": "trainers.methods.dino:DINO",
     "deepcluster": "trainers.methods.deepcluster:DeepCluster",
+    "deepercluster": "trainers.methods.deepercluster:DeeperCluster",
+    "selflabel": "trainers.methods.selflabel:SelfLabel",
 }
 
 __all__ = ["METHODS", "Batch", "Method", "StepInfo", "get_method", "method_names", "momentum_update"]

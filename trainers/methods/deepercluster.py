@@ -1,0 +1,136 @@
+"""DeeperCluster — Caron et al., "Unsupervised Pre-Training of Image Features on Non-Curated Data", ICCV 2019.
+
+DeepCluster combined with rotation prediction (RotNet) through a hierarchical loss (Sec. 3.3). Every input is
+rotated by 0°, 90°, 180° or 270°. k-means on the un-rotated features gives m super-clusters; their Cartesian
+product with the 4 rotations gives 4m super-classes, predicted by a linear classifier V. Each super-cluster is
+split again by k-means into k sub-classes, predicted by a head W_s of the input's super-class s. The loss of a
+sample is CE(V f(x), s) + CE(W_s f(x), sub-class) — Eq. (3)'s two terms, the second only within the true s.
+Clustering runs every T epochs (``cluster_every``).
+
+Everything else — the clustering round, uniform sampling over the m·k pseudo-labels, re-initialising heads,
+NMI logging and resume — is DeepCluster's (this class extends it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainers.clustering import N_ROTATIONS, hierarchical_kmeans, pca_whiten, super_class_targets
+from trainers.methods.base import Batch, StepInfo
+from trainers.methods.deepcluster import DeepCluster
+
+__all__ = ["DeeperCluster", "DeeperClusterConfig", "SubClassHeads", "hierarchical_loss", "rotate_batch"]
+
+
+@dataclass
+class DeeperClusterConfig:
+    super_clusters: int = field(
+        default=4, metadata={"help": "m: super-clusters (4m super-classes with rotations)"}
+    )
+    sub_clusters: int = field(default=16, metadata={"help": "k: sub-classes per super-cluster"})
+    pca_dim: int = field(default=32, metadata={"help": "PCA-whitening dimension before k-means"})
+    kmeans_iters: int = field(default=20, metadata={"help": "Lloyd iterations of each k-means"})
+    cluster_every: int = field(default=2, metadata={"help": "T: re-cluster every T epochs"})
+    crop_min_scale: float = field(
+        default=0.3, metadata={"help": "smallest random-resized-crop area fraction"}
+    )
+
+
+def rotate_batch(images: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+    """Rotate each (C, H, W) image of a square (B, C, H, W) batch by ``rotations[i] · 90°`` counter-clockwise."""
+    out = images.clone()
+    for r in range(1, N_ROTATIONS):
+        chosen = rotations == r
+        if chosen.any():
+            out[chosen] = torch.rot90(images[chosen], r, dims=(2, 3))
+    return out
+
+
+def hierarchical_loss(
+    super_logits: torch.Tensor,
+    sub_logits: torch.Tensor,
+    super_targets: torch.Tensor,
+    sub_targets: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """DeeperCluster's two cross-entropies (Eq. 3).
+
+    Args:
+        super_logits: (B, 4m) scores of V.
+        sub_logits: (B, k) scores of W_s, the head of each sample's true super-class s.
+        super_targets: (B,) super-class in [0, 4m).
+        sub_targets: (B,) sub-class in [0, k).
+
+    Returns:
+        ``(super_loss, sub_loss)``; the training loss is their sum.
+    """
+    return F.cross_entropy(super_logits.float(), super_targets), F.cross_entropy(
+        sub_logits.float(), sub_targets
+    )
+
+
+class SubClassHeads(nn.Module):
+    """The 4m heads W_s, one k-way linear classifier per super-class, stored as one (4m, k, D) tensor."""
+
+    def __init__(self, n_super: int, k: int, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_super, k, dim))
+        self.bias = nn.Parameter(torch.empty(n_super, k))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.weight, std=0.01)
+        nn.init.zeros_(self.bias)
+
+    def forward(self, features: torch.Tensor, supers: torch.Tensor) -> torch.Tensor:
+        """(B, D) features and (B,) super-classes → (B, k) logits of each sample's own head W_s."""
+        return torch.einsum("bkd,bd->bk", self.weight[supers], features) + self.bias[supers]
+
+
+class DeeperCluster(DeepCluster):
+    """Backbone + super-class classifier V (4m outputs) + one k-way head W_s per super-class."""
+
+    name = "deepercluster"
+    Config = DeeperClusterConfig
+
+    def build_heads(self, dim: int) -> None:
+        m, k = self.cfg.super_clusters, self.cfg.sub_clusters
+        self.super_classifier = nn.Linear(dim, N_ROTATIONS * m)
+        self.sub_heads = SubClassHeads(N_ROTATIONS * m, k, dim)
+
+    def reset_heads(self) -> None:
+        nn.init.normal_(self.super_classifier.weight, std=0.01)
+        nn.init.zeros_(self.super_classifier.bias)
+        self.sub_heads.reset_parameters()
+        self.ctx.reset_optimizer_state(self.super_classifier)
+        self.ctx.reset_optimizer_state(self.sub_heads)
+
+    def assign(self, features: torch.Tensor, seed: int) -> np.ndarray:
+        """(N, D) features → (N,) label ``cluster · k + sub``: m super-clusters, then k sub-clusters in each."""
+        cfg = self.cfg
+        whitened = pca_whiten(features, cfg.pca_dim)
+        clusters, subs = hierarchical_kmeans(
+            whitened, cfg.super_clusters, cfg.sub_clusters, niter=cfg.kmeans_iters, seed=seed
+        )
+        return clusters * cfg.sub_clusters + subs
+
+    def training_step(self, batch: Batch, step: StepInfo):
+        k = self.cfg.sub_clusters
+        labels = self.pseudo_labels[batch.indices]
+        clusters, subs = labels // k, labels % k
+        # Per-sample rotation drawn for the global batch, so it does not depend on the rank a sample lands on.
+        rotations = batch.rng.randint(N_ROTATIONS)
+        features = self.backbone(rotate_batch(batch.views[0], rotations))
+        supers = super_class_targets(clusters, rotations)
+        super_logits = self.super_classifier(features)
+        super_loss, sub_loss = hierarchical_loss(super_logits, self.sub_heads(features, supers), supers, subs)
+        return super_loss + sub_loss, {
+            "super_loss": super_loss.item(),
+            "sub_loss": sub_loss.item(),
+            "super_acc": (super_logits.argmax(1) == supers).float().mean().item(),
+            "rotation_acc": (super_logits.argmax(1) % N_ROTATIONS == rotations).float().mean().item(),
+        }

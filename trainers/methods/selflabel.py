@@ -1,0 +1,135 @@
+"""Self-Labelling (SeLa) — Asano et al., "Self-labelling via simultaneous clustering and representation learning",
+ICLR 2020.
+
+Pseudo-labels and network are learned together by minimising one cross-entropy E(p, q) (Eq. 3) alternately:
+with the labels fixed, train the network; with the network fixed, choose labels q that minimise the
+cross-entropy *subject to an equipartition* — every one of the K classes gets N/K samples (Eq. 5), which rules
+out the degenerate "everything in one class" solution. That label step is an optimal-transport problem, solved
+approximately by Sinkhorn-Knopp on P^λ (Eq. 8; :func:`trainers.clustering.sinkhorn_knopp`) and rounded to hard
+labels. Several heads, each with its own labels, share the backbone ("multiple clusterings", Sec. 3.5). Label
+steps follow SeLa's schedule: more of them early in training, spaced by a square law.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainers.augment import SimCLRAugment
+from trainers.clustering import round_nmi, sinkhorn_labels, solve_once
+from trainers.methods.base import Batch, Method, StepInfo
+
+__all__ = ["SelfLabel", "SelfLabelConfig", "label_update_epochs"]
+
+
+@dataclass
+class SelfLabelConfig:
+    num_clusters: int = field(default=100, metadata={"help": "K: classes of each head (equipartitioned)"})
+    num_heads: int = field(default=1, metadata={"help": "heads, each with its own pseudo-labels"})
+    lam: float = field(
+        default=25.0, metadata={"help": "λ: Sinkhorn-Knopp sharpness, P^λ (inverse entropy weight)"}
+    )
+    label_updates: int = field(
+        default=10, metadata={"help": "label optimisations over the run (square-law spaced)"}
+    )
+    sinkhorn_iters: int = field(
+        default=1000, metadata={"help": "most Sinkhorn-Knopp rescalings per label step"}
+    )
+    crop_min_scale: float = field(
+        default=0.3, metadata={"help": "smallest random-resized-crop area fraction"}
+    )
+    jitter: float = field(default=0.4, metadata={"help": "colour-distortion strength"})
+
+
+def label_update_epochs(epochs: int, updates: int) -> list[int]:
+    """Epochs that start with a label step: ``⌊epochs · (i / updates)²⌋`` for i < updates, without repeats.
+
+    SeLa's schedule (its code's ``optimize_times``): dense at the start, when the representation changes fastest.
+
+    >>> label_update_epochs(100, 5)
+    [0, 4, 16, 36, 64]
+    """
+    return sorted({int(epochs * (i / updates) ** 2) for i in range(max(1, updates))})
+
+
+class _HeadLogits(nn.Module):
+    """Backbone + all heads → (N, H·K) logits, for the engine's feature extractor (not a registered submodule)."""
+
+    def __init__(self, backbone: nn.Module, heads: nn.ModuleList) -> None:
+        super().__init__()
+        self.backbone, self.heads = backbone, heads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.backbone(x)
+        return torch.cat([head(features) for head in self.heads], dim=1)
+
+
+class SelfLabel(Method):
+    """Backbone + ``num_heads`` linear K-way heads trained with cross-entropy to equipartitioned labels."""
+
+    name = "selflabel"
+    Config = SelfLabelConfig
+    # The paper uses SGD (lr 0.05, wd 1e-5) for 400 epochs; AdamW suits a few CPU epochs of a small CNN.
+    defaults: ClassVar[dict[str, Any]] = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4}
+
+    def __init__(self, cfg: SelfLabelConfig, ctx) -> None:
+        super().__init__(cfg, ctx)
+        self.backbone = ctx.create_backbone()
+        dim = self.backbone.num_features
+        self.heads = nn.ModuleList(nn.Linear(dim, cfg.num_clusters) for _ in range(cfg.num_heads))
+        # Labels of every sample for every head; SeLa starts from a random equipartition.
+        g = torch.Generator().manual_seed(ctx.cfg.seed)
+        start = torch.stack(
+            [torch.randperm(ctx.num_train, generator=g) % cfg.num_clusters for _ in self.heads]
+        )
+        self.register_buffer("pseudo_labels", start)  # (H, N)
+        self.update_epochs = label_update_epochs(ctx.cfg.epochs, cfg.label_updates)
+        self.rounds: list[dict[str, float]] = []
+        self.augment = SimCLRAugment(
+            ctx.image_size, ctx.mean, ctx.std, scale=(cfg.crop_min_scale, 1.0), jitter=cfg.jitter, blur_p=0.0
+        )
+
+    def on_epoch_start(self, ctx, epoch: int) -> None:
+        if epoch not in self.update_epochs:
+            return
+        cfg = self.cfg
+        logits = ctx.extract_features(_HeadLogits(self.backbone, self.heads))  # (N, H·K), all ranks
+        # Solve each head's transport problem once, on rank 0, so every rank trains on the same labels.
+        labels = solve_once(
+            lambda: torch.stack(
+                [
+                    sinkhorn_labels(z, lam=cfg.lam, n_iters=cfg.sinkhorn_iters)
+                    for z in logits.cpu().split(cfg.num_clusters, 1)
+                ]
+            )
+        )
+        scores = round_nmi(
+            labels[0].numpy(),
+            self.pseudo_labels[0].cpu().numpy() if self.rounds else None,
+            ctx.train.labels.cpu().numpy(),
+        )
+        scores["cluster_size_max"] = float(np.bincount(labels[0].numpy()).max())
+        self.rounds.append({"epoch": float(epoch), **scores})
+        ctx.log(**scores)
+        self.pseudo_labels.copy_(labels.to(self.pseudo_labels.device))
+
+    def make_views(self, images, rng):
+        return [self.augment(images, rng)]
+
+    def training_step(self, batch: Batch, step: StepInfo):
+        features = self.backbone(batch.views[0])
+        targets = self.pseudo_labels[:, batch.indices]  # (H, B)
+        # Eq. (3) for each head, averaged over heads.
+        losses = [F.cross_entropy(head(features).float(), t) for head, t in zip(self.heads, targets)]
+        return torch.stack(losses).mean()
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"rounds": self.rounds}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.rounds = list(state["rounds"])
