@@ -265,7 +265,7 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         licence="mit",
         paper=_SELFLABEL_PAPER,
         published={"imagenet_linear": 68.8},
-        published_source="https://github.com/yukimasano/self-label#trained-models",
+        published_source="https://github.com/yukimasano/self-label#with-better-augmentations-all-single-crop",
         embedding=_GAP,
     ),
 )

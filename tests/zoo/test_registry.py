@@ -239,8 +239,9 @@ def _official_layouts():
         sd["module.prototypes.prototypes1.weight"] = torch.randn(3000, 128)  # DeepCluster-v2's several heads
         return sd
 
-    def selflabel(enc):
-        return {"state_dict": {**enc, "fc.weight": torch.randn(3000, 2048), "fc.bias": torch.randn(3000)}}
+    def selflabel(enc):  # torchvision ResNet-50 with a 3000-way fc, plus the pseudo-labels "L"
+        sd = {**enc, "fc.weight": torch.randn(3000, 2048), "fc.bias": torch.randn(3000)}
+        return {"state_dict": sd, "L": torch.randint(0, 3000, (10, 64))}
 
     return [
         ("mocov2-resnet50", {}, mocov2),
