@@ -1,7 +1,7 @@
 """The options every method shares; each method adds its own dataclass (``Method.Config``).
 
 ``sslzoo train`` is generated from these dataclasses (:mod:`zoo.config`), and the run folder keeps both as
-``config.json``.
+``train_config.json``.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ class ImageTensors:
         import zoo
 
         images, labels = zoo.to_arrays(zoo.load_dataset(dataset, split=split))
-        tensor = torch.from_numpy(np.ascontiguousarray(np.asarray(images).transpose(0, 3, 1, 2)))
+        tensor = torch.from_numpy(np.array(np.asarray(images).transpose(0, 3, 1, 2), order="C"))
         return cls(tensor, torch.from_numpy(np.asarray(labels, dtype=np.int64)))
 
     def __len__(self) -> int:

@@ -53,6 +53,8 @@ from zoo.export import write_json_atomic
 __all__ = ["TrainContext", "Trainer", "build_configs", "train"]
 
 CHECKPOINT = "checkpoints/last.pt"
+# Not config.json: that name belongs to exported encoders, and zoo.load(RUN) looks for one in RUN first.
+RUN_CONFIG = "train_config.json"
 # Options that may change when a run is resumed: they do not change what is computed.
 RESUMABLE_CHANGES = {
     "resume",
@@ -87,7 +89,7 @@ def build_configs(
     """Split ``options`` into the shared :class:`TrainConfig` and the method's ``Config``.
 
     Defaults come from the method (``Method.defaults``) over the shared ones; with ``resume=True`` and a run folder
-    holding ``config.json``, the saved options are the defaults and a changed option is an error.
+    holding ``train_config.json``, the saved options are the defaults and a changed option is an error.
     """
     cls = get_method(method)
     shared = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -100,7 +102,7 @@ def build_configs(
         )
     train_values = {**cls.defaults, **{k: v for k, v in options.items() if k in shared}, "method": method}
     method_values = {k: v for k, v in options.items() if k in own}
-    saved_path = run_dir / "config.json" if run_dir else None
+    saved_path = run_dir / RUN_CONFIG if run_dir else None
     if options.get("resume") and saved_path and saved_path.is_file() and (run_dir / CHECKPOINT).is_file():
         saved = json.loads(saved_path.read_text())
         if saved["train"]["method"] != method:
@@ -501,7 +503,7 @@ class Trainer:
         if self.ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             write_json_atomic(
-                self.run_dir / "config.json",
+                self.run_dir / RUN_CONFIG,
                 {"train": dataclasses.asdict(cfg), "method": dataclasses.asdict(self.method_cfg)},
             )
         if self.checkpoint is not None:

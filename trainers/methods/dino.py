@@ -185,9 +185,17 @@ class DINO(Method):
         t_temp = self.teacher_temp(step)
         center = self.center if self.cfg.centering else torch.zeros_like(self.center)
         loss = dino_loss(student_out, teacher_out, center, self.cfg.student_temp, t_temp)
+        with torch.no_grad():
+            # H(P_t, P_s) = H(P_t) + KL(P_t ‖ P_s): the student can only lower the KL part, so log it apart.
+            p_t = F.softmax((torch.cat(teacher_out).float() - center) / t_temp, dim=-1)
+            teacher_entropy = float(-(p_t * p_t.clamp_min(1e-12).log()).sum(-1).mean())
         if self.cfg.centering:
             self.update_center(teacher_out)
-        return loss, {"teacher_temp": t_temp}
+        return loss, {
+            "teacher_temp": t_temp,
+            "teacher_entropy": teacher_entropy,
+            "kl": float(loss.detach()) - teacher_entropy,
+        }
 
     def on_before_optimizer_step(self, step: StepInfo) -> None:
         # §A / reference code: the last layer stays fixed during the first epoch(s), which stabilises training.

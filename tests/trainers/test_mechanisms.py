@@ -1,0 +1,139 @@
+"""The special mechanisms of each method: MoCo's queue and momentum, EMA and schedules, DINO's centre."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from trainers.methods.base import StepInfo, momentum_update
+from trainers.schedules import cosine_schedule, linear_warmup
+
+
+class TinyNet(nn.Module):
+    """A stand-in backbone: (B, 1, 8, 8) → (B, 6)."""
+
+    num_features = 6
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(64, 6)
+
+    def forward(self, x):
+        return self.fc(torch.nn.functional.adaptive_avg_pool2d(x, 8).flatten(1))
+
+
+def fake_ctx() -> SimpleNamespace:
+    return SimpleNamespace(create_backbone=TinyNet, image_size=8, mean=(0.5,), std=(0.5,))
+
+
+def step(global_step: int, total: int = 100, per_epoch: int = 10) -> StepInfo:
+    return StepInfo(global_step, global_step // per_epoch, global_step % per_epoch, per_epoch, total)
+
+
+def test_moco_queue_replaces_the_oldest_keys_in_order():
+    from trainers.methods.moco import MoCo, MoCoConfig
+
+    torch.manual_seed(0)
+    moco = MoCo(MoCoConfig(queue_size=5, proj_dim=3, proj_hidden_dim=4), fake_ctx())
+    a, b, c = (torch.full((2, 3), v) for v in (1.0, 2.0, 3.0))
+    a[1], b[1], c[1] = 1.5, 2.5, 3.5
+    for keys in (a, b, c):
+        moco.enqueue(keys)
+    # Slots 0-4 after a=[1, 1.5], b=[2, 2.5], c=[3, 3.5] with K = 5: c wrapped around over the oldest key (1).
+    assert moco.queue[:, 0].tolist() == [3.5, 1.5, 2.0, 2.5, 3.0]
+    assert int(moco.queue_ptr) == 1
+    # A batch larger than the queue keeps only its newest K keys.
+    moco.enqueue(torch.arange(7.0).view(7, 1).expand(7, 3))
+    assert sorted(moco.queue[:, 0].tolist()) == [2.0, 3.0, 4.0, 5.0, 6.0]
+
+
+def test_momentum_update_formula():
+    target, online = nn.Linear(2, 2), nn.Linear(2, 2)
+    before = [p.detach().clone() for p in target.parameters()]
+    momentum_update(target, online, 0.9)
+    for t, b, o in zip(target.parameters(), before, online.parameters()):
+        torch.testing.assert_close(t, 0.9 * b + 0.1 * o, rtol=0, atol=1e-7)
+        assert not t.requires_grad or t.grad is None
+
+
+def test_moco_updates_key_encoder_with_momentum_before_the_keys():
+    from trainers.augment import BatchRandom
+    from trainers.methods.base import Batch
+    from trainers.methods.moco import MoCo, MoCoConfig
+
+    torch.manual_seed(0)
+    moco = MoCo(MoCoConfig(queue_size=8, proj_dim=3, proj_hidden_dim=4, momentum=0.8), fake_ctx())
+    with torch.no_grad():  # make query and key encoders differ, as after some training
+        for p in moco.backbone.parameters():
+            p.add_(1.0)
+    key_before = moco.key_backbone.fc.weight.clone()
+    query = moco.backbone.fc.weight.clone()
+    x = torch.rand(4, 1, 8, 8)
+    batch = Batch(x, [x, x], torch.arange(4), torch.zeros(4, dtype=torch.long), BatchRandom(0, 0, 4, 0, 4))
+    loss, logs = moco.training_step(batch, step(0))
+    torch.testing.assert_close(moco.key_backbone.fc.weight, 0.8 * key_before + 0.2 * query)
+    assert logs["momentum"] == 0.8
+    loss.backward()
+    assert all(p.grad is None for p in moco.key_backbone.parameters())
+
+
+def test_cosine_schedule_at_chosen_steps():
+    assert cosine_schedule(0, 100, 1.0, 0.0, warmup_steps=10) == 0.0
+    assert cosine_schedule(5, 100, 1.0, 0.0, warmup_steps=10) == 0.5
+    assert cosine_schedule(10, 100, 1.0, 0.0, warmup_steps=10) == 1.0
+    assert cosine_schedule(55, 100, 1.0, 0.0, warmup_steps=10) == pytest.approx(0.5)
+    assert cosine_schedule(100, 100, 1.0, 0.1, warmup_steps=10) == pytest.approx(0.1)
+    assert cosine_schedule(400, 100, 1.0, 0.1) == pytest.approx(0.1)
+    assert linear_warmup(15, 30, 0.04, 0.07) == pytest.approx(0.055)
+    assert linear_warmup(30, 30, 0.04, 0.07) == 0.07
+
+
+def test_byol_tau_goes_from_base_to_one_by_cosine():
+    from trainers.methods.byol import BYOL, BYOLConfig
+
+    byol = BYOL(BYOLConfig(proj_hidden_dim=8, proj_dim=4, momentum=0.99), fake_ctx())
+    # τ = 1 − (1 − τ_base)(cos(πk/K) + 1)/2
+    for k in (0, 25, 50, 100):
+        expected = 1 - (1 - 0.99) * (math.cos(math.pi * k / 100) + 1) / 2
+        assert byol.tau(step(k)) == pytest.approx(expected)
+
+
+def test_dino_teacher_temperature_and_momentum_schedules():
+    from trainers.methods.dino import DINO, DINOConfig
+
+    cfg = DINOConfig(out_dim=8, hidden_dim=8, bottleneck_dim=4, warmup_teacher_temp_epochs=3)
+    dino = DINO(cfg, fake_ctx())
+    assert dino.teacher_temp(step(0)) == pytest.approx(0.04)
+    assert dino.teacher_temp(step(15)) == pytest.approx(0.055)  # half of the 30 warm-up steps
+    assert dino.teacher_temp(step(60)) == pytest.approx(0.07)
+    assert dino.teacher_momentum(step(0)) == pytest.approx(0.996)
+    assert dino.teacher_momentum(step(50)) == pytest.approx(0.998)
+    assert dino.teacher_momentum(step(100)) == pytest.approx(1.0)
+
+
+def test_dino_center_update_and_no_teacher_gradient():
+    from trainers.augment import BatchRandom
+    from trainers.methods.base import Batch
+    from trainers.methods.dino import DINO, DINOConfig
+
+    torch.manual_seed(0)
+    cfg = DINOConfig(out_dim=8, hidden_dim=8, bottleneck_dim=4, center_momentum=0.7, n_local_crops=2)
+    dino = DINO(cfg, fake_ctx())
+    dino.center.fill_(0.5)
+    crops = [torch.rand(3, 1, 8, 8) for _ in range(4)]
+    with torch.no_grad():
+        teacher = [dino.teacher_head(dino.teacher_backbone(c)) for c in crops[:2]]
+    expected = 0.7 * 0.5 + 0.3 * torch.cat(teacher).mean(0, keepdim=True)  # Eq. (4)
+    batch = Batch(
+        crops[0], crops, torch.arange(3), torch.zeros(3, dtype=torch.long), BatchRandom(0, 0, 3, 0, 3)
+    )
+    loss, _ = dino.training_step(batch, step(50))
+    torch.testing.assert_close(dino.center, expected)
+    loss.backward()
+    assert all(p.grad is None for p in [*dino.teacher_backbone.parameters(), *dino.teacher_head.parameters()])
+    assert all(not p.requires_grad for p in dino.teacher_head.parameters())
+    assert dino.backbone.fc.weight.grad is not None and dino.backbone.fc.weight.grad.abs().sum() > 0
