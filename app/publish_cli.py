@@ -16,15 +16,21 @@ from typing import Any
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``export``, ``push`` and ``card`` on the top-level ``sslzoo`` parser."""
-    source_help = "a training run folder, a folder written by zoo.save_encoder, a registry name or hf-hub:ORG/NAME"
-    leaderboard_help = "folder of evaluation records (default: $SSLZOO_LEADERBOARD or the repository's leaderboard/)"
+    source_help = (
+        "a training run folder, a folder written by zoo.save_encoder, a registry name or hf-hub:ORG/NAME"
+    )
+    leaderboard_help = (
+        "folder of evaluation records (default: $SSLZOO_LEADERBOARD or the repository's leaderboard/)"
+    )
 
     p = subparsers.add_parser(
         "export", help="write a Hub-ready folder (weights, timm config, metadata, model card) and validate it"
     )
     p.add_argument("source", help=source_help)
     p.add_argument("--out", type=Path, required=True, help="destination folder (replaced)")
-    p.add_argument("--repo", default=None, help="Hub repo ORG/NAME it is meant for (names the card's snippets)")
+    p.add_argument(
+        "--repo", default=None, help="Hub repo ORG/NAME it is meant for (names the card's snippets)"
+    )
     p.add_argument("--name", default=None, help="model name in the card (default: the repo's or run's name)")
     p.add_argument("--leaderboard", type=Path, default=None, help=leaderboard_help)
     p.set_defaults(handler=_export)
@@ -32,19 +38,27 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "push", help="validate, then upload a run or Hub-ready folder to the Hugging Face Hub"
     )
-    p.add_argument("source", help=f"a Hub-ready folder (uploaded as it is), or {source_help} (exported first)")
+    p.add_argument(
+        "source", help=f"a Hub-ready folder (uploaded as it is), or {source_help} (exported first)"
+    )
     p.add_argument("--repo", required=True, help="Hub repo ORG/NAME (created if missing)")
     p.add_argument("--private", action="store_true", help="create the repo private")
-    p.add_argument("--dry-run", action="store_true", help="validate and list what would be sent; upload nothing")
+    p.add_argument(
+        "--dry-run", action="store_true", help="validate and list what would be sent; upload nothing"
+    )
     p.add_argument("--message", default=None, help="commit message")
     p.add_argument("--leaderboard", type=Path, default=None, help=leaderboard_help)
     p.set_defaults(handler=_push)
 
     p = subparsers.add_parser("card", help="regenerate a model card from the leaderboard's records")
     p.add_argument("model", nargs="?", help="registry name, run folder or encoder folder")
-    p.add_argument("--all", action="store_true", help="regenerate model_cards/NAME.md for every registry entry")
+    p.add_argument(
+        "--all", action="store_true", help="regenerate model_cards/NAME.md for every registry entry"
+    )
     p.add_argument("--out", type=Path, default=None, help="where to write the card (default: see below)")
-    p.add_argument("--repo", default=None, help="Hub repo ORG/NAME the card is for (names its loading snippets)")
+    p.add_argument(
+        "--repo", default=None, help="Hub repo ORG/NAME the card is for (names its loading snippets)"
+    )
     p.add_argument("--leaderboard", type=Path, default=None, help=leaderboard_help)
     p.epilog = (
         "A registry entry's card goes to model_cards/NAME.md (and into its folder when the entry ships one); a run's "
@@ -72,7 +86,9 @@ def records_for(
     paths: set[Path] = set()
     digest = None
     if folder is not None:
-        paths = {folder.resolve(), folder.parent.resolve()} if folder.name == "encoder" else {folder.resolve()}
+        paths = (
+            {folder.resolve(), folder.parent.resolve()} if folder.name == "encoder" else {folder.resolve()}
+        )
         weights = folder / "model.safetensors"
         digest = sha256_file(weights) if weights.is_file() else None
     hub = f"hf-hub:{repo_id}" if repo_id else None
@@ -181,7 +197,9 @@ def _push(args: argparse.Namespace) -> int:
                 f"({visibility}); nothing was sent"
             )
         else:
-            print(f"uploaded {len(result.files)} files ({_size(result.bytes)}) to {result.url} ({visibility})")
+            print(
+                f"uploaded {len(result.files)} files ({_size(result.bytes)}) to {result.url} ({visibility})"
+            )
             if result.commit_url:
                 print(f"commit: {result.commit_url}")
     finally:
@@ -210,14 +228,18 @@ def _card(args: argparse.Namespace) -> int:
     return 0
 
 
-def _entry_card(entry, records: list[dict[str, Any]], *, out: Path | None, repo_id: str | None) -> tuple[Path, int]:
+def _entry_card(
+    entry, records: list[dict[str, Any]], *, out: Path | None, repo_id: str | None
+) -> tuple[Path, int]:
     """Write a registry entry's card to ``out`` or ``model_cards/NAME.md`` (and into its folder if it ships one)."""
     from zoo._loader import entry_folder
     from zoo.cards import TEMPLATE_PATH, render_card, results_from_records
     from zoo.publish import CARD_FILE, card_spec, encoder_folder, entry_card_spec, published_results
 
     folder = entry_folder(entry)
-    if folder is not None:  # an encoder shipped with the repository: our own training, described by its folder
+    if (
+        folder is not None
+    ):  # an encoder shipped with the repository: our own training, described by its folder
         folder = encoder_folder(folder)
         results = results_from_records(records_for(entry.name, records, folder=folder, repo_id=repo_id))
         spec = card_spec(folder, name=entry.name, repo_id=repo_id, load_name=entry.name)
@@ -225,14 +247,18 @@ def _entry_card(entry, records: list[dict[str, Any]], *, out: Path | None, repo_
         _save_atomic(card, folder / CARD_FILE)
     else:
         results = results_from_records(records_for(entry.name, records, repo_id=repo_id))
-        card = render_card(entry_card_spec(entry, repo_id=repo_id), results, published=published_results(entry))
+        card = render_card(
+            entry_card_spec(entry, repo_id=repo_id), results, published=published_results(entry)
+        )
     path = Path(out) if out else TEMPLATE_PATH.parent / f"{entry.name}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     _save_atomic(card, path)
     return path, len(results)
 
 
-def _folder_card(model: str, leaderboard: Path | None, *, out: Path | None, repo_id: str | None) -> tuple[Path, int]:
+def _folder_card(
+    model: str, leaderboard: Path | None, *, out: Path | None, repo_id: str | None
+) -> tuple[Path, int]:
     from zoo.cards import render_card
     from zoo.publish import CARD_FILE, card_spec, encoder_folder
 

@@ -290,6 +290,7 @@ class CardSpec:
         timm_name: What to pass to ``timm.create_model`` (default: ``hf-hub:REPO_ID`` when a repo is given).
         limitations: Extra lines for the card's limitations section.
         extra_tags: Tags beyond self-supervised / method / dataset.
+        figures: PNG files beside the card (training curves …), shown in its training section.
     """
 
     name: str
@@ -309,6 +310,7 @@ class CardSpec:
     timm_name: str | None = None
     limitations: Sequence[str] = ()
     extra_tags: Sequence[str] = ()
+    figures: Sequence[str] = ()
 
 
 def format_params(params: Mapping[str, Any]) -> str:
@@ -560,12 +562,16 @@ def parse_card(text: str, *, expected: Sequence[Result] = ()) -> Any:
         card = ModelCard(text, ignore_metadata_errors=False)
     except Exception as exc:  # huggingface_hub raises ValueError / yaml errors for malformed headers
         raise SslzooError(f"the model card does not parse: {exc}") from exc
-    found = {_index_key(r.task_type, r.metric_type, r.dataset_type, r.dataset_split, r.metric_args): r.metric_value
-             for r in card.data.eval_results or []}
+    found = {
+        _index_key(r.task_type, r.metric_type, r.dataset_type, r.dataset_split, r.metric_args): r.metric_value
+        for r in card.data.eval_results or []
+    }
     for r in expected:
         task_type = PROTOCOLS.get(r.protocol, {"task_type": r.protocol})["task_type"]
         key = _index_key(task_type, r.metric_type, dataset_ids(r.dataset)[0], r.split, dict(r.params) or None)
-        if key not in found or not math.isclose(float(found[key]), round(r.value, VALUE_DECIMALS), abs_tol=1e-9):
+        if key not in found or not math.isclose(
+            float(found[key]), round(r.value, VALUE_DECIMALS), abs_tol=1e-9
+        ):
             raise SslzooError(
                 f"the model card's model-index lacks {r.metric_name} on {r.dataset}/{r.split} = {r.value}; "
                 "regenerate it with `sslzoo card`."

@@ -29,7 +29,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,7 @@ def card_spec(
         paper=meta.get("paper") or None,
         source=meta.get("source") or None,
         load_name=load_name or (f"hf-hub:{repo_id}" if repo_id else str(folder)),
+        figures=sorted(p.name for p in folder.glob("*.png")),
     )
 
 
@@ -245,7 +246,11 @@ def export_folder(
             for path in folder.iterdir():
                 if path.is_file() and (path.name in (CONFIG_FILE, WEIGHTS_FILE) or _is_extra(path.name)):
                     shutil.copy2(path, tmp / path.name)
+            if folder.name == "encoder":  # a run: its plots (training curves) travel with the encoder
+                for png in sorted(folder.parent.glob("*.png")):
+                    shutil.copy2(png, tmp / png.name)
             spec = card_spec(folder, name=name, repo_id=repo_id)
+            spec = replace(spec, figures=sorted(p.name for p in tmp.glob("*.png")))
             _write_metadata(tmp, spec)
         else:
             spec, published = _export_zoo_model(str(source), tmp, repo_id=repo_id, name=name)
@@ -326,7 +331,7 @@ def _export_zoo_model(
     (folder / "_enc").rmdir()
     spec = entry_card_spec(entry, repo_id=repo_id)
     if name:
-        spec = CardSpec(**{**spec.__dict__, "name": name})
+        spec = replace(spec, name=name)
     return spec, published_results(entry)
 
 

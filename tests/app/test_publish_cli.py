@@ -102,6 +102,8 @@ def test_exported_trained_run_loads_from_the_hub_in_timm_and_zoo_with_the_runs_e
         ).eval()(x)
         via_zoo = zoo.load("hf-hub:sslzoo-test/simclr-digits", device="cpu")(x)
     assert torch.equal(via_timm, expected) and torch.equal(via_zoo, expected)
+    assert "curves.png" in publish.upload_files(out)  # the run's training curves go along, shown in the card
+    assert "![curves.png](curves.png)" in (out / "README.md").read_text()
     meta = json.loads((out / "sslzoo.json").read_text())
     assert meta["method"] == "simclr" and meta["config"]["train"]["epochs"] == 1
 
