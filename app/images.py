@@ -13,6 +13,8 @@ grayscale and 16-bit/float images to 8-bit RGB, applies the EXIF orientation, an
 
 from __future__ import annotations
 
+import base64
+import io
 import tempfile
 import warnings
 from pathlib import Path
@@ -35,25 +37,33 @@ def _open(source: Any) -> Image.Image:
         return source
     if isinstance(source, np.ndarray):
         return _from_array(source)
-    if isinstance(source, dict) and "path" in source:  # a Gradio FileData payload
-        source = source["path"]
+    if isinstance(source, dict):  # a Gradio FileData payload: an uploaded file, or a data: URL
+        url = str(source.get("url") or "")
+        if not source.get("path") and url.startswith("data:"):
+            return _open_bytes(base64.b64decode(url.partition(",")[2]), "the pasted image")
+        source = source.get("path")
+        if not source:
+            raise SslzooError("no image given: upload an image, pick an example, or click a gallery image.")
     path = Path(str(source))
     if not path.is_file():
         raise SslzooError(f"cannot find the uploaded file {path.name!r}; upload it again.")
+    return _open_bytes(path, path.name)
+
+
+def _open_bytes(source: Path | bytes, name: str) -> Image.Image:
     try:
         with warnings.catch_warnings():
             # Pillow warns above ~89 MP and raises above ~179 MP; we apply our own limit below instead.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
     except Image.DecompressionBombError:
         raise SslzooError(
-            f"{path.name} is too large to decode safely; downscale it below {MAX_PIXELS // 1_000_000} megapixels."
+            f"{name} is too large to decode safely; downscale it below {MAX_PIXELS // 1_000_000} megapixels."
         ) from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise SslzooError(
-            f"{path.name} is not an image Pillow can read; upload a PNG, JPEG, WebP, GIF, BMP or TIFF file."
+            f"{name} is not an image Pillow can read; upload a PNG, JPEG, WebP, GIF, BMP or TIFF file."
         ) from None
-    return image
 
 
 def _from_array(array: np.ndarray) -> Image.Image:

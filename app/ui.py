@@ -103,11 +103,14 @@ class Handlers:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self.workdir = Path(
+            tempfile.mkdtemp(prefix="sslzoo-app-")
+        )  # Gradio copies outputs into its own cache
 
     def _neighbour_outputs(self, result, model: str, gallery: str) -> tuple:
         gal = self.backend.gallery(gallery)
         items = [
-            (_display(gal.image(r["index"]), 160), f"{r['class']} · {r['similarity']:.3f}")
+            (_display(gal.image(r["index"]), 160), f"{r['similarity']:.3f} · {r['class']}")
             for r in result.rows
         ]
         table = [[r["rank"], r["index"], r["class"], round(r["similarity"], 6)] for r in result.rows]
@@ -203,13 +206,19 @@ class Handlers:
 
         proj = self.backend.projection(model, gallery, (method or "PCA").lower())
         coords, labels, classes = proj["coords"], proj["labels"], proj["classes"]
-        fig, ax = plt.subplots(figsize=(7, 6), dpi=100)
+        fig, ax = plt.subplots(figsize=(8.5, 6), dpi=100)
         cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
         for c, name in enumerate(classes):
             sel = labels == c
             if sel.any():
                 ax.scatter(*coords[sel].T, s=8, color=cmap(c % cmap.N), label=name, alpha=0.8, linewidths=0)
-        ax.legend(fontsize=7, markerscale=2, loc="best", ncol=1 + len(classes) // 12)
+        ax.legend(
+            fontsize=7,
+            markerscale=2,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            ncol=1 + len(classes) // 25,
+        )
         title = f"{gallery} under {model}: {proj['method'].upper()} of {len(coords)} embeddings"
         if proj["explained"] is not None:
             ax.set_xlabel(f"PC1 ({100 * proj['explained'][0]:.1f}% of variance)")
@@ -219,7 +228,7 @@ class Handlers:
         fig.canvas.draw()
         image = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert("RGB")
         plt.close(fig)
-        csv = Path(tempfile.mkdtemp(prefix="sslzoo-map-")) / f"embedding-map-{proj['method']}.csv"
+        csv = self.workdir / f"embedding-map-{proj['method']}.csv"
         lines = ["index,label,class,x,y"]
         lines += [
             f'{i},{int(y)},"{classes[int(y)]}",{x0:.6g},{x1:.6g}'
@@ -237,7 +246,7 @@ class Handlers:
         records, markdown = self.backend.leaderboard()
         if not records:
             return markdown, None, None
-        chart = save_chart(records, Path(tempfile.mkdtemp(prefix="sslzoo-board-")) / "leaderboard.png")
+        chart = save_chart(records, self.workdir / "leaderboard.png")
         rows = [
             [
                 r.dataset,
@@ -266,19 +275,6 @@ def build_app(backend: Backend | None = None, model: str | None = None, gallery:
     model = model or (models[0] if models else None)
     gallery = gallery or ("digits" if "digits" in galleries else (galleries[0] if galleries else None))
 
-    class QueryImage(gr.Image):
-        """``gr.Image`` that hands the app the raw upload, so a non-image becomes a message, not a server error."""
-
-        is_template = True  # the browser renders it as a plain Image
-
-        def preprocess(self, payload: Any) -> Any:
-            if payload is None:
-                return None
-            try:
-                return super().preprocess(payload)
-            except Exception:  # Pillow could not open it; read_image will say why in the page
-                return payload.path
-
     with gr.Blocks(title="sslzoo: neighbours and attention maps") as demo:
         gr.Markdown(
             "# sslzoo\nNearest neighbours, attention maps and embedding maps of self-supervised image encoders. "
@@ -306,7 +302,7 @@ def build_app(backend: Backend | None = None, model: str | None = None, gallery:
                 browser_indices = gr.State([])
                 with gr.Row():
                     with gr.Column(scale=1):
-                        query = QueryImage(
+                        query = gr.Image(
                             label="query image (upload)",
                             type="filepath",
                             image_mode=None,
@@ -333,7 +329,7 @@ def build_app(backend: Backend | None = None, model: str | None = None, gallery:
                         with gr.Row():
                             query_shown = gr.Image(label="query", height=200, interactive=False, scale=1)
                             neighbours_gallery = gr.Gallery(
-                                label="neighbours: label · cosine similarity",
+                                label="neighbours: cosine similarity · label",
                                 columns=5,
                                 height=330,
                                 elem_id="neighbours-gallery",
@@ -351,12 +347,15 @@ def build_app(backend: Backend | None = None, model: str | None = None, gallery:
                     [model_box, gallery_box, query, k_slider],
                     nb_outputs,
                     api_name="neighbours",
+                    preprocess=False,  # raw upload payload: read_image explains what is wrong with it
+                    concurrency_id="cpu",
                 )
                 index_box.submit(
                     friendly(4)(handlers.gallery_neighbours),
                     [model_box, gallery_box, index_box, k_slider],
                     nb_outputs,
                     api_name="gallery_neighbours",
+                    concurrency_id="cpu",
                 )
 
                 def pick(indices: list[int], evt: gr.SelectData) -> int | None:
@@ -367,12 +366,13 @@ def build_app(backend: Backend | None = None, model: str | None = None, gallery:
                     [model_box, gallery_box, index_box, k_slider],
                     nb_outputs,
                     api_visibility="private",
+                    concurrency_id="cpu",
                 )
 
             with gr.Tab("Attention", id="attention"):
                 with gr.Row():
                     with gr.Column(scale=1):
-                        attn_image = QueryImage(
+                        attn_image = gr.Image(
                             label="image",
                             type="filepath",
                             image_mode=None,
@@ -417,9 +417,21 @@ def build_app(backend: Backend | None = None, model: str | None = None, gallery:
                             raw_maps = gr.JSON(label="maps (heads × h × w)")
                 attn_args = [model_box, attn_image, size_box, threshold]
                 attn_outputs = [attn_message, overlays, raw_maps]
-                attn_btn.click(friendly(3)(handlers.attention), attn_args, attn_outputs, api_name="attention")
+                attn_btn.click(
+                    friendly(3)(handlers.attention),
+                    attn_args,
+                    attn_outputs,
+                    api_name="attention",
+                    preprocess=False,  # raw upload payload: read_image explains what is wrong with it
+                    concurrency_id="cpu",
+                )
                 threshold.release(
-                    friendly(3)(handlers.attention), attn_args, attn_outputs, api_visibility="private"
+                    friendly(3)(handlers.attention),
+                    attn_args,
+                    attn_outputs,
+                    api_visibility="private",
+                    preprocess=False,
+                    concurrency_id="cpu",
                 )
 
             with gr.Tab("Embedding map", id="embedding-map"):
@@ -436,12 +448,15 @@ def build_app(backend: Backend | None = None, model: str | None = None, gallery:
                     [model_box, gallery_box, method],
                     [map_message, map_image, map_csv],
                     api_name="embedding_map",
+                    concurrency_id="cpu",
                 )
 
             with gr.Tab("Leaderboard", id="leaderboard"):
                 board_btn = gr.Button("Refresh")
                 board_md = gr.Markdown(elem_id="leaderboard-markdown")
-                board_chart = gr.Image(label="headline metrics", interactive=False, format="png")
+                board_chart = gr.Image(
+                    label="headline metrics", interactive=False, format="png", elem_id="leaderboard-chart"
+                )
                 board_table = gr.Dataframe(
                     headers=["dataset", "model", "protocol", "top1", "top5", "other metrics", "created"],
                     label="all records",

@@ -84,5 +84,14 @@ def test_pick_an_image_see_neighbours_and_an_attention_overlay(served, tmp_path)
             assert _all_rendered(overlays)
             shot = _save(page, tmp_path, "app-attention")
             assert shot.stat().st_size > 10_000
+
+            # Leaderboard: the recorded rows and their chart.
+            page.get_by_role("tab", name="Leaderboard").click()
+            expect(page.locator("#leaderboard-markdown")).to_contain_text("vit-random")
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('#leaderboard-chart img')]"
+                ".some(e => e.complete && e.naturalWidth > 0)"
+            )
+            _save(page, tmp_path, "app-leaderboard")
         finally:
             browser.close()

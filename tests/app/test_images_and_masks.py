@@ -46,6 +46,19 @@ def test_exif_orientation_is_applied(tmp_path):
     assert read_image(path)[0].size == (20, 40)
 
 
+def test_gradio_payloads_file_or_data_url(tmp_path):
+    import base64
+    import io
+
+    buf = io.BytesIO()
+    Image.new("L", (3, 2), 7).save(buf, "PNG")
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    image, _ = read_image({"path": None, "url": url})
+    assert image.size == (3, 2) and image.getpixel((0, 0)) == (7, 7, 7)
+    (tmp_path / "a.png").write_bytes(buf.getvalue())
+    assert read_image({"path": str(tmp_path / "a.png"), "url": None})[0].size == (3, 2)
+
+
 @pytest.mark.parametrize(
     ("source", "message"),
     [(None, "no image given"), ("/nonexistent/x.png", "cannot find"), (np.zeros((2, 2, 7)), "(H, W, 3)")],
