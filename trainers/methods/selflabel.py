@@ -54,7 +54,8 @@ def label_update_epochs(epochs: int, updates: int) -> list[int]:
     >>> label_update_epochs(100, 5)
     [0, 4, 16, 36, 64]
     """
-    return sorted({int(epochs * (i / updates) ** 2) for i in range(max(1, updates))})
+    updates = max(1, updates)
+    return sorted({epochs * i * i // (updates * updates) for i in range(updates)})  # integers: no 195.99…
 
 
 class _HeadLogits(nn.Module):
