@@ -167,7 +167,10 @@ class Backend:
         self._galleries: dict[str, Gallery] = {}
         self._indexes: dict[tuple[str, str], GalleryIndex] = {}
         self._resized: OrderedDict[tuple[str, int], Any] = OrderedDict()
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # loading encoders and galleries
+        self._index_lock = (
+            threading.Lock()
+        )  # embedding a gallery (minutes): must not block the gallery browser
 
     # ------------------------------------------------------------------------------------------ choices
     def model_choices(self) -> list[str]:
@@ -260,7 +263,7 @@ class Backend:
         enc = self.encoder(model)
         gal = self.gallery(gallery)
         key = (enc.identity, gal.name)
-        with self._lock:
+        with self._index_lock:
             if key not in self._indexes:
                 feats = extract_features(
                     enc, gal.name, gal.split, use_cache=self.use_feature_cache, progress=progress

@@ -217,3 +217,22 @@ def test_gallery_browser_shows_every_class(client):
     assert "360 images, 10 classes" in message
     classes = {item["caption"].split(" · ")[1] for item in items}
     assert classes == {str(c) for c in range(10)}
+
+
+@pytest.mark.parametrize("model", ["dino-vits16", "hf-hub:someone/not-downloaded"])
+def test_models_not_available_offline_are_one_line_in_the_page(
+    client, hub_cache, model, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # nor in torch.hub's cache
+    answer = client.predict(model, "digits", 0, 3, api_name="/gallery_neighbours")
+    assert answer[0].startswith("⚠️") and "HF_HUB_OFFLINE" in answer[0] and "\n" not in answer[0]
+    assert answer[3]["data"] == []
+
+
+@pytest.mark.slow
+def test_tsne_map_covers_the_gallery(client, served):
+    message, _image, csv_path = client.predict(served.vit, "digits", "t-SNE", api_name="/embedding_map")
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    assert "T-SNE of 360" in message and len(rows) == 360
+    assert sorted(int(r["index"]) for r in rows) == list(range(360))
