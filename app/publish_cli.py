@@ -8,8 +8,10 @@ validation, upload) and :mod:`zoo.cards` (rendering), which take the records as 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +238,8 @@ def _entry_card(
     from zoo.cards import TEMPLATE_PATH, render_card, results_from_records
     from zoo.publish import CARD_FILE, card_spec, encoder_folder, entry_card_spec, published_results
 
+    path = Path(out) if out else TEMPLATE_PATH.parent / f"{entry.name}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
     folder = entry_folder(entry)
     if (
         folder is not None
@@ -243,15 +247,16 @@ def _entry_card(
         folder = encoder_folder(folder)
         results = results_from_records(records_for(entry.name, records, folder=folder, repo_id=repo_id))
         spec = card_spec(folder, name=entry.name, repo_id=repo_id, load_name=entry.name)
-        card = render_card(spec, results, published=published_results(entry))
-        _save_atomic(card, folder / CARD_FILE)
+        published = published_results(entry)
+        _save_atomic(render_card(spec, results, published=published), folder / CARD_FILE)
+        # The copy in model_cards/ points at the folder's figures from where it lives.
+        figures = [os.path.relpath(folder / f, path.parent.resolve()) for f in spec.figures]
+        card = render_card(replace(spec, figures=figures), results, published=published)
     else:
         results = results_from_records(records_for(entry.name, records, repo_id=repo_id))
         card = render_card(
             entry_card_spec(entry, repo_id=repo_id), results, published=published_results(entry)
         )
-    path = Path(out) if out else TEMPLATE_PATH.parent / f"{entry.name}.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
     _save_atomic(card, path)
     return path, len(results)
 
@@ -271,8 +276,6 @@ def _folder_card(
 
 
 def _save_atomic(card, path: Path) -> None:
-    import os
-
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     os.close(fd)
     try:

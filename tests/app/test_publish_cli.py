@@ -253,3 +253,20 @@ def test_every_registry_entry_has_an_up_to_date_generated_card():
         path = TEMPLATE_PATH.parent / f"{name}.md"
         assert path.is_file(), f"model_cards/{name}.md is missing: run `sslzoo card --all`"
         parse_card(path.read_text(), expected=publish.published_results(entry))
+
+
+def test_a_shipped_folder_entry_gets_its_card_in_the_folder_and_in_model_cards(
+    run, tmp_path, monkeypatch, capsys
+):
+    from zoo.registry import ModelEntry
+
+    (run / "encoder" / "curves.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    entry = ModelEntry(
+        name="byol-digits-mini", method="byol", arch="sslzoo_cnn4", source=f"folder:{run}", dim=32
+    )
+    monkeypatch.setitem(MODELS, entry.name, entry)
+    out = tmp_path / "cards" / "byol-digits-mini.md"
+    assert main(["card", entry.name, "--out", str(out), "--leaderboard", str(tmp_path / "none")]) == 0
+    in_folder = (run / "encoder" / "README.md").read_text()
+    assert 'zoo.load("byol-digits-mini")' in in_folder and "![curves.png](curves.png)" in in_folder
+    assert "(../runs/byol-digits/encoder/curves.png)" in out.read_text()  # the figure, seen from model_cards/

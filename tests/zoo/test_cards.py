@@ -27,20 +27,25 @@ def _record(protocol, metrics, params=None, dataset="digits", created="2026-01-0
 RECORDS = [
     _record("knn", {"top1": 91.25, "top5": 99.5}, {"k": 20, "temperature": 0.07}),
     _record("linear", {"top1": 93.0}, {"max_iter": 100}),
-    _record("clustering", {"nmi": 0.71, "ami": 0.70, "ari": 0.55, "acc": 0.66, "nmi_std": 0.01}, {"seeds": 3}),
+    _record(
+        "clustering", {"nmi": 0.71, "ami": 0.70, "ari": 0.55, "acc": 0.66, "nmi_std": 0.01}, {"seeds": 3}
+    ),
 ]
 
 
 def _index(card) -> dict[tuple[str, str, str, str], float]:
     """(task type, metric type, dataset type, split) → value, read back by huggingface_hub."""
     return {
-        (r.task_type, r.metric_type, r.dataset_type, r.dataset_split): r.metric_value for r in card.data.eval_results
+        (r.task_type, r.metric_type, r.dataset_type, r.dataset_split): r.metric_value
+        for r in card.data.eval_results
     }
 
 
 def test_model_index_holds_every_recorded_metric_under_distinct_names():
     results = results_from_records(RECORDS)
-    card = render_card(CardSpec(name="simclr-digits", method="simclr", architecture="sslzoo_cnn4", dim=256), results)
+    card = render_card(
+        CardSpec(name="simclr-digits", method="simclr", architecture="sslzoo_cnn4", dim=256), results
+    )
     index = _index(ModelCard(str(card)))  # parse the text, as the Hub will
     assert index == {
         ("knn-image-classification", "knn_top1", "sklearn-digits", "test"): 91.25,
@@ -71,7 +76,9 @@ def test_later_record_of_the_same_evaluation_replaces_the_earlier_and_other_sett
 
 def test_card_header_carries_licence_tags_library_and_datasets():
     spec = CardSpec(name="m", method="dino", license="CC-BY-NC", train_dataset="fashion-mnist")
-    data = render_card(spec, results_from_records([_record("knn", {"top1": 88.0}, dataset="fashion-mnist")])).data
+    data = render_card(
+        spec, results_from_records([_record("knn", {"top1": 88.0}, dataset="fashion-mnist")])
+    ).data
     assert data.license == "cc-by-nc-4.0"
     assert data.library_name == "timm"
     assert {"self-supervised", "dino", "fashion-mnist"} <= set(data.tags)
@@ -108,6 +115,8 @@ def test_parse_card_checks_the_expected_results_and_rejects_broken_yaml():
     text = str(render_card(CardSpec(name="m", method="simclr"), results))
     assert len(parse_card(text, expected=results).data.eval_results) == 7
     with pytest.raises(SslzooError, match="lacks k-NN top-1"):
-        parse_card(text, expected=[Result("knn", "top1", 12.0, "digits", params={"k": 20, "temperature": 0.07})])
+        parse_card(
+            text, expected=[Result("knn", "top1", 12.0, "digits", params={"k": 20, "temperature": 0.07})]
+        )
     with pytest.raises(SslzooError, match="does not parse"):
         parse_card("---\nmodel-index: [unclosed\n---\n# x\n")
