@@ -212,6 +212,11 @@ def test_leaderboard_shows_the_recorded_rows(client):
     assert Image.open(chart).format == "PNG"
 
 
+def test_served_on_loopback_with_local_runs_offered(served):
+    assert served.url.startswith("http://127.0.0.1:")
+    assert {served.vit, served.cnn} <= set(served.backend.model_choices())
+
+
 def test_gallery_browser_shows_every_class(client):
     message, items, *_ = client.predict("digits", api_name="/gallery_browser")
     assert "360 images, 10 classes" in message
