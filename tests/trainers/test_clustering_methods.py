@@ -156,3 +156,48 @@ def test_label_update_schedule_is_dense_early():
     assert label_update_epochs(3, 9) == [0, 1, 2]
     assert label_update_epochs(400, 10) == [0, 4, 16, 36, 64, 100, 144, 196, 256, 324]
     assert label_update_epochs(5, 1) == [0]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", list(METHODS))
+def test_two_process_run_assigns_the_same_labels_as_one(method, tmp_path):
+    """Under torchrun the features of both ranks are gathered and clustered once: labels equal the 1-process ones.
+
+    One epoch, so both runs cluster the same initial weights (after training, per-rank batch norm statistics make
+    the two runs' weights differ slightly, as DDP without SyncBN does).
+    """
+    import os
+    import subprocess
+    import sys
+
+    options = {**TINY, **METHODS[method], "epochs": 1}
+    single = train(method, out=str(tmp_path / "one"), **options)
+    args = [f"--method={method}", f"--out={tmp_path / 'two'}", "--no-progress"]
+    for key, value in options.items():
+        if key == "progress":
+            continue
+        value = " ".join(value) if isinstance(value, tuple) else value
+        args.append(f"--{key.replace('_', '-')}={value}")
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node=2",
+        f"--master-port={_free_port()}",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [*torchrun, "-m", "app.cli", "train", *args], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, two = _method_state(single), _method_state(tmp_path / "two")
+    assert torch.equal(one["pseudo_labels"], two["pseudo_labels"])
+    assert one["_extra_state"]["rounds"] == two["_extra_state"]["rounds"]
