@@ -110,7 +110,7 @@ class Handlers:
     def _neighbour_outputs(self, result, model: str, gallery: str) -> tuple:
         gal = self.backend.gallery(gallery)
         items = [
-            (_display(gal.image(r["index"]), 160), f"{r['similarity']:.3f} · {r['class']}")
+            (_display(gal.image(r["index"]), 160), f"{r['similarity']:.4f} · {r['class']}")
             for r in result.rows
         ]
         table = [[r["rank"], r["index"], r["class"], round(r["similarity"], 6)] for r in result.rows]
@@ -318,6 +318,7 @@ def build_app(backend: Backend | None = None, model: str | None = None, gallery:
                             )
                         browser = gr.Gallery(
                             label="gallery: click to query",
+                            buttons=[],
                             columns=6,
                             height=330,
                             allow_preview=False,
