@@ -1,0 +1,88 @@
+"""The engine's promises: resume after a crash equals an uninterrupted run, NaN stops cleanly, the CLI works."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _tiny_runs import TINY, final_state, metrics
+
+from app.cli import main as sslzoo
+from trainers import train
+from trainers.methods.moco import MoCo
+from trainers.methods.simclr import SimCLR
+from zoo.errors import SslzooError
+
+# 2 epochs of 5 steps: the crash at step 7 falls in the middle of the second epoch.
+RESUME = {**TINY, "batch_size": 256, "epochs": 2, "queue_size": 512, "checkpoint_every": 3}
+
+
+def test_resume_after_a_crash_mid_epoch_reaches_the_same_weights(tmp_path, monkeypatch):
+    reference = train("moco", out=str(tmp_path / "reference"), **RESUME)
+
+    original = MoCo.on_after_step
+
+    def crash_after_step_7(self, step):
+        original(self, step)
+        if (
+            step.global_step == 6
+        ):  # the 7th optimiser step has been applied; the last checkpoint is from step 6
+            raise RuntimeError("killed")
+
+    monkeypatch.setattr(MoCo, "on_after_step", crash_after_step_7)
+    with pytest.raises(RuntimeError, match="killed"):
+        train("moco", out=str(tmp_path / "crashed"), **RESUME)
+    ckpt = torch.load(tmp_path / "crashed/checkpoints/last.pt", weights_only=True)
+    assert (ckpt["global_step"], ckpt["epoch"], ckpt["step_in_epoch"]) == (6, 1, 1)
+
+    monkeypatch.setattr(MoCo, "on_after_step", original)
+    resumed = train("moco", out=str(tmp_path / "crashed"), **{**RESUME, "resume": True})
+
+    want, got = final_state(reference), final_state(resumed)
+    assert want.keys() == got.keys()
+    for key in want:  # same seed on the CPU: bit-for-bit the same weights, queue and BN statistics
+        assert torch.equal(want[key], got[key]), key
+    steps = [r["step"] for r in metrics(resumed) if "loss" in r]
+    assert steps == list(range(1, 11))  # the killed run's rows after step 6 were replaced, not duplicated
+
+
+def test_resume_refuses_changed_options_and_fresh_runs_refuse_existing_folders(tmp_path):
+    options = {**TINY, "batch_size": 256, "epochs": 1}
+    run = train("simclr", out=str(tmp_path / "run"), **options)
+    with pytest.raises(SslzooError, match="--resume"):
+        train("simclr", out=str(run), **options)
+    with pytest.raises(SslzooError, match="temperature"):
+        train("simclr", out=str(run), resume=True, **{**options, "temperature": 0.5})
+    # Resuming a finished run with the same options trains nothing more and keeps the export.
+    assert train("simclr", out=str(run), resume=True, **options) == run
+    assert (run / "encoder" / "model.safetensors").is_file()
+
+
+def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    original = SimCLR.training_step
+
+    def nan_at_step_3(self, batch, step):
+        loss = original(self, batch, step)
+        return loss * float("nan") if step.global_step == 3 else loss
+
+    monkeypatch.setattr(SimCLR, "training_step", nan_at_step_3)
+    run = tmp_path / "nan"
+    with pytest.raises(SslzooError, match=r"loss became nan at step 3 .* last good checkpoint"):
+        train("simclr", out=str(run), **{**TINY, "epochs": 1, "checkpoint_every": 2})
+    ckpt = torch.load(run / "checkpoints/last.pt", weights_only=True)
+    assert ckpt["global_step"] == 2
+    assert torch.isfinite(ckpt["method"]["backbone.features.0.weight"]).all()
+    assert (run / "encoder" / "model.safetensors").is_file()
+
+
+def test_cli_trains_and_rejects_options_of_another_method(tmp_path, capsys):
+    out = tmp_path / "cli"
+    common = ["--dataset", "digits", "--epochs", "1", "--batch-size", "256", "--image-size", "16"]
+    common += ["--arch-args", "widths=(8,16,16,32)", "--no-progress", "--knn-every", "1", "--out", str(out)]
+    assert sslzoo(["train", "--method", "byol", *common]) == 0
+    assert "encoder saved" in capsys.readouterr().out
+    assert any("knn_acc" in r for r in metrics(out))
+    assert (
+        sslzoo(["train", "--method", "byol", "--temperature", "0.1", *common[:-1], str(tmp_path / "x")]) == 2
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("sslzoo: error: unknown option(s) for method 'byol': temperature")
