@@ -270,3 +270,99 @@ def test_a_shipped_folder_entry_gets_its_card_in_the_folder_and_in_model_cards(
     in_folder = (run / "encoder" / "README.md").read_text()
     assert 'zoo.load("byol-digits-mini")' in in_folder and "![curves.png](curves.png)" in in_folder
     assert "(../runs/byol-digits/encoder/curves.png)" in out.read_text()  # the figure, seen from model_cards/
+
+
+class _FakeHub:
+    """A local HTTP server answering the four Hub API calls of ``create_repo`` + ``upload_folder`` for small files.
+
+    huggingface_hub runs its real code (requests, payloads, auth headers); only the far end is ours, and it keeps
+    what it received so the test can check the files that arrived.
+    """
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        hub = self
+        self.created: list[dict] = []
+        self.files: dict[str, bytes] = {}
+        self.auth: set[str] = set()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # keep the test output clean
+                pass
+
+            def do_POST(self) -> None:
+                import base64
+
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                hub.auth.add(self.headers.get("Authorization", ""))
+                path = self.path.split("?")[0]
+                if path == "/api/repos/create":
+                    payload = json.loads(body)
+                    hub.created.append(payload)
+                    reply = {"url": f"{hub.url}/{payload['organization']}/{payload['name']}"}
+                elif path == "/api/validate-yaml":
+                    reply = {"errors": [], "warnings": []}
+                elif "/preupload/" in path:
+                    files = json.loads(body)["files"]
+                    reply = {
+                        "files": [
+                            {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files
+                        ]
+                    }
+                elif "/commit/" in path:
+                    repo = path.split("/api/models/")[1].split("/commit/")[0]
+                    for line in body.splitlines():
+                        item = json.loads(line)
+                        if item["key"] == "file":
+                            hub.files[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+                    reply = {"commitUrl": f"{hub.url}/{repo}/commit/{'1234' * 10}", "commitOid": "1234" * 10}
+                else:
+                    self.send_error(404)
+                    return
+                data = json.dumps(reply).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_push_uploads_exactly_the_validated_files_and_sends_the_token_only_in_the_header(
+    run, tmp_path, monkeypatch, capsys
+):
+    import huggingface_hub.constants as hf_constants
+
+    hub = _FakeHub()
+    try:
+        monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
+        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+        monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+        out = tmp_path / "hub-ready"
+        assert main(["export", str(run), "--out", str(out), "--leaderboard", str(tmp_path / "none")]) == 0
+        (out / "notes.txt").write_text("not part of the model")  # a stray file is not uploaded
+        assert main(["push", str(out), "--repo", "me/byol-digits", "--private"]) == 0
+    finally:
+        hub.close()
+    captured = capsys.readouterr()
+    assert "uploaded 4 files" in captured.out and f"{hub.url}/me/byol-digits (private)" in captured.out
+    assert hub.created == [{"name": "byol-digits", "organization": "me", "visibility": "private"}]
+    assert sorted(hub.files) == ["README.md", "config.json", "model.safetensors", "sslzoo.json"]
+    for name, content in hub.files.items():
+        assert content == (out / name).read_bytes(), name
+    assert hub.auth == {f"Bearer {FAKE_TOKEN}"}  # the token travels in the header, to the endpoint only
+    assert FAKE_TOKEN not in captured.out + captured.err
+    for path in (p for p in tmp_path.rglob("*") if p.is_file()):
+        assert FAKE_TOKEN.encode() not in path.read_bytes(), path
