@@ -3,7 +3,8 @@
 Every handler returns a message for the page instead of raising: a :class:`~zoo.errors.SslzooError` (a file that is
 not an image, a model that is not available offline, an empty gallery) becomes one line in the tab's message box,
 and anything unexpected becomes one line too (with the traceback on the server's stderr). Requests go through
-Gradio's queue one at a time, so the CPU is never oversubscribed and the backend's caches need no finer locking.
+Gradio's queue, and all model work shares one concurrency group (``"cpu"``), so it runs one request at a time and
+the CPU is never oversubscribed; the gallery browser and the leaderboard stay responsive beside it.
 
 Each action is also an API endpoint for ``gradio_client`` (``/neighbours``, ``/gallery_neighbours``,
 ``/attention``, ``/embedding_map``, ``/leaderboard``, ``/gallery_browser``).
@@ -42,7 +43,9 @@ DISPLAY_SIDE = 320
 SIZE_CHOICES = ["native", "56", "112", "224", "320", "448"]
 THEME_FONTS = ("ui-sans-serif", "system-ui", "sans-serif")  # no web fonts: the app must work offline
 CSS = ".sslzoo-message p { margin: 0.2em 0; }"
-PROGRESS = gr.Progress(track_tqdm=True)  # the default Gradio replaces with a per-request tracker
+# Gradio hands this tracker to a handler and mirrors its tqdm bars (the gallery embedding) in the page; model work
+# runs one request at a time (concurrency group "cpu"), so sharing one tracker is safe.
+PROGRESS = gr.Progress(track_tqdm=True)
 
 
 def _fail(message: str) -> str:
@@ -103,9 +106,8 @@ class Handlers:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self.workdir = Path(
-            tempfile.mkdtemp(prefix="sslzoo-app-")
-        )  # Gradio copies outputs into its own cache
+        # Files handed to the page (map CSV, leaderboard chart); Gradio copies each into its own cache.
+        self.workdir = Path(tempfile.mkdtemp(prefix="sslzoo-app-"))
 
     def _neighbour_outputs(self, result, model: str, gallery: str) -> tuple:
         gal = self.backend.gallery(gallery)
