@@ -140,7 +140,7 @@ def patch_size(encoder: Any) -> int:
 
 
 class Backend:
-    """Loaded encoders, galleries and indexes, shared by all requests (Gradio's queue runs one at a time).
+    """Loaded encoders, galleries and indexes, shared by all requests (thread-safe; model work is queued).
 
     Args:
         leaderboard_dir: Where the leaderboard records live (default: the evaluators' default).
