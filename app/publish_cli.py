@@ -44,7 +44,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "source", help=f"a Hub-ready folder (uploaded as it is), or {source_help} (exported first)"
     )
     p.add_argument("--repo", required=True, help="Hub repo ORG/NAME (created if missing)")
-    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument(
+        "--private",
+        action="store_true",
+        help="create the repo private (an existing repo keeps its visibility)",
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="validate and list what would be sent; upload nothing"
     )
@@ -192,7 +196,8 @@ def _push(args: argparse.Namespace) -> int:
             commit_message=args.message,
         )
         _print_validation(result.validation, folder)
-        visibility = "private" if args.private else "public"
+        # create_repo(exist_ok=True) leaves an existing repo as it is, so the flag speaks only for a new one.
+        visibility = "private if new" if args.private else "public if new"
         if result.dry_run:
             print(
                 f"dry run: would upload {len(result.files)} files ({_size(result.bytes)}) to {result.url} "

@@ -357,7 +357,7 @@ def test_push_uploads_exactly_the_validated_files_and_sends_the_token_only_in_th
     finally:
         hub.close()
     captured = capsys.readouterr()
-    assert "uploaded 4 files" in captured.out and f"{hub.url}/me/byol-digits (private)" in captured.out
+    assert "uploaded 4 files" in captured.out and f"{hub.url}/me/byol-digits (private if new)" in captured.out
     assert hub.created == [{"name": "byol-digits", "organization": "me", "visibility": "private"}]
     assert sorted(hub.files) == ["README.md", "config.json", "model.safetensors", "sslzoo.json"]
     for name, content in hub.files.items():
