@@ -15,6 +15,8 @@ Caron et al., "Deep Clustering for Unsupervised Learning of Visual Features" (EC
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +25,24 @@ from zoo.errors import SslzooError
 
 #: Relative size of the perturbation that separates a copied centroid from its source (faiss uses 1/1024 too).
 SPLIT_EPS = 1.0 / 1024
+#: Below this many feature values faiss runs single-threaded: OpenMP threads only add waiting on small problems,
+#: and a lot of it when the cores are shared.
+SINGLE_THREAD_VALUES = 1 << 22
+
+
+@contextlib.contextmanager
+def _faiss_threads_for(x: np.ndarray) -> Iterator[None]:
+    import faiss
+
+    if x.size >= SINGLE_THREAD_VALUES:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 @dataclass
@@ -65,12 +85,13 @@ def pca_whiten(features, dim: int, eps: float = 1e-5) -> np.ndarray:
     d_out = max(1, min(dim, d_in, n))
     pca = faiss.PCAMatrix(d_in, d_out, -0.5)
     pca.epsilon = eps
-    pca.train(x)
-    if not pca.is_trained:
-        raise SslzooError(
-            f"PCA on {n} features of size {d_in} failed; use more samples or a smaller --pca-dim"
-        )
-    return l2_normalize(pca.apply(x))
+    with _faiss_threads_for(x):
+        pca.train(x)
+        if not pca.is_trained:
+            raise SslzooError(
+                f"PCA of {n} features of size {d_in} failed; use more samples or a smaller pca_dim"
+            )
+        return l2_normalize(pca.apply(x))
 
 
 def faiss_gpu_available() -> bool:
@@ -169,8 +190,9 @@ def kmeans(
         min_points_per_centroid=1,
         max_points_per_centroid=max_points_per_centroid,
     )
-    km.train(x)
-    _, assign = km.index.search(x, 1)
+    with _faiss_threads_for(x):
+        km.train(x)
+        _, assign = km.index.search(x, 1)
     labels, centroids, n_repaired = fill_empty_clusters(x, assign[:, 0], k, np.random.default_rng(seed))
     return KMeansResult(labels=labels, centroids=centroids, n_repaired=n_repaired)
 
