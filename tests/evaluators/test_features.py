@@ -20,9 +20,11 @@ class CountingEncoder:
         self.identity = identity
         self.transform = transform
         self.calls = 0
+        self.images = 0
 
     def embed(self, images, batch_size=256, progress=False):
         self.calls += 1
+        self.images += len(images)
         arrays, _ = zoo.to_arrays(images)
         flat = torch.from_numpy(np.asarray(arrays, dtype=np.float32).reshape(len(arrays), -1))
         return torch.stack([flat.mean(1), flat.amax(1)], dim=1)
@@ -103,3 +105,31 @@ def test_encoder_without_identity_is_refused():
 
     with pytest.raises(SslzooError, match="has no identity"):
         extract_features(NoIdentity(), "digits", "test")
+
+
+def _sharded_worker(rank, world, init_file, out_dir):
+    import torch.distributed as dist
+
+    from evaluators.features import embed_split
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        enc = CountingEncoder()
+        ds = zoo.load_dataset("digits", split="test")
+        feats = embed_split(enc, ds, progress=False)
+        np.save(f"{out_dir}/rank{rank}.npy", feats)
+        np.save(f"{out_dir}/images{rank}.npy", np.array([enc.images]))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_embed_shards_and_gather_the_full_split_in_order(tmp_path):
+    import torch.multiprocessing as mp
+
+    world = 2
+    mp.spawn(_sharded_worker, args=(world, tmp_path / "init", tmp_path), nprocs=world, join=True)
+    expected = CountingEncoder().embed(zoo.load_dataset("digits", split="test")).numpy()
+    for rank in range(world):
+        assert np.load(tmp_path / f"images{rank}.npy")[0] == 180  # each rank embedded half of the 360
+        assert np.array_equal(np.load(tmp_path / f"rank{rank}.npy"), expected)
