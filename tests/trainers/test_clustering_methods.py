@@ -201,3 +201,27 @@ def test_two_process_run_assigns_the_same_labels_as_one(method, tmp_path):
     one, two = _method_state(single), _method_state(tmp_path / "two")
     assert torch.equal(one["pseudo_labels"], two["pseudo_labels"])
     assert one["_extra_state"]["rounds"] == two["_extra_state"]["rounds"]
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "message"),
+    [
+        ("deepcluster", {"cluster_every": 0}, "--cluster-every must be at least 1"),
+        ("deepercluster", {"sub_clusters": 0}, "--sub-clusters must be at least 1"),
+        ("selflabel", {"num_clusters": 1}, "--num-clusters must be at least 2"),
+    ],
+)
+def test_bad_options_are_one_clear_line(method, options, message):
+    from trainers.engine import build_configs
+    from zoo.errors import SslzooError
+
+    with pytest.raises(SslzooError, match=message):
+        build_configs(method, options)
+
+
+def test_more_clusters_than_samples_is_a_clear_error():
+    from trainers.clustering import kmeans
+    from zoo.errors import SslzooError
+
+    with pytest.raises(SslzooError, match="lower k"):
+        kmeans(np.zeros((5, 3), dtype=np.float32), k=10)

@@ -23,8 +23,18 @@ from torch import nn
 from trainers.augment import SimCLRAugment
 from trainers.clustering import UniformLabelSampler, cluster_features, round_nmi, solve_once
 from trainers.methods.base import Batch, Method, StepInfo
+from zoo.errors import SslzooError
 
-__all__ = ["DeepCluster", "DeepClusterConfig"]
+__all__ = ["DeepCluster", "DeepClusterConfig", "check_minimums"]
+
+
+def check_minimums(cfg: Any, method: str, **minimums: float) -> None:
+    """Raise one clear line when an option of ``cfg`` is below its minimum (``k=2`` → ``--k`` must be ≥ 2)."""
+    for name, low in minimums.items():
+        value = getattr(cfg, name)
+        if value < low:
+            flag = "--" + name.replace("_", "-")
+            raise SslzooError(f"{flag} must be at least {low} for {method}, got {value}.")
 
 
 @dataclass
@@ -38,6 +48,11 @@ class DeepClusterConfig:
     crop_min_scale: float = field(
         default=0.3, metadata={"help": "smallest random-resized-crop area fraction"}
     )
+
+    def __post_init__(self) -> None:
+        check_minimums(
+            self, "deepcluster", k=2, pca_dim=1, kmeans_iters=1, cluster_every=1, crop_min_scale=0.01
+        )
 
 
 class DeepCluster(Method):

@@ -22,7 +22,7 @@ from torch import nn
 
 from trainers.clustering import N_ROTATIONS, hierarchical_kmeans, pca_whiten, super_class_targets
 from trainers.methods.base import Batch, StepInfo
-from trainers.methods.deepcluster import DeepCluster
+from trainers.methods.deepcluster import DeepCluster, check_minimums
 
 __all__ = ["DeeperCluster", "DeeperClusterConfig", "SubClassHeads", "hierarchical_loss", "rotate_batch"]
 
@@ -39,6 +39,17 @@ class DeeperClusterConfig:
     crop_min_scale: float = field(
         default=0.3, metadata={"help": "smallest random-resized-crop area fraction"}
     )
+
+    def __post_init__(self) -> None:
+        check_minimums(
+            self,
+            "deepercluster",
+            super_clusters=1,
+            sub_clusters=1,
+            pca_dim=1,
+            kmeans_iters=1,
+            cluster_every=1,
+        )
 
 
 def rotate_batch(images: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:

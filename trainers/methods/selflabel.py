@@ -23,6 +23,7 @@ from torch import nn
 from trainers.augment import SimCLRAugment
 from trainers.clustering import round_nmi, sinkhorn_labels, solve_once
 from trainers.methods.base import Batch, Method, StepInfo
+from trainers.methods.deepcluster import check_minimums
 
 __all__ = ["SelfLabel", "SelfLabelConfig", "label_update_epochs"]
 
@@ -44,6 +45,11 @@ class SelfLabelConfig:
         default=0.3, metadata={"help": "smallest random-resized-crop area fraction"}
     )
     jitter: float = field(default=0.4, metadata={"help": "colour-distortion strength"})
+
+    def __post_init__(self) -> None:
+        check_minimums(
+            self, "selflabel", num_clusters=2, num_heads=1, lam=1e-3, label_updates=1, sinkhorn_iters=1
+        )
 
 
 def label_update_epochs(epochs: int, updates: int) -> list[int]:
