@@ -42,7 +42,9 @@ class TrainConfig:
     )
     lr: float = field(default=1e-3, metadata={"help": "peak learning rate (after warm-up)"})
     min_lr: float = field(default=0.0, metadata={"help": "learning rate at the end of the cosine decay"})
-    warmup_epochs: float = field(default=2.0, metadata={"help": "linear learning-rate warm-up from 0"})
+    warmup_epochs: float = field(
+        default=2.0, metadata={"help": "linear learning-rate warm-up from 0 (at most half the run)"}
+    )
     weight_decay: float = field(default=1e-4, metadata={"help": "weight decay (at the start)"})
     weight_decay_end: float | None = field(
         default=None,

@@ -605,7 +605,8 @@ class Trainer:
 
     def _set_schedules(self, step: int) -> float:
         cfg, ctx = self.cfg, self.ctx
-        warmup = round(cfg.warmup_epochs * ctx.steps_per_epoch)
+        # A warm-up longer than half the run would leave no room for the cosine decay (short test runs).
+        warmup = min(round(cfg.warmup_epochs * ctx.steps_per_epoch), ctx.total_steps // 2)
         lr = cosine_schedule(step, ctx.total_steps, cfg.lr, cfg.min_lr, warmup_steps=warmup)
         wd_end = cfg.weight_decay if cfg.weight_decay_end is None else cfg.weight_decay_end
         wd = cosine_schedule(step, ctx.total_steps, cfg.weight_decay, wd_end)

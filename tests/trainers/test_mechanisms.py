@@ -137,3 +137,23 @@ def test_dino_center_update_and_no_teacher_gradient():
     assert all(p.grad is None for p in [*dino.teacher_backbone.parameters(), *dino.teacher_head.parameters()])
     assert all(not p.requires_grad for p in dino.teacher_head.parameters())
     assert dino.backbone.fc.weight.grad is not None and dino.backbone.fc.weight.grad.abs().sum() > 0
+
+
+def test_knn_monitor_by_hand_and_against_the_evaluators():
+    from trainers.knn import knn_accuracy
+
+    # Hand-worked: the test point (1, 0) has neighbours (1, 0.1) [class 0] and (0.9, 0.2), (0.8, 0.3) [class 1].
+    train = torch.tensor([[1.0, 0.1], [0.9, 0.2], [0.8, 0.3], [-1.0, 0.0]])
+    labels = torch.tensor([0, 1, 1, 2])
+    test = torch.tensor([[1.0, 0.0]])
+    assert knn_accuracy(train, labels, test, torch.tensor([0]), k=1) == 1.0
+    # k=3 at a high temperature: two class-1 votes of almost equal weight outvote one class-0 vote.
+    assert knn_accuracy(train, labels, test, torch.tensor([1]), k=3, temperature=100.0) == 1.0
+
+    evaluators_knn = pytest.importorskip("evaluators.knn")
+    torch.manual_seed(0)
+    feats, y = torch.randn(300, 16), torch.randint(0, 5, (300,))
+    feats[:, :5] += 2.0 * torch.nn.functional.one_hot(y, 5)
+    mine = knn_accuracy(feats[:200], y[:200], feats[200:], y[200:], k=10, temperature=0.07)
+    theirs = evaluators_knn.knn_classify(feats[:200], y[:200], feats[200:], y[200:], k=10, temperature=0.07)
+    assert mine * 100 == pytest.approx(theirs["top1"], abs=1e-6)

@@ -1,0 +1,101 @@
+"""Training throughput (images/s) per method and backbone at a fixed batch, on this machine's device.
+
+Each cell runs the engine's real step (batched augmentation, forward, backward, optimiser, EMA/queue/centre
+updates) on digits upsampled to ``--image-size``, after one warm-up step, and prints images/s, the share of the
+step spent on augmentation, and the ratio to the first cell (the baseline, measured in the same process).
+
+    python benchmarks/bench_trainers.py                      # 4 methods × cnn4 and ViT-tiny, batch 128, 28 px
+    python benchmarks/bench_trainers.py --archs sslzoo_resnet18_small --methods simclr --steps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch
+
+from trainers.engine import Trainer, build_configs
+from trainers.methods import StepInfo
+
+
+def bench(
+    method: str, arch: str, batch: int, steps: int, image_size: int, device: str
+) -> tuple[float, float]:
+    """(images/s of whole steps, fraction of a step spent in make_views)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        options = {
+            "dataset": "digits",
+            "arch": arch,
+            "batch_size": batch,
+            "image_size": image_size,
+            "epochs": 1,
+            "out": tmp,
+            "progress": False,
+            "knn_every": 0,
+            "device": device,
+        }
+        trainer = Trainer(*build_configs(method, options))
+        trainer._setup()
+        ctx = trainer.ctx
+        order = torch.randperm(ctx.num_train)
+
+        def one(i: int) -> None:
+            idx = order[(i * batch) % (ctx.num_train - batch) :][:batch]
+            info = StepInfo(i, 0, i, ctx.steps_per_epoch, ctx.total_steps)
+            trainer._step(idx, info, 0, i, order)
+
+        def sync() -> None:
+            if ctx.device.type == "cuda":
+                torch.cuda.synchronize()
+
+        one(0)
+        sync()
+        start = time.perf_counter()
+        for i in range(1, steps + 1):
+            one(i)
+        sync()
+        step_s = (time.perf_counter() - start) / steps
+
+        images, _ = ctx.train.batch(order[:batch], ctx.device)
+        from trainers.augment import BatchRandom
+
+        start = time.perf_counter()
+        for i in range(steps):
+            with torch.no_grad():
+                trainer.method.make_views(images, BatchRandom(0, i, batch, 0, batch, ctx.device))
+        sync()
+        aug_s = (time.perf_counter() - start) / steps
+        return batch / step_s, aug_s / step_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--methods", nargs="+", default=["simclr", "moco", "byol", "dino"])
+    parser.add_argument("--archs", nargs="+", default=["sslzoo_cnn4", "sslzoo_vit_tiny_patch4"])
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--image-size", type=int, default=28)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, {args.image_size} px"
+    )
+    print(f"{'method':<8} {'arch':<24} {'images/s':>9} {'augment':>8} {'vs first':>9}")
+    baseline = None
+    for arch in args.archs:
+        for method in args.methods:
+            rate, aug = bench(method, arch, args.batch_size, args.steps, args.image_size, args.device)
+            baseline = baseline or rate
+            print(f"{method:<8} {arch:<24} {rate:>9.1f} {aug:>7.0%} {rate / baseline:>8.2f}×", flush=True)
+
+
+if __name__ == "__main__":
+    main()
