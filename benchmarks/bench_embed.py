@@ -8,7 +8,8 @@ For each model, the same pre-transformed batches go through:
 * ``embed from PIL``: ``Encoder.embed`` on PIL images, i.e. including ``enc.transform`` (decode-free).
 
 Ratios are images/s over the baseline's images/s in the same process (> 1 is faster); each number is the best of
-``--repeats`` timed passes after one warm-up pass. bf16 outputs are checked against fp32 (max cosine distance).
+``--repeats`` timed passes after one warm-up pass, timed in turns (round-robin) so that
+load from other processes hits every path alike. bf16 outputs are checked against fp32 (max cosine distance).
 
     .venv/bin/python benchmarks/bench_embed.py                     # the default set (about 2–4 min on 2 cores)
     .venv/bin/python benchmarks/bench_embed.py --models resnet50:224 --batches 2 --batch-size 16
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import time
 from collections.abc import Callable
 
@@ -28,17 +30,21 @@ from PIL import Image
 
 import zoo
 
+BASELINE = "timm no_grad (baseline)"
 DEFAULT_MODELS = ("sslzoo_cnn4:28:1", "sslzoo_resnet18_small:32", "resnet50:224", "vit_small_patch16_224:224")
 
 
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up: allocator, oneDNN kernel selection
-    times = []
+def round_robin(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Best wall time of each function, timing them in turns so that load from other processes hits all alike."""
+    for fn in fns.values():
+        fn()  # warm-up: allocator, oneDNN kernel selection
+    best = dict.fromkeys(fns, float("inf"))
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for label, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[label] = min(best[label], time.perf_counter() - start)
+    return best
 
 
 def bare_loop(
@@ -73,30 +79,25 @@ def bench_model(spec: str, batch_size: int, n_batches: int, repeats: int) -> Non
     pil = [Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode) for _ in range(n)]
 
     reference = bare_loop(model, batches, grad_mode=torch.no_grad)()
-    rows: list[tuple[str, float, str]] = []
-    base = best_time(bare_loop(model, batches, grad_mode=torch.no_grad), repeats)
-    rows.append(("timm no_grad (baseline)", base, ""))
-    rows.append(("Encoder.embed", best_time(lambda: enc.embed(x_all, batch_size=batch_size), repeats), ""))
-    variants = {
-        "inference_mode": {"grad_mode": torch.inference_mode},
-        "channels_last": {"grad_mode": torch.inference_mode, "channels_last": True},
-        "bf16 autocast": {"grad_mode": torch.inference_mode, "autocast": True},
-        "channels_last + bf16": {"grad_mode": torch.inference_mode, "channels_last": True, "autocast": True},
+    model_cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    fns: dict[str, Callable[[], object]] = {
+        BASELINE: bare_loop(model, batches, grad_mode=torch.no_grad),
+        "Encoder.embed": lambda: enc.embed(x_all, batch_size=batch_size),
+        "inference_mode": bare_loop(model, batches, grad_mode=torch.inference_mode),
+        "channels_last": bare_loop(model_cl, batches, grad_mode=torch.inference_mode, channels_last=True),
+        "bf16 autocast": bare_loop(model, batches, grad_mode=torch.inference_mode, autocast=True),
+        "channels_last + bf16": bare_loop(
+            model_cl, batches, grad_mode=torch.inference_mode, channels_last=True, autocast=True
+        ),
+        "embed from PIL (+transform)": lambda: enc.embed(pil, batch_size=batch_size),
     }
-    for label, options in variants.items():
-        if options.get("channels_last"):
-            model.to(memory_format=torch.channels_last)
-        fn = bare_loop(model, batches, **options)
-        seconds = best_time(fn, repeats)
-        note = ""
-        if options.get("autocast"):
-            cos = torch.nn.functional.cosine_similarity(fn(), reference, dim=1)
-            note = f"max cosine distance to fp32 {float((1 - cos).max()):.1e}"
-        model.to(memory_format=torch.contiguous_format)
-        rows.append((label, seconds, note))
-    rows.append(
-        ("embed from PIL (+transform)", best_time(lambda: enc.embed(pil, batch_size=batch_size), 1), "")
-    )
+    seconds = round_robin(fns, repeats)
+    notes = {}
+    for label in ("bf16 autocast", "channels_last + bf16"):
+        cos = torch.nn.functional.cosine_similarity(fns[label]().float(), reference, dim=1)
+        notes[label] = f"max cosine distance to fp32 {float((1 - cos).max()):.1e}"
+    base = seconds[BASELINE]
+    rows = [(label, seconds[label], notes.get(label, "")) for label in fns]
 
     print(f"\n{arch} at {in_chans}×{size}×{size}, {n_batches} batches of {batch_size} ({n} images)")
     print(f"  {'path':30s} {'img/s':>9s} {'vs baseline':>12s}")

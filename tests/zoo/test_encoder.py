@@ -172,3 +172,20 @@ def test_corrupted_exported_weights_fail_with_one_line(cnn_folder, tmp_path):
     (broken / "model.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(SslzooError, match="corrupted or truncated"):
         zoo.load(broken)
+
+
+def test_large_embeds_of_a_cnn_run_channels_last_and_leave_the_weights_as_they_were():
+    torch.manual_seed(0)
+    net = timm.create_model("sslzoo_resnet18_small", num_classes=0).eval()
+    enc = zoo.Encoder.from_model(net, name="r18")
+    x = torch.randn(40, 3, 16, 16)  # above CHANNELS_LAST_MIN_IMAGES
+    layouts = []
+    hook = net.conv1.register_forward_pre_hook(
+        lambda m, args: layouts.append(m.weight.is_contiguous(memory_format=torch.channels_last))
+    )
+    feats = enc.embed(x, batch_size=20)
+    hook.remove()
+    with torch.no_grad():
+        torch.testing.assert_close(feats, net(x), rtol=1e-4, atol=1e-5)
+    assert layouts == [True, True]
+    assert all(p.is_contiguous() for p in net.parameters())  # safetensors can still save it
