@@ -324,11 +324,12 @@ class MetricsLog:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        keys = [k for k in ("loss", "lr", "knn_acc") if any(k in r for r in self.rows)]
+        # nmi_true: the clustering methods' pseudo-labels against the true labels, one point per round.
+        keys = [k for k in ("loss", "lr", "knn_acc", "nmi_true") if any(k in r for r in self.rows)]
         fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
         for ax, key in zip(axes[0], keys):
             pts = [(r["step"], r[key]) for r in self.rows if key in r]
-            ax.plot(*zip(*pts), marker="o" if key == "knn_acc" else None, markersize=3)
+            ax.plot(*zip(*pts), marker="o" if key in ("knn_acc", "nmi_true") else None, markersize=3)
             ax.set_xlabel("step")
             ax.set_title(key)
             ax.grid(alpha=0.3)
