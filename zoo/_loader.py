@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 from typing import Any
@@ -34,16 +35,23 @@ def _create(arch: str, model_args: dict[str, Any], pretrained_cfg: dict[str, Any
             arch, pretrained=False, pretrained_cfg_overlay=pretrained_cfg or None, **args
         )
 
+    if not timm.is_model(arch):
+        close = ", ".join(difflib.get_close_matches(arch, timm.list_models(), n=3))
+        raise SslzooError(f"timm has no architecture {arch!r}{f' (similar: {close})' if close else ''}.")
     try:
         # Built on the meta device: random initialisation of weights the checkpoint overwrites anyway costs
         # seconds for a ViT-B on a CPU. load_strict then assigns the checkpoint's tensors.
         with torch.device("meta"):
             model = build()
         persistent = model.state_dict().keys()
-        if any(name not in persistent for name, _ in model.named_buffers()):
-            model = build()  # buffers computed at init and not saved would be lost on the meta device
-        return model
-    except RuntimeError as exc:  # timm: "Unknown model (...)"
+        if all(name in persistent for name, _ in model.named_buffers()):
+            return model
+        # Otherwise buffers computed at init and not saved would be lost on the meta device.
+    except (RuntimeError, NotImplementedError, ValueError, TypeError):
+        pass  # some architectures compute with tensors at init (.item(), .tolist()), which meta cannot do
+    try:
+        return build()
+    except RuntimeError as exc:
         raise SslzooError(f"cannot build architecture {arch!r}: {exc}") from None
     except TypeError as exc:
         raise SslzooError(f"architecture {arch!r} does not accept {sorted(args)}: {exc}") from None

@@ -189,3 +189,28 @@ def test_large_embeds_of_a_cnn_run_channels_last_and_leave_the_weights_as_they_w
         torch.testing.assert_close(feats, net(x), rtol=1e-4, atol=1e-5)
     assert layouts == [True, True]
     assert all(p.is_contiguous() for p in net.parameters())  # safetensors can still save it
+
+
+def test_a_folder_naming_an_unknown_architecture_fails_with_the_closest_timm_names(cnn_folder, tmp_path):
+    import json
+    import shutil
+
+    run, _ = cnn_folder
+    broken = tmp_path / "renamed"
+    shutil.copytree(run / "encoder", broken)
+    config = json.loads((broken / "config.json").read_text())
+    (broken / "config.json").write_text(json.dumps({**config, "architecture": "sslzoo_cnn5"}))
+    with pytest.raises(SslzooError, match=r"no architecture 'sslzoo_cnn5' .*sslzoo_cnn4"):
+        zoo.load(broken)
+
+
+def test_architectures_that_cannot_be_built_on_the_meta_device_still_load(tmp_path):
+    # Swin computes its relative-position index at init (a non-persistent buffer): built for real, then loaded.
+    torch.manual_seed(0)
+    args = {"img_size": 56, "embed_dim": 24, "depths": (1, 1), "num_heads": (1, 2)}
+    net = timm.create_model("swin_tiny_patch4_window7_224", num_classes=0, **args).eval()
+    folder = zoo.save_encoder(net, tmp_path / "swin", model_args=args)
+    enc = zoo.load(folder, device="cpu")
+    x = torch.randn(2, 3, 56, 56)
+    with torch.no_grad():
+        torch.testing.assert_close(enc.embed(x), net(x))
