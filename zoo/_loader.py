@@ -160,13 +160,14 @@ def _load_local(path: str | Path, device, dtype) -> Encoder:
 def _load_hub_repo(spec: str, device, dtype) -> Encoder:
     repo_id, revision = _hub.parse_hub_id(spec)
     config_path = _hub.hub_file(repo_id, CONFIG_FILE, revision)
-    for filename in WEIGHT_FILES:
+    # The config is there (so the repo and revision are right); the weights are safetensors, or an older .bin.
+    try:
+        weights = _hub.hub_file(repo_id, WEIGHT_FILES[0], revision)
+    except SslzooError as first:
         try:
-            weights = _hub.hub_file(repo_id, filename, revision)
-            break
+            weights = _hub.hub_file(repo_id, WEIGHT_FILES[1], revision)
         except SslzooError:
-            if filename == WEIGHT_FILES[-1]:
-                raise
+            raise first from None  # the safetensors error is the one worth reading
     model = _load_timm_folder({CONFIG_FILE: config_path, "weights": weights}, f"{repo_id}/{weights.name}")
     config = _read_config(config_path)
     entry = _folder_entry(config_path.parent, config, spec).with_(source=spec)
