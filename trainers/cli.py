@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -27,12 +28,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         fields = [f.name for f in dataclasses.fields(cls.Config)]
         new = [f for f in fields if f not in seen]
         shared_with = sorted(set(fields) - set(new))
+        # An option several methods share is listed once, under the first; each method keeps its own default.
         note = (
-            f" (also uses: {', '.join('--' + f.replace('_', '-') for f in shared_with)})"
-            if shared_with
-            else ""
+            f"; also uses {', '.join('--' + f.replace('_', '-') for f in shared_with)}" if shared_with else ""
         )
-        group = p.add_argument_group(f"{name} options", f"defaults shown are {name}'s{note}")
+        changed = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in cls.defaults.items())
+        changed = f"; its defaults of shared options: {changed}" if changed else ""
+        group = p.add_argument_group(f"{name} options", f"(--method {name}{note}{changed})")
         add_dataclass_arguments(group, cls.Config, skip=seen)
         seen.update(new)
     p.set_defaults(handler=_train)
@@ -45,5 +47,6 @@ def _train(args: argparse.Namespace) -> int:
     if isinstance(options.get("arch_args"), list):
         options["arch_args"] = tuple(options["arch_args"])
     run_dir = train(args.method, **options)
-    print(f"encoder saved to {run_dir / 'encoder'} (zoo.load({str(run_dir)!r}))")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, say it once
+        print(f"encoder saved to {run_dir / 'encoder'} (zoo.load({str(run_dir)!r}))")
     return 0

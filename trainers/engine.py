@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import dataclasses
+import inspect
 import json
 import math
 import os
@@ -494,11 +495,17 @@ class Trainer:
                 child.compile()
         self.model: nn.Module = self.method
         if self.distributed:
+            # Queues and centres are kept equal by the methods themselves: no buffer broadcast at every forward
+            # (the argument was renamed in recent PyTorch).
+            ddp_params = inspect.signature(nn.parallel.DistributedDataParallel).parameters
+            no_sync = {
+                "forward_sync_buffers" if "forward_sync_buffers" in ddp_params else "broadcast_buffers": False
+            }
             self.model = nn.parallel.DistributedDataParallel(
                 self.method,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                broadcast_buffers=False,  # queues and centres are kept equal by the methods themselves
                 find_unused_parameters=self.method_cls.find_unused_parameters,
+                **no_sync,
             )
         self.metrics = MetricsLog(self.run_dir, enabled=self.ctx.is_main)
         if self.ctx.is_main:

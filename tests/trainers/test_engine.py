@@ -78,7 +78,7 @@ def test_cli_trains_and_rejects_options_of_another_method(tmp_path, capsys):
     out = tmp_path / "cli"
     common = ["--dataset", "digits", "--epochs", "1", "--batch-size", "256", "--image-size", "16"]
     common += ["--arch-args", "widths=(8,16,16,32)", "--no-progress", "--knn-every", "1", "--out", str(out)]
-    assert sslzoo(["train", "--method", "byol", *common]) == 0
+    assert sslzoo(["train", "--method", "byol", "--optimizer", "lars", "--lr", "0.2", *common]) == 0
     assert "encoder saved" in capsys.readouterr().out
     assert any("knn_acc" in r for r in metrics(out))
     assert (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from _tiny_runs import SMALL, TINY, metrics
@@ -27,6 +29,11 @@ def test_method_trains_with_falling_loss_and_exports(method, tmp_path):
     assert encoder.dim == 32
     feats = encoder.embed(torch.rand(3, 1, 16, 16))
     assert feats.shape == (3, 32) and torch.isfinite(feats).all()
+    # The export declares its evaluation preprocessing: the training side, no crop, the train split's statistics.
+    cfg = json.loads((run / "encoder" / "config.json").read_text())["pretrained_cfg"]
+    assert cfg["input_size"] == [1, 16, 16] and cfg["crop_pct"] == 1.0
+    images, _ = zoo.to_arrays(zoo.load_dataset("digits", split="train"))
+    assert cfg["mean"][0] == pytest.approx(images.mean() / 255, abs=1e-3)
     assert (run / "curves.png").stat().st_size > 0
     assert (run / "train_config.json").is_file()
 
