@@ -107,11 +107,12 @@ class SelfLabel(Method):
         cfg = self.cfg
         logits = ctx.extract_features(_HeadLogits(self.backbone, self.heads))  # (N, H·K), all ranks
         # Solve each head's transport problem once, on rank 0, so every rank trains on the same labels.
+        # On the GPU when training there: Sinkhorn is matrix-vector products over the (N, K) plan.
         labels = solve_once(
             lambda: torch.stack(
                 [
-                    sinkhorn_labels(z, lam=cfg.lam, n_iters=cfg.sinkhorn_iters)
-                    for z in logits.cpu().split(cfg.num_clusters, 1)
+                    sinkhorn_labels(z, lam=cfg.lam, n_iters=cfg.sinkhorn_iters).cpu()
+                    for z in logits.split(cfg.num_clusters, 1)
                 ]
             )
         )
