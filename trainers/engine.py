@@ -195,8 +195,13 @@ class TrainContext:
             return timm.create_model(self.cfg.arch, pretrained=False, **self.model_args())
         except RuntimeError as exc:
             if "Unknown model" in str(exc):
-                raise SslzooError(f"unknown architecture {self.cfg.arch!r}: {exc}") from None
+                raise SslzooError(
+                    f"unknown architecture {self.cfg.arch!r}; see timm.list_models() or use sslzoo_cnn4, "
+                    "sslzoo_resnet18_small, sslzoo_vit_tiny_patch4."
+                ) from None
             raise
+        except TypeError as exc:  # an --arch-args key the architecture does not take
+            raise SslzooError(f"--arch-args do not fit {self.cfg.arch!r}: {exc}") from None
 
     def model_args(self) -> dict[str, Any]:
         """Arguments ``timm.create_model`` needs to rebuild the encoder (saved in the export)."""
@@ -426,6 +431,9 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
+        for name in ("batch_size", "epochs"):
+            if getattr(cfg, name) < 1:
+                raise SslzooError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}.")
         if cfg.batch_size % self.world:
             raise SslzooError(
                 f"--batch-size {cfg.batch_size} must be divisible by the {self.world} processes."

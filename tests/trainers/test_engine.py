@@ -86,3 +86,26 @@ def test_cli_trains_and_rejects_options_of_another_method(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert err.startswith("sslzoo: error: unknown option(s) for method 'byol': temperature")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"arch": "no_such_net"}, "unknown architecture 'no_such_net'"),
+        ({"arch_args": ("depth=3",)}, "--arch-args do not fit 'sslzoo_cnn4'"),
+        ({"arch_args": ("widths",)}, "KEY=VALUE"),
+        ({"batch_size": 5000}, "larger than the 1437 training images"),
+        ({"dataset": "no-such-data"}, "unknown dataset"),
+        ({"batch_size": 0}, "--batch-size must be at least 1"),
+        ({"epochs": 0}, "--epochs must be at least 1"),
+        pytest.param(
+            {"device": "cuda"},
+            "CUDA is not available",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is here"),
+        ),
+    ],
+)
+def test_bad_options_fail_with_one_clear_line(options, message, tmp_path):
+    with pytest.raises(SslzooError, match=message):
+        train("simclr", out=str(tmp_path / "bad"), **{**TINY, "epochs": 1, **options})
+    assert not (tmp_path / "bad" / "checkpoints").exists()
