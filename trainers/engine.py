@@ -126,6 +126,11 @@ def build_configs(
     return cfg, cls.config_from_dict(method_values)
 
 
+def default_run_dir(method: str, dataset: str, out: str | None = None) -> Path:
+    """``out``, or ``runs/METHOD-DATASET`` when it is not given."""
+    return Path(out) if out else Path("runs") / f"{method}-{dataset.replace('/', '_').replace(':', '_')}"
+
+
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
@@ -420,7 +425,7 @@ class Trainer:
         self.cfg = cfg
         self.method_cls = get_method(cfg.method)
         self.method_cfg = method_cfg if method_cfg is not None else self.method_cls.Config()
-        self.run_dir = Path(cfg.out or f"runs/{cfg.method}-{cfg.dataset.replace('/', '_').replace(':', '_')}")
+        self.run_dir = default_run_dir(cfg.method, cfg.dataset, cfg.out)
 
     # ----------------------------------------------------------------------------------------- setup
     def _setup(self) -> None:
@@ -776,6 +781,6 @@ def train(method: str = "simclr", **options: Any) -> Path:
 
     >>> run = train("simclr", dataset="digits", epochs=1, batch_size=128, out="runs/demo")  # doctest: +SKIP
     """
-    run_dir = Path(options["out"]) if options.get("out") else None
+    run_dir = default_run_dir(method, options.get("dataset", TrainConfig.dataset), options.get("out"))
     cfg, method_cfg = build_configs(method, options, run_dir)
     return Trainer(cfg, method_cfg).fit()

@@ -45,15 +45,17 @@ def test_resume_after_a_crash_mid_epoch_reaches_the_same_weights(tmp_path, monke
     assert steps == list(range(1, 11))  # the killed run's rows after step 6 were replaced, not duplicated
 
 
-def test_resume_refuses_changed_options_and_fresh_runs_refuse_existing_folders(tmp_path):
+def test_resume_refuses_changed_options_and_fresh_runs_refuse_existing_folders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     options = {**TINY, "batch_size": 256, "epochs": 1}
-    run = train("simclr", out=str(tmp_path / "run"), **options)
+    run = train("simclr", **options)  # no --out: runs/METHOD-DATASET
+    assert run.resolve() == (tmp_path / "runs" / "simclr-digits").resolve()
     with pytest.raises(SslzooError, match="--resume"):
-        train("simclr", out=str(run), **options)
+        train("simclr", **options)
     with pytest.raises(SslzooError, match="temperature"):
-        train("simclr", out=str(run), resume=True, **{**options, "temperature": 0.5})
+        train("simclr", resume=True, **{**options, "temperature": 0.5})
     # Resuming a finished run with the same options trains nothing more and keeps the export.
-    assert train("simclr", out=str(run), resume=True, **options) == run
+    assert train("simclr", resume=True, **options) == run
     assert (run / "encoder" / "model.safetensors").is_file()
 
 
