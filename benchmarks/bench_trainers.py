@@ -2,7 +2,9 @@
 
 Each cell runs the engine's real step (batched augmentation, forward, backward, optimiser, EMA/queue/centre
 updates) on digits upsampled to ``--image-size``, after one warm-up step, and prints images/s, the share of the
-step spent on augmentation, and the ratio to the first cell (the baseline, measured in the same process).
+step spent on augmentation, and the ratio to the baseline measured first in the same process: a bare timm
+forward + backward + SGD step on two views per image (``(bare)`` rows), i.e. SimCLR without augmentation, head
+or loss.
 
     python benchmarks/bench_trainers.py                      # 4 methods × cnn4 and ViT-tiny, batch 128, 28 px
     python benchmarks/bench_trainers.py --archs sslzoo_resnet18_small --methods simclr --steps 3
@@ -73,6 +75,30 @@ def bench(
         return batch / step_s, aug_s / step_s
 
 
+def bare(arch: str, batch: int, steps: int, image_size: int, device: str) -> float:
+    """images/s of a bare timm forward + backward + SGD step on 2 views of each image: the floor of SimCLR."""
+    import timm
+
+    import zoo  # noqa: F401  (registers sslzoo_* architectures)
+
+    dev = torch.device(
+        "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
+    )
+    kwargs = {"img_size": image_size} if "vit" in arch else {}
+    net = timm.create_model(arch, num_classes=0, in_chans=1, **kwargs).to(dev)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    x = torch.randn(2 * batch, 1, image_size, image_size, device=dev)
+    for i in range(steps + 1):
+        if i == 1:
+            start = time.perf_counter()
+        opt.zero_grad()
+        net(x).square().mean().backward()
+        opt.step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return batch * steps / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -91,6 +117,9 @@ def main() -> None:
     print(f"{'method':<8} {'arch':<24} {'images/s':>9} {'augment':>8} {'vs first':>9}")
     baseline = None
     for arch in args.archs:
+        rate = bare(arch, args.batch_size, args.steps, args.image_size, args.device)
+        baseline = baseline or rate
+        print(f"{'(bare)':<8} {arch:<24} {rate:>9.1f} {'-':>8} {rate / baseline:>8.2f}×", flush=True)
         for method in args.methods:
             rate, aug = bench(method, arch, args.batch_size, args.steps, args.image_size, args.device)
             baseline = baseline or rate
