@@ -135,15 +135,14 @@ def _leaderboard(args: argparse.Namespace) -> int:
         print(json.dumps([r.to_dict() for r in results], indent=2))
         return 1 if failed else 0
     table = Table(title=f"reproduction (tolerance {args.tolerance} points)")
-    for col in ("row", "model", "dataset", "protocol", "metric", "recorded", "reproduced", "Δ points", "ok"):
-        table.add_column(col)
+    for col in ("row", "metric", "recorded", "reproduced", "Δ points", "ok"):
+        table.add_column(col, justify="left" if col in ("row", "metric") else "right")
     for res in results:
-        for i, (name, (old, new, diff)) in enumerate(res.differences.items()):
+        rec = res.record
+        shown = [(k, v) for k, v in res.differences.items() if not k.endswith("_std")]
+        for i, (name, (old, new, diff)) in enumerate(shown):
             table.add_row(
-                res.record.id if i == 0 else "",
-                res.record.model if i == 0 else "",
-                res.record.dataset if i == 0 else "",
-                res.record.protocol if i == 0 else "",
+                f"{rec.id} {rec.model}@{rec.dataset} {rec.protocol}" if i == 0 else "",
                 name,
                 f"{old:.4g}",
                 f"{new:.4g}",

@@ -119,9 +119,10 @@ def save_chart(records: list[Record], path: str | Path) -> Path:
             ax.bar_label(bars, fmt="%.1f", fontsize=6, padding=1)
         ax.set_xticks(x, [name for name, _ in items], rotation=20, ha="right", fontsize=8)
         ax.set_ylabel("%")
-        ax.set_ylim(0, 105)
+        ax.set_ylim(0, 119)  # headroom for the legend above the bars
+        ax.set_yticks(range(0, 101, 20))
         ax.set_title(dataset, fontsize=10)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper center", ncol=len(shown), frameon=False)
     if not table:
         axes[0, 0].text(0.5, 0.5, "no records yet", ha="center", va="center")
     fig.tight_layout()
