@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.augment import SimCLRAugment
+from trainers.augment import BatchRandom, SimCLRAugment
 from trainers.methods.base import Batch, Method, StepInfo, momentum_update
 from trainers.schedules import cosine_schedule
+
+if TYPE_CHECKING:
+    from trainers.engine import TrainContext
 
 __all__ = ["BYOL", "BYOLConfig", "byol_loss", "mlp"]
 
@@ -58,7 +61,7 @@ class BYOL(Method):
     Config = BYOLConfig
     defaults: ClassVar[dict[str, Any]] = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4}
 
-    def __init__(self, cfg: BYOLConfig, ctx) -> None:
+    def __init__(self, cfg: BYOLConfig, ctx: TrainContext) -> None:
         super().__init__(cfg, ctx)
         self.backbone = ctx.create_backbone()
         self.projector = mlp(self.backbone.num_features, cfg.proj_hidden_dim, cfg.proj_dim)
@@ -70,7 +73,7 @@ class BYOL(Method):
         self.augment1 = SimCLRAugment(ctx.image_size, ctx.mean, ctx.std, blur_p=1.0, **common)
         self.augment2 = SimCLRAugment(ctx.image_size, ctx.mean, ctx.std, blur_p=0.1, solarize_p=0.2, **common)
 
-    def make_views(self, images, rng):
+    def make_views(self, images: torch.Tensor, rng: BatchRandom) -> list[torch.Tensor]:
         return [self.augment1(images, rng), self.augment2(images, rng)]
 
     def tau(self, step: StepInfo) -> float:

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.augment import DINOAugment
+from trainers.augment import BatchRandom, DINOAugment
 from trainers.distributed import all_reduce_mean
 from trainers.methods.base import Batch, Method, StepInfo, momentum_update
 from trainers.schedules import cosine_schedule, linear_warmup
+
+if TYPE_CHECKING:
+    from trainers.engine import TrainContext
 
 __all__ = ["DINO", "DINOConfig", "DINOHead", "dino_loss"]
 
@@ -126,7 +129,7 @@ class DINO(Method):
         "grad_clip": 3.0,
     }
 
-    def __init__(self, cfg: DINOConfig, ctx) -> None:
+    def __init__(self, cfg: DINOConfig, ctx: TrainContext) -> None:
         super().__init__(cfg, ctx)
         self.backbone = ctx.create_backbone()
         self.head = DINOHead(self.backbone.num_features, cfg.out_dim, cfg.hidden_dim, cfg.bottleneck_dim)
@@ -145,7 +148,7 @@ class DINO(Method):
             jitter=cfg.jitter,
         )
 
-    def make_views(self, images, rng):
+    def make_views(self, images: torch.Tensor, rng: BatchRandom) -> list[torch.Tensor]:
         return self.augment(images, rng)
 
     def encoder(self) -> nn.Module:

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.augment import SimCLRAugment
+from trainers.augment import BatchRandom, SimCLRAugment
 from trainers.distributed import all_gather_no_grad, rank, world_size
 from trainers.methods.base import Batch, Method, StepInfo, momentum_update
 from trainers.schedules import cosine_schedule
+
+if TYPE_CHECKING:
+    from trainers.engine import TrainContext
 
 __all__ = ["MoCo", "MoCoConfig", "info_nce_loss"]
 
@@ -65,7 +68,7 @@ class MoCo(Method):
     Config = MoCoConfig
     defaults: ClassVar[dict[str, Any]] = {"optimizer": "sgd", "lr": 0.06, "weight_decay": 5e-4}
 
-    def __init__(self, cfg: MoCoConfig, ctx) -> None:
+    def __init__(self, cfg: MoCoConfig, ctx: TrainContext) -> None:
         super().__init__(cfg, ctx)
         self.backbone = ctx.create_backbone()
         self.projector = nn.Sequential(
@@ -81,7 +84,7 @@ class MoCo(Method):
             ctx.image_size, ctx.mean, ctx.std, scale=(cfg.crop_min_scale, 1.0), jitter=cfg.jitter
         )
 
-    def make_views(self, images, rng):
+    def make_views(self, images: torch.Tensor, rng: BatchRandom) -> list[torch.Tensor]:
         return [self.augment(images, rng), self.augment(images, rng)]
 
     def momentum(self, step: StepInfo) -> float:

@@ -8,15 +8,18 @@ pulls the two views of an image together against the other 2N − 2 views of the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.augment import SimCLRAugment
+from trainers.augment import BatchRandom, SimCLRAugment
 from trainers.distributed import all_gather_with_grad, rank
 from trainers.methods.base import Batch, Method, StepInfo
+
+if TYPE_CHECKING:
+    from trainers.engine import TrainContext
 
 __all__ = ["SimCLR", "SimCLRConfig", "nt_xent_loss"]
 
@@ -64,7 +67,7 @@ class SimCLR(Method):
     Config = SimCLRConfig
     defaults: ClassVar[dict[str, Any]] = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4}
 
-    def __init__(self, cfg: SimCLRConfig, ctx) -> None:
+    def __init__(self, cfg: SimCLRConfig, ctx: TrainContext) -> None:
         super().__init__(cfg, ctx)
         self.backbone = ctx.create_backbone()
         self.projector = nn.Sequential(
@@ -76,7 +79,7 @@ class SimCLR(Method):
             ctx.image_size, ctx.mean, ctx.std, scale=(cfg.crop_min_scale, 1.0), jitter=cfg.jitter
         )
 
-    def make_views(self, images, rng):
+    def make_views(self, images: torch.Tensor, rng: BatchRandom) -> list[torch.Tensor]:
         return [self.augment(images, rng), self.augment(images, rng)]
 
     def training_step(self, batch: Batch, step: StepInfo):
