@@ -11,7 +11,7 @@ Ratios are images/s over the baseline's images/s in the same process (> 1 is fas
 ``--repeats`` timed passes after one warm-up pass, timed in turns (round-robin) so that
 load from other processes hits every path alike. bf16 outputs are checked against fp32 (max cosine distance).
 
-    .venv/bin/python benchmarks/bench_embed.py                     # the default set (about 2–4 min on 2 cores)
+    .venv/bin/python benchmarks/bench_embed.py                     # the default set (10+ min on 2 busy cores)
     .venv/bin/python benchmarks/bench_embed.py --models resnet50:224 --batches 2 --batch-size 16
 """
 
@@ -109,7 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="ARCH:SIZE[:IN_CHANS] …")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--batches", type=int, default=4)
+    parser.add_argument("--batches", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     args = parser.parse_args()
