@@ -16,6 +16,11 @@ Names and their fixed splits:
 * ``folder:PATH``: a local image folder, one subfolder per class (``PATH/CLASS/IMG``), or ``PATH/train/CLASS/IMG``
   and ``PATH/test/CLASS/IMG``; without a ``test`` folder, a stratified 20% (seed 0) of the images becomes ``test``.
 
+Any name takes subset options after ``?`` (quote them in a shell): ``fashion-mnist?train=10000&test=2000`` keeps a
+stratified, seeded subset of each split (quick budgets); ``fashion-mnist?val=10000`` carves a stratified 10,000-image
+validation split out of train and returns it as ``test`` (the official test split is not used: for choosing
+hyper-parameters). Subsets are fixed (seed 0), so a name always means the same images.
+
 >>> from zoo.datasets import load_dataset
 >>> splits = load_dataset("digits")
 >>> {name: len(split) for name, split in splits.items()}
@@ -309,8 +314,57 @@ def dataset_names() -> list[str]:
     return sorted(REGISTRY)
 
 
+SUBSET_OPTIONS = ("val", "train", "test")
+
+
+def split_subset_options(name: str) -> tuple[str, dict[str, int]]:
+    """``"fashion-mnist?train=10000&test=2000"`` → ``("fashion-mnist", {"train": 10000, "test": 2000})``.
+
+    Other query options (an ``hf:`` name's ``image=``/``label=``/``config=``) stay in the base name.
+    """
+    base, sep, query = name.partition("?")
+    if not sep:
+        return name, {}
+    subset, rest = {}, []
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key not in SUBSET_OPTIONS:
+            rest.append(f"{key}={value}")
+            continue
+        if not value.isdigit() or int(value) < 1:
+            raise SslzooError(f"{name!r}: {key}= takes a positive number of images, e.g. {base}?{key}=1000.")
+        subset[key] = int(value)
+    return (f"{base}?{'&'.join(rest)}" if rest else base), subset
+
+
+def _stratified(ds, n: int, what: str):
+    """Indices (sorted) of a stratified, seeded choice of ``n`` rows of ``ds``, and of the rest."""
+    from sklearn.model_selection import train_test_split
+
+    labels = np.asarray(ds["label"], dtype=np.int64)
+    if n >= len(labels):
+        raise SslzooError(f"{what}={n} asks for at least as many images as the split has ({len(labels)}).")
+    chosen, rest = train_test_split(
+        np.arange(len(labels)), train_size=n, stratify=labels, random_state=SPLIT_SEED
+    )
+    return np.sort(chosen), np.sort(rest)
+
+
+def _apply_subset(dd, subset: dict[str, int]):
+    """``val`` carves a validation split from train (returned as ``test``); ``train``/``test`` keep a subset."""
+    import datasets
+
+    if "val" in subset:
+        val, rest = _stratified(dd["train"], subset["val"], "val")
+        dd = datasets.DatasetDict({"train": dd["train"].select(rest), "test": dd["train"].select(val)})
+    out = {}
+    for split, ds in dd.items():
+        out[split] = ds.select(_stratified(ds, subset[split], split)[0]) if split in subset else ds
+    return datasets.DatasetDict(out)
+
+
 def resolve(name: str) -> DatasetSpec:
     """The :class:`DatasetSpec` for a registry name, ``hf:ORG/NAME[?opts]`` or ``folder:PATH``."""
+    name = split_subset_options(name)[0]
     if name in REGISTRY:
         return REGISTRY[name]
     if name.startswith("hf:"):
@@ -369,7 +423,8 @@ def load_dataset(name: str, split: str | None = None):
     """Load a dataset by name.
 
     Args:
-        name: A registry name (see :func:`dataset_names`), ``hf:ORG/NAME`` or ``folder:PATH``.
+        name: A registry name (see :func:`dataset_names`), ``hf:ORG/NAME`` or ``folder:PATH``, optionally with
+            subset options (``?train=N&test=M`` or ``?val=N``; see the module docstring).
         split: ``"train"`` or ``"test"``; ``None`` returns both.
 
     Returns:
@@ -381,6 +436,14 @@ def load_dataset(name: str, split: str | None = None):
     """
     import datasets
 
+    base, subset = split_subset_options(name)
+    if subset:
+        dd = _apply_subset(load_dataset(base), subset)
+        if split is None:
+            return dd
+        if split not in dd:
+            raise SslzooError(f"dataset {name!r} has no split {split!r}; its splits are {', '.join(dd)}.")
+        return dd[split]
     spec = resolve(name)
     if spec.cache_key is not None:
         path = cache_root() / spec.cache_key

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -19,7 +20,15 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from zoo._keymaps import IDENTITY, KeyMapping
 from zoo.errors import SslzooError
 
-__all__ = ["MODELS", "ModelEntry", "Preprocessing", "get_entry", "list_models", "model_names"]
+__all__ = [
+    "MODELS",
+    "ModelEntry",
+    "Preprocessing",
+    "get_entry",
+    "list_models",
+    "model_names",
+    "shipped_entries",
+]
 
 
 @dataclass(frozen=True)
@@ -270,7 +279,51 @@ _ENTRIES: tuple[ModelEntry, ...] = (
     ),
 )
 
+# Encoders trained by sslzoo ship in the repository as Hub-ready folders, ``models/NAME/`` (weights, timm config,
+# sslzoo.json, model card); each one found there is registered as NAME, loading from ``folder:models/NAME``.
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "models"
+
+
+def shipped_entries(root: str | Path = SHIPPED_DIR) -> list[ModelEntry]:
+    """Entries for the encoders shipped under ``root`` (``models/NAME/config.json`` + ``sslzoo.json``), by name.
+
+    The entry is read from the folder itself: architecture, width and model arguments from timm's ``config.json``,
+    method, licence and embedding from ``sslzoo.json``; preprocessing is the folder's own (``pretrained_cfg``).
+    """
+    import json
+
+    entries = []
+    for config_path in sorted(Path(root).glob("*/config.json")):
+        folder = config_path.parent
+        try:
+            config = json.loads(config_path.read_text())
+            meta_path = folder / "sslzoo.json"
+            meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        except (OSError, json.JSONDecodeError):
+            continue  # a half-copied folder is not an entry; zoo.load(folder) says what is wrong with it
+        relative = (
+            folder.relative_to(SHIPPED_DIR.parent) if folder.is_relative_to(SHIPPED_DIR.parent) else folder
+        )
+        entries.append(
+            ModelEntry(
+                name=folder.name,
+                method=str(meta.get("method") or "unknown"),
+                arch=str(config.get("architecture")),
+                source=f"folder:{relative}",
+                dim=int(config.get("num_features") or 0),
+                model_args=dict(config.get("model_args") or {}),
+                preprocessing=None,
+                licence=str(meta.get("licence") or "apache-2.0"),
+                paper=str(meta.get("paper") or ""),
+                published_source=str(meta.get("published_source") or ""),
+                embedding=str(meta.get("embedding") or "global-average-pooled features"),
+            )
+        )
+    return entries
+
+
 MODELS: dict[str, ModelEntry] = {entry.name: entry for entry in _ENTRIES}
+MODELS.update({e.name: e for e in shipped_entries() if e.name not in MODELS})
 
 
 def model_names() -> list[str]:
