@@ -27,10 +27,11 @@ REVISION = "1" * 40
 def test_every_entry_builds_with_its_published_dimension(entry):
     # On the meta device: no memory, no init, so even ViT-g/14 is instant.
     with torch.device("meta"):
-        model = timm.create_model(entry.arch, num_classes=0, **entry.model_args)
+        model = timm.create_model(entry.arch, **{**entry.model_args, "num_classes": 0})
     assert model.num_features == entry.dim
-    assert entry.licence != "unknown" and entry.paper and entry.published and entry.published_source
     assert entry.source.startswith(("hf-hub:", "https://", "http://", "folder:"))
+    if not entry.source.startswith("folder:"):  # official checkpoints: provenance and the paper's numbers
+        assert entry.licence != "unknown" and entry.paper and entry.published and entry.published_source
 
 
 def test_list_models_filters_by_name_method_and_glob():
