@@ -118,3 +118,23 @@ def test_leaderboard_renders_files_and_bad_input_is_one_line(board, capsys):
         "sslzoo: error: unknown protocol svm; choose from knn, linear, clustering."
     )
     assert main(["leaderboard", "--leaderboard", str(board / "empty"), "--reproduce"]) == 2
+
+
+def test_eval_an_exported_encoder_folder_then_hit_the_feature_cache(board, tmp_path, capsys):
+    import timm
+    import torch
+
+    import zoo
+
+    torch.manual_seed(1)
+    net = timm.create_model("sslzoo_cnn4", in_chans=1, num_classes=0)
+    folder = zoo.save_encoder(net, tmp_path / "enc", model_args={"in_chans": 1})
+    args = ["eval", str(folder), "digits", "--protocols", "knn", "--leaderboard", str(board), "--json"]
+    assert main(args) == 0
+    (first,) = json.loads(capsys.readouterr().out)
+    assert first["model"] == str(folder) and first["features_time_s"] > 0
+    assert first["model_identity"] == zoo.load(str(folder)).identity
+    assert main(args) == 0
+    (second,) = json.loads(capsys.readouterr().out)
+    assert second["features_time_s"] == 0  # both splits came from the feature cache
+    assert second["metrics"] == first["metrics"]
