@@ -13,6 +13,7 @@ export PYTHONUNBUFFERED := 1
 
 demo: $(STAMP)
 	$(BIN)/sslzoo datasets show fashion-mnist --out outputs/fashion-mnist-samples.png
+	$(BIN)/sslzoo benchmark --preset quick
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

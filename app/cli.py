@@ -16,7 +16,14 @@ from zoo import __version__
 from zoo.errors import SslzooError
 
 # Modules whose ``add_commands`` register subcommands, in the order ``--help`` lists them.
-COMMAND_MODULES = ("zoo.cli", "trainers.cli", "evaluators.cli", "app.publish_cli", "app.launch")
+COMMAND_MODULES = (
+    "zoo.cli",
+    "trainers.cli",
+    "evaluators.cli",
+    "app.publish_cli",
+    "app.launch",
+    "app.benchmark",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

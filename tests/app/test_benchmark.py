@@ -1,0 +1,186 @@
+"""``sslzoo benchmark`` end to end on digits with a tiny budget, shipping a run into a mini-zoo folder, and the
+README's generated leaderboard."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from app.benchmark import (
+    ALL_METHODS,
+    BASELINE,
+    PRESETS,
+    QUICK_BUDGET,
+    BenchmarkConfig,
+    run_benchmark,
+    zoo_name,
+)
+from zoo.errors import SslzooError
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """One quick benchmark on digits: SimCLR and DeepCluster for one epoch, baselines, a (monkeypatched-empty) zoo."""
+    root = tmp_path_factory.mktemp("bench")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SSLZOO_CACHE", str(root / "cache"))
+    mp.setenv("SSLZOO_LEADERBOARD", str(root / "repo-leaderboard"))  # must stay untouched
+    mp.setattr("zoo.registry.SHIPPED_DIR", root / "no-models")
+    cfg = BenchmarkConfig(
+        methods=("simclr", "deepcluster"), dataset="digits", epochs=1, out=str(root / "out"), progress=False
+    )
+    try:
+        summary = run_benchmark(cfg, command="sslzoo benchmark --dataset digits --epochs 1")
+        yield root, summary
+    finally:
+        mp.undo()
+
+
+def test_quick_benchmark_writes_records_rows_cards_and_plots(quick):
+    from huggingface_hub import ModelCard
+
+    root, summary = quick
+    out = root / "out"
+    rows = {r["model"]: r for r in summary["rows"]}
+    runs = [f"{out}/runs/simclr-quick", f"{out}/runs/deepcluster-quick"]
+    assert [r["kind"] for r in summary["rows"]] == [BASELINE, BASELINE, QUICK_BUDGET, QUICK_BUDGET]
+    assert set(rows) == {"raw-pixels", "random-sslzoo_cnn4", *runs}
+    # Quick rows say what they are in the table people read, with their budget.
+    table = Path(summary["files"]["table"]).read_text()
+    assert table.count("| quick-budget |") == 2 and "quick-budget rows" in table
+    assert rows[runs[0]]["epochs"] == 1 and rows[runs[0]]["images_seen"] == 5 * 256  # 1437 // 256 steps
+
+    # Records: three protocols per model, in OUT/leaderboard; the repository's leaderboard is not touched.
+    lines = [json.loads(x) for x in (out / "leaderboard" / "digits.jsonl").read_text().splitlines()]
+    assert sorted((r["model"], r["protocol"]) for r in lines) == sorted(
+        (m, p) for m in rows for p in ("knn", "linear", "clustering")
+    )
+    assert not (root / "repo-leaderboard").exists()
+
+    # The raw-pixel row is DINO's k-NN vote on the flattened digits, recomputed here from the arrays.
+    import zoo
+    from evaluators import knn_classify
+
+    (xtr, ytr), (xte, yte) = (zoo.to_arrays(zoo.load_dataset("digits", split=s)) for s in ("train", "test"))
+    flat = [torch.from_numpy(np.asarray(x, dtype=np.float32).reshape(len(x), -1) / 255) for x in (xtr, xte)]
+    expected = knn_classify(
+        flat[0], torch.from_numpy(ytr), flat[1], torch.from_numpy(yte), k=20, temperature=0.07
+    )
+    assert rows["raw-pixels"]["knn_top1"] == pytest.approx(expected["top1"], abs=1e-4)
+
+    # Plots: the benchmark's curves and bar chart, and each run's own curves.
+    for png in (summary["files"]["curves"], summary["files"]["chart"], *(f"{r}/curves.png" for r in runs)):
+        assert Path(png).read_bytes()[:8] == PNG_MAGIC and Path(png).stat().st_size > 5000
+
+    # Cards: one per run, parsed by huggingface_hub, with the run's k-NN record in the model-index and the
+    # quick-budget warning.
+    for run in runs:
+        card = ModelCard.load(f"{run}/encoder/README.md")
+        knn = [e for e in card.data.eval_results if e.metric_type == "knn_top1"]
+        assert [e.metric_value for e in knn] == [pytest.approx(rows[run]["knn_top1"], abs=1e-4)]
+        assert "Quick-budget encoder" in card.text
+
+
+def test_ship_registers_the_folder_by_name_and_it_reproduces_offline(quick, tmp_path, monkeypatch, request):
+    import zoo
+    from app.cli import main
+    from app.minizoo import ship
+    from zoo.registry import MODELS, shipped_entries
+
+    root, _ = quick
+    monkeypatch.setenv("SSLZOO_CACHE", str(root / "cache"))
+    run = root / "out" / "runs" / "simclr-quick"
+    name = "simclr-digits-shiptest"
+    request.addfinalizer(lambda: MODELS.pop(name, None))  # ship() registers it in this process
+    models, board = tmp_path / "models", tmp_path / "leaderboard"
+    folder = ship(
+        run, name, models_dir=models, leaderboard=board, cards_dir=tmp_path / "cards", progress=False
+    )
+
+    # The Hub-ready folder `sslzoo push` would upload, registered from the folder alone (what a fresh clone sees).
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "config.json",
+        "curves.png",
+        "model.safetensors",
+        "sslzoo.json",
+    ]
+    (entry,) = shipped_entries(models)
+    assert (entry.name, entry.method, entry.arch, entry.source) == (
+        name,
+        "simclr",
+        "sslzoo_cnn4",
+        f"folder:{folder}",
+    )
+    encoder = zoo.load(name, device="cpu")
+    assert encoder.identity.startswith(f"{name}@sha256:")
+    x = torch.rand(3, 1, 16, 16)
+    with torch.inference_mode():
+        assert torch.equal(encoder(x), zoo.load(run, device="cpu")(x))
+
+    # Provenance: the exact command, commit and machine that trained it, in sslzoo.json and the card.
+    meta = json.loads((folder / "sslzoo.json").read_text())
+    assert meta["command"] == "sslzoo benchmark --dataset digits --epochs 1"
+    assert meta["machine"]["cpu_count"] and meta["commit"] and meta["sessions"][0]["commit"]
+    card = (folder / "README.md").read_text()
+    assert "sslzoo benchmark --dataset digits --epochs 1" in card and meta["commit"] in card
+    assert (tmp_path / "cards" / f"{name}.md").is_file()
+
+    # Records under the name; `sslzoo leaderboard --reproduce NAME` re-embeds and matches them.
+    records = [json.loads(x) for x in (board / "digits.jsonl").read_text().splitlines()]
+    assert sorted(r["protocol"] for r in records if r["model"] == name) == ["clustering", "knn", "linear"]
+    assert main(["leaderboard", "--leaderboard", str(board), "--reproduce", name, "--json"]) == 0
+
+
+def test_readme_leaderboard_is_written_between_the_markers(quick, tmp_path):
+    from app.minizoo import README_END, README_START, update_readme_leaderboard
+
+    root, summary = quick
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\nbefore\n{README_START}\nold table\n{README_END}\nafter\n")
+    path, n = update_readme_leaderboard(readme, dataset="digits", leaderboard=root / "out" / "leaderboard")
+    text = path.read_text()
+    assert n == 4 and "old table" not in text
+    assert text.startswith("# title\n\nbefore\n") and text.endswith(f"{README_END}\nafter\n")
+    table = text.split(README_START)[1].split(README_END)[0]
+    raw = next(r for r in summary["rows"] if r["model"] == "raw-pixels")
+    assert f"| `raw-pixels` | baseline | {raw['knn_top1']:.1f} |" in table
+    assert "sslzoo readme-leaderboard" in table and "CPU cores" in table
+
+    readme.write_text("no markers here\n")
+    with pytest.raises(SslzooError, match="markers"):
+        update_readme_leaderboard(readme, dataset="digits", leaderboard=root / "out" / "leaderboard")
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_recipe_is_a_valid_training_config(preset):
+    from trainers.engine import build_configs
+
+    p = PRESETS[preset]
+    assert tuple(p.recipes) == ALL_METHODS
+    for method in ALL_METHODS:
+        cfg, _ = build_configs(method, {**p.options(method), "dataset": p.dataset})
+        assert cfg.method == method and cfg.epochs >= 1
+    if preset == "full":  # the mini-zoo has a small ViT, and the runs resume instead of starting over
+        assert p.options("dino")["arch"] == "sslzoo_vit_tiny_patch4" and p.resumable
+        assert zoo_name("dino") == "dino-fmnist"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"preset": "quick", "ship": True}, "--ship ships full-recipe"),
+        ({"preset": "full", "ship": True, "validation": True}, "drop --validation"),
+        ({"methods": ("simclr", "swav")}, "unknown method swav"),
+        ({"preset": "huge"}, "unknown preset"),
+    ],
+)
+def test_bad_options_fail_with_one_line(options, message, tmp_path):
+    with pytest.raises(SslzooError, match=message):
+        run_benchmark(BenchmarkConfig(out=str(tmp_path), **options))
