@@ -13,17 +13,20 @@ gathered by the engine, k-means runs once on rank 0 and the labels are broadcast
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.augment import SimCLRAugment
+from trainers.augment import BatchRandom, SimCLRAugment
 from trainers.clustering import UniformLabelSampler, cluster_features, round_nmi, solve_once
 from trainers.methods.base import Batch, Method, StepInfo
 from zoo.errors import SslzooError
+
+if TYPE_CHECKING:
+    from trainers.engine import TrainContext
 
 __all__ = ["DeepCluster", "DeepClusterConfig", "check_minimums"]
 
@@ -64,7 +67,7 @@ class DeepCluster(Method):
     # CNN, AdamW learns each round's classifier within the round.
     defaults: ClassVar[dict[str, Any]] = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4}
 
-    def __init__(self, cfg: Any, ctx) -> None:
+    def __init__(self, cfg: Any, ctx: TrainContext) -> None:
         super().__init__(cfg, ctx)
         self.backbone = ctx.create_backbone()
         self.build_heads(self.backbone.num_features)
@@ -106,7 +109,7 @@ class DeepCluster(Method):
         return loss, {"acc": (logits.argmax(1) == targets).float().mean().item()}
 
     # ------------------------------------------------------------------ the clustering round
-    def on_epoch_start(self, ctx, epoch: int) -> None:
+    def on_epoch_start(self, ctx: TrainContext, epoch: int) -> None:
         if epoch % self.cfg.cluster_every:
             return
         features = ctx.extract_features(self.backbone)  # (N, D), all ranks, dataset order
@@ -120,7 +123,7 @@ class DeepCluster(Method):
         self.pseudo_labels.copy_(new.to(self.pseudo_labels.device))
         self.reset_heads()
 
-    def epoch_indices(self, ctx, epoch: int) -> torch.Tensor:
+    def epoch_indices(self, ctx: TrainContext, epoch: int) -> torch.Tensor:
         """Sample uniformly over pseudo-labels (Sec. 3.3), the same order on every rank."""
         sampler = UniformLabelSampler(
             self.pseudo_labels.cpu().numpy(), num_samples=ctx.num_train, seed=ctx.cfg.seed
@@ -128,7 +131,7 @@ class DeepCluster(Method):
         sampler.set_epoch(epoch)
         return torch.from_numpy(sampler.global_indices())
 
-    def make_views(self, images, rng):
+    def make_views(self, images: torch.Tensor, rng: BatchRandom) -> list[torch.Tensor]:
         return [self.augment(images, rng)]
 
     # ------------------------------------------------------------------ resume

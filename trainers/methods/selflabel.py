@@ -13,17 +13,20 @@ steps follow SeLa's schedule: more of them early in training, spaced by a square
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.augment import SimCLRAugment
+from trainers.augment import BatchRandom, SimCLRAugment
 from trainers.clustering import round_nmi, sinkhorn_labels, solve_once
 from trainers.methods.base import Batch, Method, StepInfo
 from trainers.methods.deepcluster import check_minimums
+
+if TYPE_CHECKING:
+    from trainers.engine import TrainContext
 
 __all__ = ["SelfLabel", "SelfLabelConfig", "label_update_epochs"]
 
@@ -84,7 +87,7 @@ class SelfLabel(Method):
     # The paper uses SGD (lr 0.05, wd 1e-5) for 400 epochs; AdamW suits a few CPU epochs of a small CNN.
     defaults: ClassVar[dict[str, Any]] = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4}
 
-    def __init__(self, cfg: SelfLabelConfig, ctx) -> None:
+    def __init__(self, cfg: SelfLabelConfig, ctx: TrainContext) -> None:
         super().__init__(cfg, ctx)
         self.backbone = ctx.create_backbone()
         dim = self.backbone.num_features
@@ -101,7 +104,7 @@ class SelfLabel(Method):
             ctx.image_size, ctx.mean, ctx.std, scale=(cfg.crop_min_scale, 1.0), jitter=cfg.jitter, blur_p=0.0
         )
 
-    def on_epoch_start(self, ctx, epoch: int) -> None:
+    def on_epoch_start(self, ctx: TrainContext, epoch: int) -> None:
         if epoch not in self.update_epochs:
             return
         cfg = self.cfg
@@ -126,7 +129,7 @@ class SelfLabel(Method):
         ctx.log(**scores)
         self.pseudo_labels.copy_(labels.to(self.pseudo_labels.device))
 
-    def make_views(self, images, rng):
+    def make_views(self, images: torch.Tensor, rng: BatchRandom) -> list[torch.Tensor]:
         return [self.augment(images, rng)]
 
     def training_step(self, batch: Batch, step: StepInfo):
