@@ -43,7 +43,7 @@ def ship(
     leaderboard: str | Path | None = None,
     cards_dir: str | Path | None = None,
     progress: bool = True,
-) -> Path:
+) -> tuple[Path, list[Any]]:
     """Export a finished run to ``models_dir/name`` (default ``models/``), evaluate it by name, card and validate it.
 
     Args:
@@ -55,7 +55,7 @@ def ship(
         progress: Show progress bars while evaluating.
 
     Returns:
-        The shipped folder.
+        The shipped folder and its evaluation records.
     """
     from app.publish_cli import records_for
     from evaluators.evaluate import EvalConfig, protocol_params, run_protocols
@@ -111,7 +111,7 @@ def ship(
     figures = [os.path.relpath(folder / f, cards.resolve()) for f in spec.figures]
     render_card(replace(spec, figures=figures), results).save(cards / f"{name}.md")
     validate_folder(folder, reference=run_dir / "encoder", expected=results)
-    return folder
+    return folder, records
 
 
 # ------------------------------------------------------------------------------------------------ README

@@ -11,6 +11,7 @@ per name. Adding a model means adding one :class:`ModelEntry` to ``MODELS``.
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -281,7 +282,9 @@ _ENTRIES: tuple[ModelEntry, ...] = (
 
 # Encoders trained by sslzoo ship in the repository as Hub-ready folders, ``models/NAME/`` (weights, timm config,
 # sslzoo.json, model card); each one found there is registered as NAME, loading from ``folder:models/NAME``.
-SHIPPED_DIR = Path(__file__).resolve().parents[1] / "models"
+# $SSLZOO_MODELS_DIR points elsewhere (tests, a private zoo).
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_DIR = Path(os.environ.get("SSLZOO_MODELS_DIR") or _REPO_ROOT / "models")
 
 
 def shipped_entries(root: str | Path = SHIPPED_DIR) -> list[ModelEntry]:
@@ -301,9 +304,9 @@ def shipped_entries(root: str | Path = SHIPPED_DIR) -> list[ModelEntry]:
             meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         except (OSError, json.JSONDecodeError):
             continue  # a half-copied folder is not an entry; zoo.load(folder) says what is wrong with it
-        relative = (
-            folder.relative_to(SHIPPED_DIR.parent) if folder.is_relative_to(SHIPPED_DIR.parent) else folder
-        )
+        # Inside the repository the source is relative (``folder:models/NAME``), as a fresh clone resolves it.
+        folder = folder.resolve()
+        relative = folder.relative_to(_REPO_ROOT) if folder.is_relative_to(_REPO_ROOT) else folder
         entries.append(
             ModelEntry(
                 name=folder.name,

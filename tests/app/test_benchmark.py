@@ -4,6 +4,7 @@ README's generated leaderboard."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +100,7 @@ def test_ship_registers_the_folder_by_name_and_it_reproduces_offline(quick, tmp_
     name = "simclr-digits-shiptest"
     request.addfinalizer(lambda: MODELS.pop(name, None))  # ship() registers it in this process
     models, board = tmp_path / "models", tmp_path / "leaderboard"
-    folder = ship(
+    folder, records = ship(
         run, name, models_dir=models, leaderboard=board, cards_dir=tmp_path / "cards", progress=False
     )
 
@@ -118,7 +119,15 @@ def test_ship_registers_the_folder_by_name_and_it_reproduces_offline(quick, tmp_
         "sslzoo_cnn4",
         f"folder:{folder}",
     )
+    # A fresh process (what a fresh clone sees) registers it from the folder alone and loads it by name.
+    import subprocess
+    import sys
+
+    code = f"import zoo; print(zoo.load({name!r}, device='cpu').identity)"
+    env = {**os.environ, "SSLZOO_MODELS_DIR": str(models)}
+    fresh = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     encoder = zoo.load(name, device="cpu")
+    assert fresh.stdout.strip() == encoder.identity
     assert encoder.identity.startswith(f"{name}@sha256:")
     x = torch.rand(3, 1, 16, 16)
     with torch.inference_mode():
@@ -133,8 +142,9 @@ def test_ship_registers_the_folder_by_name_and_it_reproduces_offline(quick, tmp_
     assert (tmp_path / "cards" / f"{name}.md").is_file()
 
     # Records under the name; `sslzoo leaderboard --reproduce NAME` re-embeds and matches them.
-    records = [json.loads(x) for x in (board / "digits.jsonl").read_text().splitlines()]
-    assert sorted(r["protocol"] for r in records if r["model"] == name) == ["clustering", "knn", "linear"]
+    written = [json.loads(x) for x in (board / "digits.jsonl").read_text().splitlines()]
+    assert sorted(r["protocol"] for r in written if r["model"] == name) == ["clustering", "knn", "linear"]
+    assert [r.metrics for r in records] == [r["metrics"] for r in written if r["model"] == name]
     assert main(["leaderboard", "--leaderboard", str(board), "--reproduce", name, "--json"]) == 0
 
 
