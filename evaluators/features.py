@@ -23,8 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from zoo.atomic import atomic_folder
 from zoo.errors import SslzooError
 
 FORMAT_VERSION = 1
@@ -101,18 +100,10 @@ def _read_entry(folder: Path, key_fields: dict[str, Any]) -> tuple[np.ndarray, n
 
 def _write_entry(folder: Path, feats: np.ndarray, labels: np.ndarray, meta: dict[str, Any]) -> None:
     """Write an entry into a temporary folder and rename it into place, so readers never see half of one."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as tmp:
         np.save(tmp / "feats.npy", feats)
         np.save(tmp / "labels.npy", labels)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _distributed() -> tuple[int, int]:

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zoo.atomic import save_npy_atomic
 from zoo.config import add_dataclass_arguments, dataclass_from_namespace
 
 
@@ -175,7 +176,6 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _embed(args: argparse.Namespace) -> int:
-    import os
 
     import numpy as np
 
@@ -186,12 +186,9 @@ def _embed(args: argparse.Namespace) -> int:
     ds = zoo.load_dataset(args.dataset, split=cfg.split)
     feats = encoder.embed(ds, batch_size=cfg.batch_size, progress=True, num_workers=cfg.num_workers).numpy()
     out = Path(cfg.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     labels_out = out.with_name(out.name.removesuffix(".npy") + ".labels.npy")
     for path, array in ((out, feats), (labels_out, np.asarray(ds["label"], dtype=np.int64))):
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.npy")
-        np.save(tmp, array)
-        os.replace(tmp, path)
+        save_npy_atomic(path, array)
     print(
         f"{feats.shape[0]} × {feats.shape[1]} features of {args.dataset}/{cfg.split} by {encoder.identity}: {out}"
     )

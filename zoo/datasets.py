@@ -32,8 +32,6 @@ from __future__ import annotations
 import difflib
 import gzip
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +40,7 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 
+from zoo.atomic import atomic_folder, save_npy_atomic
 from zoo.errors import SslzooError
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -406,17 +405,9 @@ def cache_root() -> Path:
 
 def _atomic_save(dd, target: Path) -> None:
     """Write a DatasetDict to ``target`` so that a killed conversion never leaves a half-written cache."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    # Another process may finish the same conversion first; its copy is as good as ours (and may be mapped).
+    with atomic_folder(target, replace_existing=False) as tmp:
         dd.save_to_disk(str(tmp))
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process finished first; its copy is as good as ours
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def load_dataset(name: str, split: str | None = None):
@@ -490,11 +481,8 @@ def to_arrays(ds) -> tuple[np.ndarray, np.ndarray]:
         )
     images = np.stack(arrays) if arrays else np.zeros((0, 1, 1, 1), np.uint8)
     labels = np.asarray(ds["label"], dtype=np.int64)
-    cache.mkdir(parents=True, exist_ok=True)
     for path, arr in ((images_path, images), (labels_path, labels)):
-        tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
-        np.save(tmp, arr)
-        os.replace(tmp, path)
+        save_npy_atomic(path, arr)
     return images, labels
 
 

@@ -13,27 +13,16 @@ writes the weights and config, so the layout is exactly the one timm expects.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from zoo.atomic import atomic_folder, write_json_atomic
+
+__all__ = ["METADATA_FILE", "save_encoder", "write_json_atomic"]
+
 METADATA_FILE = "sslzoo.json"
-
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON so that readers see either the old file or the whole new one, never half of it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=False, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def save_encoder(
@@ -61,17 +50,9 @@ def save_encoder(
     from timm.models import save_for_hf
 
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     if pretrained_cfg:
         model.pretrained_cfg = {**getattr(model, "pretrained_cfg", {}), **pretrained_cfg}
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as tmp:
         save_for_hf(model, tmp, model_args=model_args or None, safe_serialization=True)
         write_json_atomic(tmp / METADATA_FILE, metadata or {})
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder

@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 
 import torch
 
+from zoo.atomic import atomic_folder
 from zoo.cards import CardSpec, Result, parse_card, render_card
 from zoo.errors import SslzooError
 from zoo.export import METADATA_FILE
@@ -234,9 +234,7 @@ def export_folder(
         ``out``.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         published: list[Result] = []
         local = Path(str(source)).expanduser()
         if str(source).startswith("hf-hub:"):  # a Hub repo in our layout: its cached snapshot is the folder
@@ -256,12 +254,6 @@ def export_folder(
             spec, published = _export_zoo_model(str(source), tmp, repo_id=repo_id, name=name)
         card = render_card(spec, results, published=published)
         card.save(tmp / CARD_FILE)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -1,0 +1,50 @@
+"""Atomic writes: a failure midway leaves the old content whole and no temporary files behind."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from zoo.atomic import atomic_folder, save_npy_atomic, write_json_atomic
+
+
+def test_atomic_folder_replaces_the_old_folder_whole(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with atomic_folder(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+        assert (target / "old.txt").exists()  # readers see the old folder until the end
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_failure_inside_keeps_the_old_folder_and_cleans_up(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), atomic_folder(target) as tmp:
+        (tmp / "half.txt").write_text("half")
+        raise RuntimeError("killed")
+    assert [p.name for p in target.iterdir()] == ["old.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_keep_an_existing_folder_when_asked(tmp_path):
+    target = tmp_path / "cache"
+    with atomic_folder(target, replace_existing=False) as tmp:
+        target.mkdir()  # another process finished first
+        (target / "theirs.txt").write_text("theirs")
+        (tmp / "ours.txt").write_text("ours")
+    assert [p.name for p in target.iterdir()] == ["theirs.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["cache"]
+
+
+def test_json_and_npy_round_trip_without_leftovers(tmp_path):
+    write_json_atomic(tmp_path / "a" / "r.json", {"x": 1, "p": tmp_path})
+    assert json.loads((tmp_path / "a" / "r.json").read_text()) == {"x": 1, "p": str(tmp_path)}
+    save_npy_atomic(tmp_path / "f.npy", np.arange(5))
+    assert np.array_equal(np.load(tmp_path / "f.npy"), np.arange(5))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "f.npy"]
