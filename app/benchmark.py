@@ -399,6 +399,43 @@ def _curves_plot(runs: list[_Run], path: Path, title: str) -> Path:
     return path
 
 
+def _bar_chart(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
+    """Grouped bars (k-NN, linear, cluster acc) per model, labelled with its kind; raw pixels' k-NN as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    metrics = (
+        ("knn_top1", "k-NN top-1", 1.0),
+        ("linear_top1", "linear top-1", 1.0),
+        ("cluster_acc", "cluster acc", 100),
+    )
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(rows) + 2), 4.0))
+    width = 0.8 / len(metrics)
+    for i, (key, label, scale) in enumerate(metrics):
+        values = [np.nan if r[key] is None else r[key] * scale for r in rows]
+        bars = ax.bar(x + (i - 1) * width, values, width, label=label)
+        ax.bar_label(bars, fmt="%.1f", fontsize=6, padding=1)
+    raw = next(
+        (r["knn_top1"] for r in rows if r["model"] == "raw-pixels" and r["knn_top1"] is not None), None
+    )
+    if raw is not None:
+        ax.axhline(raw, color="grey", ls="--", lw=0.8, label="raw pixels, k-NN")
+    ax.set_xticks(x, [f"{r['name']}\n({r['kind']})" for r in rows], rotation=30, ha="right", fontsize=7)
+    ax.set_ylim(0, 115)
+    ax.set_ylabel("%")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper center", ncol=4, frameon=False)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _fmt(value: float | None, scale: float = 1.0) -> str:
     return "–" if value is None else f"{value * scale:.1f}"
 
@@ -517,7 +554,10 @@ def run_benchmark(cfg: BenchmarkConfig, *, command: str = "") -> dict[str, Any]:
             )
         )
     records = [r for r in read_records(leaderboard) if r.dataset == dataset]
-    files["chart"] = str(save_chart(records, out / "leaderboard.png"))
+    files["chart"] = str(
+        _bar_chart(rows, out / "leaderboard.png", f"sslzoo benchmark, {preset.name} preset, {dataset}")
+    )
+    files["all_records_chart"] = str(save_chart(records, out / "leaderboard-all.png"))
     (out / "leaderboard.md").write_text(render_markdown(records))
     files["leaderboard_md"] = str(out / "leaderboard.md")
 
