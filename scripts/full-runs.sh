@@ -18,6 +18,9 @@ OUT=${SSLZOO_FULL_RUNS:-$HOME/.cache/sslzoo/full-runs}
 if [ $# -eq 0 ]; then set -- simclr byol moco deepcluster deepercluster selflabel dino; fi
 mkdir -p "$OUT"
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONUNBUFFERED=1
+# With the kernel's autogroup scheduling (on by default) a process started with setsid gets its own group, and nice
+# only ranks processes inside a group: lower the whole group too, or it takes a full core from interactive work.
+echo 19 > /proc/self/autogroup 2>/dev/null || true
 echo "$(date -u +%FT%TZ) driver $$ starts: $* (out $OUT)" >> "$OUT/driver.log"
 for method in "$@"; do
     echo "$(date -u +%FT%TZ) $method: start/resume" >> "$OUT/driver.log"
