@@ -194,3 +194,21 @@ def test_every_recipe_is_a_valid_training_config(preset):
 def test_bad_options_fail_with_one_line(options, message, tmp_path):
     with pytest.raises(SslzooError, match=message):
         run_benchmark(BenchmarkConfig(out=str(tmp_path), **options))
+
+
+def test_where_each_preset_trains_and_writes(monkeypatch, tmp_path):
+    from app.benchmark import _resolve
+
+    monkeypatch.setenv("SSLZOO_LEADERBOARD", str(tmp_path / "repo-leaderboard"))
+    _, _, dataset, out, board = _resolve(BenchmarkConfig())  # quick: a subset; records beside the outputs
+    assert (dataset, out, board) == (
+        "fashion-mnist?train=10000&test=2000",
+        Path("outputs/benchmark-quick"),
+        Path("outputs/benchmark-quick/leaderboard"),
+    )
+    # Full with --validation: a split carved from train stands in for test, in a folder of its own.
+    _, _, dataset, out, _ = _resolve(BenchmarkConfig(preset="full", validation=True))
+    assert dataset == "fashion-mnist?val=10000" and out.name == "full-runs-val" and ".cache" in str(out)
+    # Shipping records into the repository's leaderboard (what the mini-zoo cards and --reproduce read).
+    _, _, dataset, _, board = _resolve(BenchmarkConfig(preset="full", ship=True))
+    assert dataset == "fashion-mnist" and board == tmp_path / "repo-leaderboard"
