@@ -23,6 +23,15 @@ def as_features(x: ArrayLike, name: str) -> torch.Tensor:
     return t
 
 
+def check_same_dim(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str) -> None:
+    """One-line error unless two (N, D) feature tensors share D (they must come from the same encoder)."""
+    if a.shape[1] != b.shape[1]:
+        raise SslzooError(
+            f"{a_name} features have D={a.shape[1]} but {b_name} features D={b.shape[1]}; "
+            "embed both with the same encoder."
+        )
+
+
 def as_labels(y: ArrayLike, n: int, name: str) -> torch.Tensor:
     """A (N,) int64 tensor of class indices 0..C-1, or a one-line error."""
     t = (y if isinstance(y, torch.Tensor) else torch.as_tensor(np.asarray(y))).detach().reshape(-1)

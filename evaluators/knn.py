@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evaluators._inputs import ArrayLike, as_features, as_labels, faiss_gpu_available
+from evaluators._inputs import ArrayLike, as_features, as_labels, check_same_dim, faiss_gpu_available
 from zoo.errors import SslzooError
 
 DEFAULT_MEMORY_MB = 512.0
@@ -80,11 +80,7 @@ def search_neighbors(
     """
     db = as_features(database, "database")
     q = as_features(queries, "queries")
-    if db.shape[1] != q.shape[1]:
-        raise SslzooError(
-            f"feature sizes differ: database has D={db.shape[1]}, queries D={q.shape[1]}; "
-            "embed both with the same encoder."
-        )
+    check_same_dim(db, "database", q, "query")
     if not 1 <= k <= db.shape[0]:
         raise SslzooError(f"k={k} must be between 1 and the number of database rows ({db.shape[0]}).")
     if device is None:
@@ -207,11 +203,7 @@ def knn_classify(
     test = as_features(test_feats, "test_feats")
     if test.shape[0] == 0:
         raise SslzooError("test_feats is empty; the k-NN accuracy needs at least one test image.")
-    if train.shape[1] != test.shape[1]:
-        raise SslzooError(
-            f"train features have D={train.shape[1]} but test features D={test.shape[1]}; "
-            "embed both splits with the same encoder."
-        )
+    check_same_dim(train, "train", test, "test")
     y_train = as_labels(train_labels, train.shape[0], "train_labels")
     y_test = as_labels(test_labels, test.shape[0], "test_labels")
     if max(ks) > train.shape[0] or min(ks) < 1:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evaluators._inputs import ArrayLike, as_features, as_labels
+from evaluators._inputs import ArrayLike, as_features, as_labels, check_same_dim
 from zoo.errors import SslzooError
 
 DEFAULT_WEIGHT_DECAYS: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
@@ -154,11 +154,7 @@ def linear_probe(
         raise SslzooError(f"val_fraction must be between 0 and 1, got {val_fraction}.")
     train = as_features(train_feats, "train_feats")
     test = as_features(test_feats, "test_feats")
-    if train.shape[1] != test.shape[1]:
-        raise SslzooError(
-            f"train features have D={train.shape[1]} but test features D={test.shape[1]}; "
-            "embed both splits with the same encoder."
-        )
+    check_same_dim(train, "train", test, "test")
     if test.shape[0] == 0 or train.shape[0] < 2:
         raise SslzooError("the linear probe needs at least two train rows and one test row.")
     y_train = as_labels(train_labels, train.shape[0], "train_labels").cpu()

@@ -162,3 +162,8 @@ def test_bad_input_is_one_clear_error(kwargs, message):
     }
     with pytest.raises(SslzooError, match=message):
         knn_classify(**args)
+
+
+def test_search_with_queries_of_another_dimension_is_one_clear_error():
+    with pytest.raises(SslzooError, match="database features have D=3 but query features D=4"):
+        search_neighbors(torch.eye(3), torch.ones(1, 4), k=1)
