@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo.atomic import save_figure_atomic
 from zoo.errors import SslzooError
 
 ALL_METHODS = ("simclr", "moco", "byol", "dino", "deepcluster", "deepercluster", "selflabel")
@@ -393,10 +394,7 @@ def _curves_plot(runs: list[_Run], path: Path, title: str) -> Path:
             twin.tick_params(labelsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure_atomic(fig, path)
 
 
 def _bar_chart(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
@@ -430,10 +428,7 @@ def _bar_chart(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="upper center", ncol=4, frameon=False)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure_atomic(fig, path)
 
 
 def _fmt(value: float | None, scale: float = 1.0) -> str:

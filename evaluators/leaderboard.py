@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluators.records import Record, metric_in_points
+from zoo.atomic import save_figure_atomic
 
 # (protocol, metric, column header, scale for display)
 COLUMNS = (
@@ -126,11 +127,7 @@ def save_chart(records: list[Record], path: str | Path) -> Path:
     if not table:
         axes[0, 0].text(0.5, 0.5, "no records yet", ha="center", va="center")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure_atomic(fig, path)
 
 
 def select_records(records: list[Record], rows: list[str]) -> list[Record]:

@@ -48,8 +48,8 @@ from trainers.config import TrainConfig
 from trainers.data import ImageTensors, load_splits
 from trainers.methods import Batch, Method, StepInfo, get_method
 from trainers.schedules import cosine_schedule
+from zoo.atomic import save_figure_atomic, write_json_atomic
 from zoo.errors import SslzooError
-from zoo.export import write_json_atomic
 
 __all__ = ["TrainContext", "Trainer", "build_configs", "train"]
 
@@ -346,11 +346,7 @@ class MetricsLog:
             ax.grid(alpha=0.3)
         fig.suptitle(title)
         fig.tight_layout()
-        fd, tmp = tempfile.mkstemp(prefix=".curves-", suffix=".png", dir=self.png.parent)
-        os.close(fd)
-        fig.savefig(tmp, dpi=110)
-        plt.close(fig)
-        os.replace(tmp, self.png)
+        save_figure_atomic(fig, self.png)
 
 
 # --------------------------------------------------------------------------------------------------- trainer

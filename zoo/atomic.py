@@ -48,6 +48,25 @@ def atomic_folder(target: str | Path, replace_existing: bool = True) -> Iterator
         raise
 
 
+def save_figure_atomic(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG to ``path`` atomically, close it, and return the path."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    return path
+
+
 def write_json_atomic(path: str | Path, data: Any) -> None:
     """Write ``data`` as indented JSON to ``path`` atomically (non-JSON values are written with ``str``)."""
     path = Path(path)

@@ -40,7 +40,7 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 
-from zoo.atomic import atomic_folder, save_npy_atomic
+from zoo.atomic import atomic_folder, save_figure_atomic, save_npy_atomic
 from zoo.errors import SslzooError
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -531,8 +531,4 @@ def save_sample_grid(name: str, out: str | Path, per_class: int = 8, split: str 
         axes[row][0].set_title(cls, fontsize=7, loc="left")
     fig.suptitle(f"{name} ({split})", fontsize=9)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure_atomic(fig, out, dpi=100)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from zoo.atomic import atomic_folder, save_npy_atomic, write_json_atomic
+from zoo.atomic import atomic_folder, save_figure_atomic, save_npy_atomic, write_json_atomic
 
 
 def test_atomic_folder_replaces_the_old_folder_whole(tmp_path):
@@ -48,3 +48,17 @@ def test_json_and_npy_round_trip_without_leftovers(tmp_path):
     save_npy_atomic(tmp_path / "f.npy", np.arange(5))
     assert np.array_equal(np.load(tmp_path / "f.npy"), np.arange(5))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "f.npy"]
+
+
+def test_save_figure_writes_a_png_closes_the_figure_and_leaves_nothing_else(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    path = save_figure_atomic(fig, tmp_path / "plots" / "curve.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plt.fignum_exists(fig.number)
+    assert [p.name for p in (tmp_path / "plots").iterdir()] == ["curve.png"]
