@@ -26,7 +26,14 @@ from trainers.methods import StepInfo
 
 
 def bench(
-    method: str, arch: str, batch: int, steps: int, image_size: int, device: str
+    method: str,
+    arch: str,
+    batch: int,
+    steps: int,
+    image_size: int,
+    device: str,
+    amp: str = "auto",
+    channels_last: bool = False,
 ) -> tuple[float, float]:
     """(images/s of whole steps, fraction of a step spent in make_views)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -40,6 +47,8 @@ def bench(
             "progress": False,
             "knn_every": 0,
             "device": device,
+            "amp": amp,
+            "channels_last": channels_last,
         }
         trainer = Trainer(*build_configs(method, options))
         trainer._setup()
@@ -109,10 +118,14 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=28)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--amp", default="auto", help="the trainer's --amp (bf16 pays on CPUs with AMX)")
+    parser.add_argument("--channels-last", action="store_true", help="the trainer's --channels-last")
     args = parser.parse_args()
 
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, {args.image_size} px"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
+        f"{args.image_size} px, methods with --amp {args.amp}{' --channels-last' if args.channels_last else ''} "
+        "(the (bare) baseline is float32)"
     )
     print(f"{'method':<8} {'arch':<24} {'images/s':>9} {'augment':>8} {'vs first':>9}")
     baseline = None
@@ -121,7 +134,16 @@ def main() -> None:
         baseline = baseline or rate
         print(f"{'(bare)':<8} {arch:<24} {rate:>9.1f} {'-':>8} {rate / baseline:>8.2f}×", flush=True)
         for method in args.methods:
-            rate, aug = bench(method, arch, args.batch_size, args.steps, args.image_size, args.device)
+            rate, aug = bench(
+                method,
+                arch,
+                args.batch_size,
+                args.steps,
+                args.image_size,
+                args.device,
+                args.amp,
+                args.channels_last,
+            )
             baseline = baseline or rate
             print(f"{method:<8} {arch:<24} {rate:>9.1f} {aug:>7.0%} {rate / baseline:>8.2f}×", flush=True)
 

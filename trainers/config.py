@@ -58,11 +58,14 @@ class TrainConfig:
     amp: str = field(
         default="auto",
         metadata={
-            "help": "autocast dtype on CUDA (auto: bf16 where supported)",
+            "help": "autocast dtype (auto: bf16 where CUDA supports it, none on CPU; bf16 on CPUs with AMX/AVX512-BF16)",
             "choices": ("auto", "none", "bf16", "fp16"),
         },
     )
     compile: bool = field(default=False, metadata={"help": "torch.compile the networks"})
+    channels_last: bool = field(
+        default=False, metadata={"help": "keep conv weights channels-last (faster convs with --amp bf16)"}
+    )
     sync_bn: bool = field(default=False, metadata={"help": "SyncBatchNorm across ranks (CUDA only)"})
     checkpoint_every: int = field(
         default=0, metadata={"help": "also checkpoint every N steps (0: only at the end of each epoch)"}

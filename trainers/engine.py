@@ -66,6 +66,7 @@ RESUMABLE_CHANGES = {
     "knn_every",
     "checkpoint_every",
     "compile",
+    "channels_last",
 }
 MIN_IMAGE_SIDE = 16
 
@@ -364,8 +365,13 @@ def _resolve_device(name: str) -> torch.device:
 
 
 def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    if device.type != "cuda" or amp == "none":
-        return None  # CPU autocast is slower than float32 on most CPUs
+    if amp == "none":
+        return None
+    if device.type != "cuda":
+        # CPU autocast only pays where the CPU has bf16 matrix units (AMX, AVX512-BF16): opt-in with --amp bf16.
+        if amp == "fp16":
+            raise SslzooError("--amp fp16 is for CUDA; on a CPU use --amp bf16 or --amp none.")
+        return torch.bfloat16 if amp == "bf16" else None
     if amp == "fp16":
         return torch.float16
     if amp == "bf16" or torch.cuda.is_bf16_supported():
@@ -491,6 +497,8 @@ class Trainer:
             if self.device.type != "cuda":
                 raise SslzooError("--sync-bn needs CUDA (PyTorch's SyncBatchNorm has no CPU kernel).")
             method = nn.SyncBatchNorm.convert_sync_batchnorm(method)
+        if cfg.channels_last:
+            method = method.to(memory_format=torch.channels_last)
         self.method: Method = method
         self.optimizer = self._build_optimizer()
         self.ctx.optimizer = self.optimizer

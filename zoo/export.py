@@ -13,9 +13,11 @@ writes the weights and config, so the layout is exactly the one timm expects.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from zoo.atomic import atomic_folder, write_json_atomic
@@ -50,6 +52,9 @@ def save_encoder(
     from timm.models import save_for_hf
 
     folder = Path(folder)
+    if any(not t.is_contiguous() for t in model.state_dict().values()):
+        # safetensors stores row-major tensors only: save a contiguous copy of a channels-last model.
+        model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     if pretrained_cfg:
         model.pretrained_cfg = {**getattr(model, "pretrained_cfg", {}), **pretrained_cfg}
     with atomic_folder(folder) as tmp:
