@@ -101,6 +101,11 @@ def test_cli_trains_and_rejects_options_of_another_method(tmp_path, capsys):
         ({"batch_size": 0}, "--batch-size must be at least 1"),
         ({"epochs": 0}, "--epochs must be at least 1"),
         pytest.param(
+            {"amp": "fp16"},
+            "--amp fp16 is for CUDA",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is here"),
+        ),
+        pytest.param(
             {"device": "cuda"},
             "CUDA is not available",
             marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is here"),
@@ -111,3 +116,27 @@ def test_bad_options_fail_with_one_clear_line(options, message, tmp_path):
     with pytest.raises(SslzooError, match=message):
         train("simclr", out=str(tmp_path / "bad"), **{**TINY, "epochs": 1, **options})
     assert not (tmp_path / "bad" / "checkpoints").exists()
+
+
+def test_cpu_bf16_autocast_and_channels_last_train_float32_weights_that_export(tmp_path):
+    options = {**TINY, "batch_size": 256, "epochs": 1, "device": "cpu"}
+    plain = final_state(train("simclr", out=str(tmp_path / "fp32"), **options))
+    bf16_run = train("simclr", out=str(tmp_path / "bf16"), amp="bf16", **options)
+    bf16 = final_state(bf16_run)
+    fast_run = train("simclr", out=str(tmp_path / "fast"), amp="bf16", channels_last=True, **options)
+    fast = final_state(fast_run)
+    assert all(bf16[k].dtype == plain[k].dtype for k in plain)  # autocast: the weights stay float32
+    conv = "backbone.features.4.weight"
+    # Same seed and data: the bf16 products moved the weights a little, not far.
+    assert not torch.equal(bf16[conv], plain[conv])
+    assert (bf16[conv] - plain[conv]).norm() < 0.1 * plain[conv].norm()
+    losses = {
+        name: [r["loss"] for r in metrics(run) if "loss" in r]
+        for name, run in [("a", bf16_run), ("b", fast_run)]
+    }
+    assert all(abs(a - b) < 0.05 for a, b in zip(losses["a"], losses["b"]))
+    assert (fast[conv] - bf16[conv]).norm() < 0.1 * bf16[conv].norm()  # the layout changes no arithmetic much
+    import zoo
+
+    enc = zoo.load(str(fast_run))  # channels-last weights are exported as ordinary safetensors
+    assert enc.embed(torch.rand(3, 1, 8, 8)).shape == (3, 32)

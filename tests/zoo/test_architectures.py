@@ -18,6 +18,7 @@ from zoo.architectures import SmallCNN
         ("sslzoo_cnn4", {"in_chans": 1}, 256),
         ("sslzoo_resnet18_small", {"in_chans": 1}, 512),
         ("sslzoo_vit_tiny_patch4", {"in_chans": 1, "img_size": 28}, 192),
+        ("sslzoo_vit_nano_patch4", {"in_chans": 1}, 96),
     ],
 )
 def test_registered_backbones_give_pooled_features(name, kwargs, dim):
@@ -75,6 +76,24 @@ def test_save_encoder_round_trips_through_timm(tmp_path):
     x = torch.randn(2, 1, 28, 28)
     with torch.no_grad():
         assert torch.equal(loaded(x), net(x))
+
+
+def test_save_encoder_writes_a_channels_last_model_contiguously_and_leaves_it_as_it_was(tmp_path):
+    torch.manual_seed(0)
+    net = timm.create_model("sslzoo_cnn4", in_chans=1, num_classes=0).eval()
+    net = net.to(memory_format=torch.channels_last)
+    assert not net.features[4].weight.is_contiguous()
+    folder = zoo.save_encoder(net, tmp_path / "enc", model_args={"in_chans": 1})
+    assert not net.features[4].weight.is_contiguous()  # the training model keeps its layout
+    loaded = timm.create_model(
+        "sslzoo_cnn4",
+        pretrained=True,
+        pretrained_cfg_overlay={"file": str(folder / "model.safetensors")},
+        in_chans=1,
+    ).eval()
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), net(x))
 
 
 def test_save_encoder_replaces_an_existing_folder_whole(tmp_path):
