@@ -281,11 +281,7 @@ def _folder_card(
 
 
 def _save_atomic(card, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    os.close(fd)
-    try:
+    from zoo.atomic import atomic_file
+
+    with atomic_file(path) as tmp:
         card.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -21,7 +21,6 @@ import os
 import platform
 import re
 import subprocess
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,6 +28,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from zoo.atomic import write_lines_atomic
 from zoo.errors import SslzooError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -235,10 +235,6 @@ def write_records(records: Iterable[Record], folder: str | Path | None = None) -
             rows.update(
                 {r.id: r for r in new}
             )  # a dict keeps first-insertion order: rows stay where they were
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=folder)
-            with os.fdopen(fd, "w") as f:
-                for r in rows.values():
-                    f.write(json.dumps(r.to_dict(), default=str) + "\n")
-            os.replace(tmp, path)
+            write_lines_atomic(path, (json.dumps(r.to_dict(), default=str) + "\n" for r in rows.values()))
             written.append(path)
     return written

@@ -31,7 +31,6 @@ import math
 import os
 import random
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +47,7 @@ from trainers.config import TrainConfig
 from trainers.data import ImageTensors, load_splits
 from trainers.methods import Batch, Method, StepInfo, get_method
 from trainers.schedules import cosine_schedule
-from zoo.atomic import save_figure_atomic, write_json_atomic
+from zoo.atomic import atomic_file, save_figure_atomic, write_json_atomic, write_lines_atomic
 from zoo.errors import SslzooError
 
 __all__ = ["TrainContext", "Trainer", "build_configs", "train"]
@@ -317,10 +316,7 @@ class MetricsLog:
             self._rewrite()
 
     def _rewrite(self) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".metrics-", dir=self.path.parent)
-        with os.fdopen(fd, "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in self.rows)
-        os.replace(tmp, self.path)
+        write_lines_atomic(self.path, (json.dumps(r) + "\n" for r in self.rows))
 
     def write(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
@@ -579,16 +575,8 @@ class Trainer:
             "rng": _rng_state(),
             "config": {"train": dataclasses.asdict(self.cfg), "method": dataclasses.asdict(self.method_cfg)},
         }
-        path = self.run_dir / CHECKPOINT
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".last-", suffix=".pt", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_file(self.run_dir / CHECKPOINT) as tmp:
             torch.save(state, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         self._export(epoch, pos)
 
     def _export(self, epoch: int, pos: int) -> Path:

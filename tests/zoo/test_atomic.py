@@ -7,7 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from zoo.atomic import atomic_folder, save_figure_atomic, save_npy_atomic, write_json_atomic
+from zoo.atomic import (
+    atomic_file,
+    atomic_folder,
+    save_figure_atomic,
+    save_npy_atomic,
+    write_json_atomic,
+    write_lines_atomic,
+)
 
 
 def test_atomic_folder_replaces_the_old_folder_whole(tmp_path):
@@ -62,3 +69,13 @@ def test_save_figure_writes_a_png_closes_the_figure_and_leaves_nothing_else(tmp_
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not plt.fignum_exists(fig.number)
     assert [p.name for p in (tmp_path / "plots").iterdir()] == ["curve.png"]
+
+
+def test_a_failed_file_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    write_lines_atomic(path, ["a\n", "b\n"])
+    with pytest.raises(RuntimeError, match="killed"), atomic_file(path) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert path.read_text() == "a\nb\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.jsonl"]
