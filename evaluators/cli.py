@@ -18,10 +18,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "eval",
         help="k-NN, linear probe and clustering scores of a model's frozen features; writes leaderboard records",
-        description="Evaluate MODEL (a zoo name, hf-hub:ORG/NAME[@REV], a local folder, raw-pixels or "
+        description="Evaluate MODEL (a zoo name, hf-hub:ORG/NAME[@REV], a local folder, raw-pixels, raw-pixels-centred or "
         "random-ARCH) on DATASET, print the scores and record them in the leaderboard.",
     )
-    p.add_argument("model", help="zoo name, hf-hub:ORG/NAME[@REV], folder, raw-pixels or random-ARCH")
+    p.add_argument(
+        "model", help="zoo name, hf-hub:ORG/NAME[@REV], folder, raw-pixels, raw-pixels-centred or random-ARCH"
+    )
     p.add_argument("dataset", help="dataset name (see `sslzoo datasets`)")
     add_dataclass_arguments(p, EvalConfig)
     p.add_argument("--json", action="store_true", help="print the records as JSON")

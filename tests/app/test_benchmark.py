@@ -50,8 +50,8 @@ def test_quick_benchmark_writes_records_rows_cards_and_plots(quick):
     out = root / "out"
     rows = {r["model"]: r for r in summary["rows"]}
     runs = [f"{out}/runs/simclr-quick", f"{out}/runs/deepcluster-quick"]
-    assert [r["kind"] for r in summary["rows"]] == [BASELINE, BASELINE, QUICK_BUDGET, QUICK_BUDGET]
-    assert set(rows) == {"raw-pixels", "random-sslzoo_cnn4", *runs}
+    assert [r["kind"] for r in summary["rows"]] == [BASELINE] * 3 + [QUICK_BUDGET] * 2
+    assert set(rows) == {"raw-pixels", "raw-pixels-centred", "random-sslzoo_cnn4", *runs}
     # Quick rows say what they are in the table people read, with their budget.
     table = Path(summary["files"]["table"]).read_text()
     assert table.count("| quick-budget |") == 2 and "quick-budget rows" in table

@@ -92,6 +92,18 @@ def test_raw_pixels_are_the_flattened_images_and_skip_the_cache(cache):
     assert not cache.exists()
 
 
+def test_centred_pixels_subtract_the_train_mean_image(cache):
+    enc = resolve_encoder("raw-pixels-centred", "digits")
+    train, _ = zoo.to_arrays(zoo.load_dataset("digits", split="train"))
+    test, _ = zoo.to_arrays(zoo.load_dataset("digits", split="test"))
+    mean = train.reshape(len(train), -1).astype(np.float64).mean(0) / 255
+    feats = extract_features(enc, "digits", "test", progress=False).feats
+    np.testing.assert_allclose(feats, test.reshape(len(test), -1) / 255 - mean, atol=1e-6)
+    assert enc.identity == "raw-pixels-centred-v1:digits" and not cache.exists()
+    with pytest.raises(SslzooError, match="takes images of 64 values"):
+        enc.embed(np.zeros((2, 28, 28), dtype=np.uint8))
+
+
 def test_random_init_baseline_is_deterministic():
     a, b = resolve_encoder("random-sslzoo_cnn4", "digits"), resolve_encoder("random-sslzoo_cnn4", "digits")
     assert a.identity == b.identity and a.identity.startswith("random-sslzoo_cnn4@")

@@ -35,6 +35,7 @@ def test_write_replaces_the_same_model_dataset_protocol(board):
 def test_markdown_table_and_chart(board):
     records = [
         _record("raw-pixels", top1=97.5),
+        _record("raw-pixels-centred", top1=97.0),
         _record("random-sslzoo_cnn4", top1=93.9),
         _record("mine", top1=98.25),
         Record(model="mine", dataset="digits", protocol="clustering", metrics={"nmi": 0.5, "acc": 0.625}),
@@ -44,6 +45,7 @@ def test_markdown_table_and_chart(board):
     assert [re.match(r"\| `([^`]+)`", r).group(1) for r in rows] == [
         "mine",
         "raw-pixels",
+        "raw-pixels-centred",
         "random-sslzoo_cnn4",
     ]
     assert "| 98.2 | 99.0 | – | 50.0 | – | – | 62.5 |" in rows[0]  # clustering scores shown in %
