@@ -28,16 +28,23 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         fields = [f.name for f in dataclasses.fields(cls.Config)]
         new = [f for f in fields if f not in seen]
         shared_with = sorted(set(fields) - set(new))
-        # An option several methods share is listed once, under the first; each method keeps its own default.
-        note = (
-            f"; also uses {', '.join('--' + f.replace('_', '-') for f in shared_with)}" if shared_with else ""
-        )
+        # An option several methods share is listed once, under the first; each method keeps its own default,
+        # which its group names.
+        defaults = {f.name: _default(f) for f in dataclasses.fields(cls.Config)}
+        own = ", ".join(f"--{f.replace('_', '-')} {defaults[f]}" for f in shared_with)
+        note = f"; also uses, with its defaults: {own}" if shared_with else ""
         changed = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in cls.defaults.items())
         changed = f"; its defaults of shared options: {changed}" if changed else ""
         group = p.add_argument_group(f"{name} options", f"(--method {name}{note}{changed})")
         add_dataclass_arguments(group, cls.Config, skip=seen)
         seen.update(new)
     p.set_defaults(handler=_train)
+
+
+def _default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else None
 
 
 def _train(args: argparse.Namespace) -> int:

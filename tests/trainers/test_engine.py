@@ -90,6 +90,19 @@ def test_cli_trains_and_rejects_options_of_another_method(tmp_path, capsys):
     assert err.startswith("sslzoo: error: unknown option(s) for method 'byol': temperature")
 
 
+def test_train_help_gives_each_method_its_own_default_of_a_shared_option(capsys):
+    with pytest.raises(SystemExit):
+        sslzoo(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
+    from trainers.methods.byol import BYOLConfig
+    from trainers.methods.dino import DINOConfig
+
+    # --momentum is listed under MoCo (first to define it); BYOL's and DINO's groups name their own default.
+    for name, cfg in (("byol", BYOLConfig), ("dino", DINOConfig)):
+        group = text.split(f"{name} options: (--method {name};")[1].split(")")[0]
+        assert f"--momentum {cfg.momentum}" in group
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
