@@ -291,6 +291,8 @@ def _train_one(
     provenance.setdefault("sessions", []).append(_session(command))
     write_json_atomic(provenance_path, provenance)
 
+    exported = run_dir / "encoder" / "sslzoo.json"  # rewritten at every checkpoint: the step reached so far
+    steps_before = int(json.loads(exported.read_text()).get("global_step", 0)) if exported.is_file() else 0
     start, cpu = time.perf_counter(), time.process_time()
     train(
         method,
@@ -302,14 +304,15 @@ def _train_one(
         **options,
     )
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    meta = json.loads(exported.read_text())
+    steps = int(meta.get("global_step", 0))
     provenance["sessions"][-1].update(
         finished=_session(command)["started"],
         train_seconds=round(seconds, 1),
         train_cpu_seconds=round(cpu, 1),
+        steps_trained=steps - steps_before,  # 0: the run was finished already (e.g. a --ship session)
     )
     write_json_atomic(provenance_path, provenance)
-    meta = json.loads((run_dir / "encoder" / "sslzoo.json").read_text())
-    steps = int(meta.get("global_step", 0))
     return _Run(
         method, run_dir, seconds, cpu, float(meta.get("epochs_done", 0)), steps * options["batch_size"]
     )

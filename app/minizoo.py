@@ -75,15 +75,20 @@ def ship(
     meta = json.loads((folder / METADATA_FILE).read_text())
     prov = _provenance(run_dir)
     sessions = prov.get("sessions", [])
+    # The sessions that trained steps (not those that found the run finished, like this --ship one).
+    trained = [s for s in sessions if s.get("steps_trained", 1) > 0] or sessions
     vit = str(meta.get("arch", "")).startswith(("vit", "sslzoo_vit"))
     meta.update(
         name=name,
         licence="apache-2.0",
         embedding=EMBEDDINGS["vit" if vit else "cnn"],
         recipe=prov.get("preset"),
-        command=" ; ".join(dict.fromkeys(s["command"] for s in sessions if s.get("command"))) or None,
-        machine=sessions[-1]["machine"] if sessions else None,
-        created=sessions[-1].get("finished") if sessions else None,
+        command=" ; ".join(dict.fromkeys(s["command"] for s in trained if s.get("command"))) or None,
+        commit=", ".join(dict.fromkeys(str(s["commit"]) for s in trained if s.get("commit")))
+        or meta.get("commit"),
+        machine="; ".join(dict.fromkeys(_machine_line(s["machine"]) for s in trained if s.get("machine")))
+        or None,
+        created=trained[-1].get("finished") if trained else None,
         sessions=sessions,
     )
     write_json_atomic(folder / METADATA_FILE, meta)

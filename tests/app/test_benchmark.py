@@ -100,6 +100,16 @@ def test_ship_registers_the_folder_by_name_and_it_reproduces_offline(quick, tmp_
     name = "simclr-digits-shiptest"
     request.addfinalizer(lambda: MODELS.pop(name, None))  # ship() registers it in this process
     models, board = tmp_path / "models", tmp_path / "leaderboard"
+    # A later session that found the run finished (as `--ship` does) trained nothing: not in the provenance.
+    prov = json.loads((run / "benchmark.json").read_text())
+    assert prov["sessions"][0]["steps_trained"] == 5
+    later = {
+        **prov["sessions"][0],
+        "command": "sslzoo benchmark --ship",
+        "commit": "f" * 40,
+        "steps_trained": 0,
+    }
+    (run / "benchmark.json").write_text(json.dumps({**prov, "sessions": [*prov["sessions"], later]}))
     folder, records = ship(
         run, name, models_dir=models, leaderboard=board, cards_dir=tmp_path / "cards", progress=False
     )
@@ -136,9 +146,11 @@ def test_ship_registers_the_folder_by_name_and_it_reproduces_offline(quick, tmp_
     # Provenance: the exact command, commit and machine that trained it, in sslzoo.json and the card.
     meta = json.loads((folder / "sslzoo.json").read_text())
     assert meta["command"] == "sslzoo benchmark --dataset digits --epochs 1"
-    assert meta["machine"]["cpu_count"] and meta["commit"] and meta["sessions"][0]["commit"]
+    assert meta["commit"] == meta["sessions"][0]["commit"] and len(meta["sessions"]) == 2
+    assert meta["machine"].startswith(f"{os.cpu_count()} CPU cores")
     card = (folder / "README.md").read_text()
     assert "sslzoo benchmark --dataset digits --epochs 1" in card and meta["commit"] in card
+    assert meta["machine"] in card and "--ship" not in card
     assert (tmp_path / "cards" / f"{name}.md").is_file()
 
     # Records under the name; `sslzoo leaderboard --reproduce NAME` re-embeds and matches them.
