@@ -585,7 +585,7 @@ def run_benchmark(cfg: BenchmarkConfig, *, command: str = "") -> dict[str, Any]:
     note = {
         "quick": f"quick-budget rows: each method trained for one epoch (per the recipe) on {dataset} — a demo of the pipeline, "
         "not expected to beat the baselines. Mini-zoo rows are full-recipe encoders evaluated on the same data. "
-        "Baselines: raw pixels and a randomly initialised sslzoo_cnn4.",
+        "Baselines: raw pixels, centred pixels (minus the train mean image) and a randomly initialised sslzoo_cnn4.",
         "full": f"full-recipe rows: the mini-zoo recipes (app/benchmark.py, FULL_PRESET) on {dataset}.",
     }[preset.name]
     summary = {
