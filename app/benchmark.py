@@ -110,6 +110,15 @@ QUICK_PRESET = Preset(
 # over-clustering for the clustering methods. They were not tuned: `--validation` re-runs a recipe on a split carved
 # from train to compare settings. DINO trains a small ViT (patch 4, 96-d, 4 blocks) so the app's attention view has a
 # trained ViT offline; on CPU the ViT costs ~5× the CNN per image, so it gets 3 epochs.
+# The six CNN recipes share one optimiser and the CPU speed-ups; DINO keeps its own optimiser defaults.
+_FULL_CNN = {
+    "min_lr": 1e-5,
+    "optimizer": "adamw",
+    "lr": 2e-3,
+    "weight_decay": 1e-4,
+    "amp": "bf16",
+    "channels_last": True,
+}
 FULL_PRESET = Preset(
     name="full",
     kind=FULL_RECIPE,
@@ -119,38 +128,27 @@ FULL_PRESET = Preset(
         "batch_size": 256,
         "epochs": 15,
         "warmup_epochs": 1,
-        "min_lr": 1e-5,
-        "optimizer": "adamw",
-        "lr": 2e-3,
-        "weight_decay": 1e-4,
-        "amp": "bf16",
-        "channels_last": True,
         "knn_every": 5,
         "checkpoint_every": 50,
         "log_every": 20,
     },
     recipes={
         # NT-Xent at τ=0.2 (SimCLR's best for small batches, Fig. B.7).
-        "simclr": {"temperature": 0.2},
+        "simclr": {**_FULL_CNN, "temperature": 0.2},
         # MoCo v2: τ=0.2, m=0.99 for a short schedule and a queue of ~7% of the data set.
-        "moco": {"queue_size": 4096, "momentum": 0.99},
+        "moco": {**_FULL_CNN, "queue_size": 4096, "momentum": 0.99},
         # BYOL: τ_base 0.99 → 1 (cosine), as for CIFAR-10 in the paper's appendix.
-        "byol": {"momentum": 0.99},
+        "byol": {**_FULL_CNN, "momentum": 0.99},
         # DINO on the nano ViT (float32: bf16 autocast is slower for it on CPU): 2 global 28 px + 6 local 12 px
         # crops, the teacher at τ_t 0.04 throughout (the DINO repository's default: at 0.07 this small ViT's
         # teacher went uniform, entropy 6.8 of ln 1024 = 6.9, k-NN 55% after 2 epochs), λ 0.996 → 1,
-        # wd 0.04 → 0.4, last layer frozen ¼ epoch. 3 epochs: ~13 min each on one CPU thread.
+        # wd 0.04 → 0.4 (DINO's own optimiser defaults), last layer frozen ¼ epoch. 3 epochs: ~13 min each on one
+        # CPU thread.
         "dino": {
             "arch": "sslzoo_vit_nano_patch4",
             "epochs": 3,
             "warmup_epochs": 0.5,
             "amp": "none",
-            "channels_last": False,
-            "lr": 5e-4,
-            "min_lr": 1e-6,
-            "weight_decay": 0.04,
-            "weight_decay_end": 0.4,
-            "grad_clip": 3.0,
             "local_crop_size": 12,
             "teacher_temp": 0.04,
             "warmup_teacher_temp_epochs": 0.0,
@@ -160,9 +158,9 @@ FULL_PRESET = Preset(
             "knn_every": 1,
         },
         # Clustering methods: 10× over-clustering (k=100 for 10 classes), re-clustered every epoch.
-        "deepcluster": {"k": 100},
-        "deepercluster": {"super_clusters": 4, "sub_clusters": 25, "cluster_every": 1},
-        "selflabel": {"num_clusters": 100, "num_heads": 3, "label_updates": 10},
+        "deepcluster": {**_FULL_CNN, "k": 100},
+        "deepercluster": {**_FULL_CNN, "super_clusters": 4, "sub_clusters": 25, "cluster_every": 1},
+        "selflabel": {**_FULL_CNN, "num_clusters": 100, "num_heads": 3, "label_updates": 10},
     },
     resumable=True,
 )
@@ -585,7 +583,8 @@ def run_benchmark(cfg: BenchmarkConfig, *, command: str = "") -> dict[str, Any]:
     note = {
         "quick": f"quick-budget rows: each method trained for one epoch (per the recipe) on {dataset} — a demo of the pipeline, "
         "not expected to beat the baselines. Mini-zoo rows are full-recipe encoders evaluated on the same data. "
-        "Baselines: raw pixels, centred pixels (minus the train mean image) and a randomly initialised sslzoo_cnn4.",
+        "Baselines: raw pixels, centred pixels (minus the train mean image) and a randomly initialised "
+        "sslzoo_cnn4.",
         "full": f"full-recipe rows: the mini-zoo recipes (app/benchmark.py, FULL_PRESET) on {dataset}.",
     }[preset.name]
     summary = {

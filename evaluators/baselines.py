@@ -65,9 +65,10 @@ class CentredPixels(RawPixels):
 
         self.identity = f"raw-pixels-centred-v1:{dataset}"
         train, _ = zoo.to_arrays(zoo.load_dataset(dataset, split="train"))
-        self.mean = torch.from_numpy(
+        mean = (
             np.asarray(train, dtype=np.float64).reshape(len(train), -1).mean(0) / 255.0
-        )
+        )  # summed in float64
+        self.mean = torch.from_numpy(mean.astype(np.float32))
 
     def embed(self, images: Any, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
         """(N, H·W·C) float32: :meth:`RawPixels.embed` minus the train mean image."""
@@ -77,7 +78,7 @@ class CentredPixels(RawPixels):
                 f"{CENTRED_PIXELS} of this dataset takes images of {self.mean.numel()} values, got "
                 f"{feats.shape[1]}; give images of the same size and channels as its train split."
             )
-        return feats - self.mean.float()
+        return feats - self.mean
 
 
 def _in_chans(dataset: str) -> int:
@@ -115,7 +116,8 @@ def resolve_encoder(model: str, dataset: str, *, device: str | None = None):
     """The encoder for a model string: a baseline name, else whatever :func:`zoo.load` accepts.
 
     Args:
-        model: ``raw-pixels``, ``raw-pixels-centred``, ``random-ARCH``, a zoo name, ``hf-hub:ORG/NAME[@REV]`` or a local folder.
+        model: ``raw-pixels``, ``raw-pixels-centred``, ``random-ARCH``, a zoo name, ``hf-hub:ORG/NAME[@REV]`` or a
+            local folder.
         dataset: The dataset it will embed (a random-init encoder takes its input channels from it).
         device: Where to run the encoder (default: the zoo's choice).
     """

@@ -18,8 +18,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "eval",
         help="k-NN, linear probe and clustering scores of a model's frozen features; writes leaderboard records",
-        description="Evaluate MODEL (a zoo name, hf-hub:ORG/NAME[@REV], a local folder, raw-pixels, raw-pixels-centred or "
-        "random-ARCH) on DATASET, print the scores and record them in the leaderboard.",
+        description="Evaluate MODEL (a zoo name, hf-hub:ORG/NAME[@REV], a local folder, raw-pixels, "
+        "raw-pixels-centred or random-ARCH) on DATASET, print the scores and record them in the leaderboard.",
     )
     p.add_argument(
         "model", help="zoo name, hf-hub:ORG/NAME[@REV], folder, raw-pixels, raw-pixels-centred or random-ARCH"

@@ -11,7 +11,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``sslzoo train`` on the top-level parser."""
     from trainers.config import TrainConfig
     from trainers.methods import get_method, method_names
-    from zoo.config import add_dataclass_arguments
+    from zoo.config import add_dataclass_arguments, field_default
 
     p = subparsers.add_parser(
         "train",
@@ -30,7 +30,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         shared_with = sorted(set(fields) - set(new))
         # An option several methods share is listed once, under the first; each method keeps its own default,
         # which its group names.
-        defaults = {f.name: _default(f) for f in dataclasses.fields(cls.Config)}
+        defaults = {f.name: field_default(f) for f in dataclasses.fields(cls.Config)}
         own = ", ".join(f"--{f.replace('_', '-')} {defaults[f]}" for f in shared_with)
         note = f"; also uses, with its defaults: {own}" if shared_with else ""
         changed = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in cls.defaults.items())
@@ -39,12 +39,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         add_dataclass_arguments(group, cls.Config, skip=seen)
         seen.update(new)
     p.set_defaults(handler=_train)
-
-
-def _default(f: dataclasses.Field):
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    return f.default_factory() if f.default_factory is not dataclasses.MISSING else None
 
 
 def _train(args: argparse.Namespace) -> int:

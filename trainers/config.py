@@ -58,7 +58,7 @@ class TrainConfig:
     amp: str = field(
         default="auto",
         metadata={
-            "help": "autocast dtype (auto: bf16 where CUDA supports it, none on CPU; bf16 on CPUs with AMX/AVX512-BF16)",
+            "help": "autocast dtype (auto: bf16 where CUDA supports it, none on CPU; bf16 pays on CPUs with AMX)",
             "choices": ("auto", "none", "bf16", "fp16"),
         },
     )

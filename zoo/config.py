@@ -41,6 +41,13 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def field_default(f: dataclasses.Field) -> Any:
+    """A dataclass field's default value (its ``default_factory()`` when it has one; ``None`` when it has neither)."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+
+
 def add_dataclass_arguments(
     parser: argparse.ArgumentParser,
     cls: type,
@@ -58,10 +65,7 @@ def add_dataclass_arguments(
         if f.name in skip or not f.init:
             continue
         tp, optional = _unwrap_optional(hints[f.name])
-        default = defaults.get(
-            f.name,
-            f.default if f.default is not dataclasses.MISSING else f.default_factory(),  # type: ignore[misc]
-        )
+        default = defaults.get(f.name, field_default(f))
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
         kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
