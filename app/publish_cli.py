@@ -29,7 +29,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "export", help="write a Hub-ready folder (weights, timm config, metadata, model card) and validate it"
     )
     p.add_argument("source", help=source_help)
-    p.add_argument("--out", type=Path, required=True, help="destination folder (replaced)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="destination: a new or empty folder, or an earlier export (replaced)",
+    )
     p.add_argument(
         "--repo", default=None, help="Hub repo ORG/NAME it is meant for (names the card's snippets)"
     )

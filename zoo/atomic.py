@@ -1,7 +1,17 @@
 """Atomic writes: readers see the old file or folder or the whole new one, never half of one.
 
 Every package writes results, caches and checkpoints through these, so a killed process loses nothing it had
-finished and leaves nothing half-written behind.
+finished and leaves nothing half-written behind. Three promises beyond atomicity:
+
+* **The umask is honoured.** ``mkstemp``/``mkdtemp`` create 0600/0700 entries whatever the umask; the result gets
+  the mode an ordinary ``open``/``mkdir`` would have given (a replaced file keeps its mode), so weights, records
+  and caches can be shared the way the user's umask says.
+* **Temporary names carry the writer's process id** (``.NAME-PID-XXXXXXXX``), so the next writer of the same
+  target removes what a killed writer left (its process is gone) without touching a live writer's files.
+* **A replaced folder is moved aside, not deleted first**: the new folder is renamed in, then the old one removed.
+  If a kill falls between the two renames, the next writer (or :func:`clean_stale`) puts the old folder back.
+
+Whether a folder *may* be replaced is the caller's decision (see :func:`zoo.export.check_destination`).
 """
 
 from __future__ import annotations
@@ -9,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -17,13 +28,80 @@ from typing import Any
 
 import numpy as np
 
+_OLD = "old"  # marks a folder moved aside while its replacement is renamed in
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (``/proc/self/status``)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere: read by setting (not thread-safe for that instant) and restore
+    os.umask(mask)
+    return mask
+
+
+def _temp_prefix(name: str) -> str:
+    return f".{name}-{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clean_stale(target: str | Path, suffix: str = "") -> list[Path]:
+    """Remove the temporaries a killed writer of ``target`` left beside it; restore a folder it had moved aside.
+
+    Only names this module makes (``.NAME-PID-XXXXXXXX[SUFFIX]``, ``.NAME-PID-old``) of processes that no longer
+    exist are touched. Returns what was removed or restored.
+    """
+    target = Path(target)
+    parent = target.parent
+    stem = target.name[: -len(suffix)] if suffix and target.name.endswith(suffix) else target.name
+    pattern = re.compile(rf"^\.{re.escape(stem)}-(\d+)-(?:([a-z0-9_]{{8}}){re.escape(suffix)}|({_OLD}))$")
+    if not parent.is_dir():
+        return []
+    touched = []
+    for path in parent.glob(f".{stem}-*"):
+        match = pattern.match(path.name)
+        if not match or _pid_alive(int(match.group(1))):
+            continue
+        if match.group(3) and not target.exists():
+            os.replace(path, target)  # killed between the two renames: the old folder is still the good one
+        elif path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        touched.append(path)
+    return touched
+
+
+def _apply_umask(folder: Path) -> None:
+    """Give what the writers put in ``folder`` the modes the umask says (safetensors, for one, writes 0600)."""
+    umask = current_umask()
+    for path in folder.rglob("*"):
+        if path.is_symlink():
+            continue
+        executable = path.is_dir() or path.stat().st_mode & 0o111
+        os.chmod(path, (0o777 if executable else 0o666) & ~umask)
+
 
 @contextlib.contextmanager
 def atomic_folder(target: str | Path, replace_existing: bool = True) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``target``; on success it becomes ``target`` in one rename.
 
     Args:
-        target: The folder to (re)create.
+        target: The folder to (re)create. An existing one is replaced: moved aside, the new one renamed in, then
+            the old one removed. Check first that it is yours to replace.
         replace_existing: If False and ``target`` appeared meanwhile (another process finished first), keep that
             one and discard ours.
 
@@ -34,15 +112,25 @@ def atomic_folder(target: str | Path, replace_existing: bool = True) -> Iterator
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    clean_stale(target)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target.name), dir=target.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())
     try:
         yield tmp
-        if target.exists():
+        _apply_umask(tmp)
+        if target.exists() or target.is_symlink():
             if not replace_existing:
                 shutil.rmtree(tmp, ignore_errors=True)
                 return
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+            aside = target.parent / f"{_temp_prefix(target.name)}{_OLD}"
+            os.replace(target, aside)
+            os.replace(tmp, target)
+            if aside.is_dir() and not aside.is_symlink():
+                shutil.rmtree(aside, ignore_errors=True)
+            else:
+                aside.unlink(missing_ok=True)
+        else:
+            os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -59,14 +147,25 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    clean_stale(path, suffix=path.suffix)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.stem), suffix=path.suffix, dir=path.parent)
+    try:
+        # A replaced file keeps its mode; a new one gets what open() would give under the umask.
+        mode = path.stat().st_mode & 0o7777 if path.is_file() else 0o666 & ~current_umask()
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def is_temporary(path: str | Path) -> bool:
+    """Whether ``path`` is a hidden (dot) file, as every temporary of this module is: readers skip these."""
+    return Path(path).name.startswith(".")
 
 
 def save_figure_atomic(fig, path: str | Path, dpi: int = 110) -> Path:

@@ -22,9 +22,55 @@ from torch import nn
 
 from zoo.atomic import atomic_folder, write_json_atomic
 
-__all__ = ["METADATA_FILE", "save_encoder", "write_json_atomic"]
+__all__ = ["METADATA_FILE", "check_destination", "is_export_folder", "save_encoder", "write_json_atomic"]
 
 METADATA_FILE = "sslzoo.json"
+# What an export folder may hold: timm's two files, our metadata, the model card and plots (zoo.publish).
+EXPORT_FILES = frozenset({"config.json", "model.safetensors", METADATA_FILE, "README.md"})
+
+
+def is_export_folder(path: str | Path) -> bool:
+    """Whether ``path`` is a folder an earlier export wrote: timm's ``config.json`` and nothing but export files.
+
+    Anything else in it (a subfolder, a file of yours, a hidden file) means it is not ours to replace.
+    """
+    path = Path(path)
+    if not path.is_dir() or path.is_symlink() or not (path / "config.json").is_file():
+        return False
+    return all(
+        p.is_file() and not p.is_symlink() and (p.name in EXPORT_FILES or p.suffix == ".png")
+        for p in path.iterdir()
+    )
+
+
+def check_destination(out: str | Path, *, source: str | Path | None = None) -> Path:
+    """Refuse, in one line, an export destination whose replacement would lose something.
+
+    Accepted: a path that does not exist, an empty folder, or a folder an earlier export wrote
+    (:func:`is_export_folder`). Refused: a file, any other non-empty folder, the source folder itself, a folder
+    inside it or one holding it.
+
+    Returns:
+        ``out`` as a :class:`~pathlib.Path`.
+    """
+    from zoo.errors import SslzooError
+
+    out = Path(out).expanduser()
+    if source is not None and Path(source).expanduser().exists():
+        src, dst = Path(source).expanduser().resolve(), out.resolve()
+        if dst == src or src in dst.parents or dst in src.parents:
+            raise SslzooError(
+                f"{out} is the source {source} or holds it or lies inside it; export to a new folder, "
+                "e.g. --out hub/NAME."
+            )
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise SslzooError(f"{out} is a file, not a folder; give --out a new or empty folder.")
+    if out.is_dir() and any(out.iterdir()) and not is_export_folder(out):
+        raise SslzooError(
+            f"{out} is not empty and not an earlier export (it holds files an export does not write); nothing "
+            "was changed. Give --out a new or empty folder."
+        )
+    return out
 
 
 def save_encoder(
@@ -39,7 +85,8 @@ def save_encoder(
 
     Args:
         model: A model created by ``timm.create_model`` (so it carries ``pretrained_cfg``), head removed.
-        folder: Destination folder.
+        folder: Destination folder: new, empty, or an earlier export (anything else is refused; see
+            :func:`check_destination`).
         model_args: Keyword arguments the architecture needs again (``in_chans``, ``img_size``, …); timm passes
             them to ``create_model`` when loading from the Hub.
         pretrained_cfg: Overrides of the evaluation preprocessing (``input_size``, ``mean``, ``std``,
@@ -51,7 +98,7 @@ def save_encoder(
     """
     from timm.models import save_for_hf
 
-    folder = Path(folder)
+    folder = check_destination(folder)
     if any(not t.is_contiguous() for t in model.state_dict().values()):
         # safetensors stores row-major tensors only: save a contiguous copy of a channels-last model.
         model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)

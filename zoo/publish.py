@@ -37,7 +37,7 @@ import torch
 from zoo.atomic import atomic_folder
 from zoo.cards import CardSpec, Result, parse_card, render_card
 from zoo.errors import SslzooError
-from zoo.export import METADATA_FILE
+from zoo.export import METADATA_FILE, check_destination
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -225,7 +225,8 @@ def export_folder(
     Args:
         source: A run folder (``RUN/encoder/`` is used), a :func:`zoo.save_encoder` folder, a registry name or
             ``hf-hub:ORG/NAME``.
-        out: Destination folder (replaced atomically).
+        out: Destination folder: new, empty or an earlier export, replaced atomically; anything else (a
+            folder of yours, the source itself) is refused in one line, and nothing is written.
         repo_id: The Hub repo it is meant for (``ORG/NAME``); names the card and its loading snippet.
         name: Model name in the card (default: the repo's name, else the run's).
         results: Recorded evaluations for the card's model-index.
@@ -233,14 +234,16 @@ def export_folder(
     Returns:
         ``out``.
     """
-    out = Path(out)
+    local = Path(str(source)).expanduser()
+    if str(source).startswith("hf-hub:"):  # a Hub repo in our layout: its cached snapshot is the folder
+        local = _hub_snapshot(str(source))
+    folder = encoder_folder(local) if local.exists() else None
+    out = check_destination(out, source=local if folder is not None else None)
+    if folder is not None:
+        check_destination(out, source=folder)  # a run's encoder/ is the source too
     with atomic_folder(out) as tmp:
         published: list[Result] = []
-        local = Path(str(source)).expanduser()
-        if str(source).startswith("hf-hub:"):  # a Hub repo in our layout: its cached snapshot is the folder
-            local = _hub_snapshot(str(source))
-        if local.exists():
-            folder = encoder_folder(local)
+        if folder is not None:
             for path in folder.iterdir():
                 if path.is_file() and (path.name in (CONFIG_FILE, WEIGHTS_FILE) or _is_extra(path.name)):
                     shutil.copy2(path, tmp / path.name)

@@ -79,3 +79,80 @@ def test_a_failed_file_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path
         raise RuntimeError("killed")
     assert path.read_text() == "a\nb\n"
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.jsonl"]
+
+
+def _dead_pid() -> int:
+    """The id of a process that has exited (a killed writer)."""
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_killed_writers_temporaries_are_removed_by_the_next_writer_and_live_ones_kept(tmp_path):
+    import os
+
+    dead, live = _dead_pid(), os.getppid()
+    stale = tmp_path / f".digits-{dead}-abcd1234.jsonl"
+    running = tmp_path / f".digits-{live}-abcd1234.jsonl"
+    stale_dir = tmp_path / f".encoder-{dead}-x1y2z3w4"
+    other = tmp_path / ".digits-notes.jsonl"  # not a name we make
+    for path in (stale, running, other):
+        path.write_text("half")
+    stale_dir.mkdir()
+    (stale_dir / "model.safetensors").write_bytes(b"half")
+    write_lines_atomic(tmp_path / "digits.jsonl", ["a\n"])
+    with atomic_folder(tmp_path / "encoder") as tmp:
+        (tmp / "config.json").write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["digits.jsonl", "encoder", running.name, other.name]
+    )
+
+
+def test_a_kill_between_the_two_renames_gives_the_old_folder_back(tmp_path):
+    from zoo.atomic import clean_stale
+
+    aside = tmp_path / f".out-{_dead_pid()}-old"  # the old folder, moved aside; the new one never arrived
+    aside.mkdir()
+    (aside / "old.txt").write_text("old")
+    assert clean_stale(tmp_path / "out") == [aside]
+    assert (tmp_path / "out" / "old.txt").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_files_and_folders_get_the_modes_the_umask_gives(tmp_path, umask):
+    import os
+    import stat
+
+    import torch
+    from safetensors.torch import save_file
+
+    old = os.umask(umask)
+    try:
+        write_json_atomic(tmp_path / "r.json", {"x": 1})
+        with atomic_folder(tmp_path / "hub") as tmp:
+            save_file({"w": torch.zeros(2)}, tmp / "model.safetensors")  # safetensors itself writes 0600
+            (tmp / "sub").mkdir()
+    finally:
+        os.umask(old)
+
+    def mode(path):
+        return stat.S_IMODE(path.stat().st_mode)
+
+    assert mode(tmp_path / "r.json") == 0o666 & ~umask
+    assert mode(tmp_path / "hub") == mode(tmp_path / "hub" / "sub") == 0o777 & ~umask
+    assert mode(tmp_path / "hub" / "model.safetensors") == 0o666 & ~umask
+
+
+def test_a_replaced_file_keeps_its_mode(tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "leaderboard.jsonl"
+    path.write_text("old\n")
+    os.chmod(path, 0o640)
+    write_lines_atomic(path, ["new\n"])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert path.read_text() == "new\n"

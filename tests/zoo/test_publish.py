@@ -159,3 +159,45 @@ def test_a_registry_entry_exports_with_its_published_numbers(tmp_path, hub_cache
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         assert torch.equal(zoo.load(folder, device="cpu")(x), net.eval()(x))
+
+
+def _tree(root):
+    """Every path under ``root`` with its bytes (folders as None): what a refused export must leave unchanged."""
+    return {
+        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))
+    }
+
+
+@pytest.mark.parametrize(
+    "destination",
+    [
+        "work",  # a folder of the user's: `cd work && sslzoo export ... --out .`
+        "run",  # the source run itself
+        "run/encoder",  # the source's encoder folder
+        "run/encoder/hub",  # inside the source
+        "work/notes.txt",  # a file
+        "export-with-extra",  # an earlier export the user added a file to
+    ],
+)
+def test_an_export_never_replaces_what_it_did_not_write(tmp_path, destination):
+    run = make_run(tmp_path / "run")
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "notes.txt").write_text("mine")
+    earlier = publish.export_folder(run, tmp_path / "export-with-extra")
+    (earlier / "notes.txt").write_text("mine too")
+    before = _tree(tmp_path)
+    with pytest.raises(SslzooError) as info:
+        publish.export_folder(run, tmp_path / destination)
+    assert "\n" not in str(info.value) and destination.split("/")[-1] in str(info.value)
+    assert _tree(tmp_path) == before
+
+
+def test_an_earlier_export_or_an_empty_folder_is_replaced(tmp_path):
+    run = make_run(tmp_path / "run")
+    first = publish.export_folder(run, tmp_path / "out", repo_id="me/a")
+    assert "me/a" in (first / "README.md").read_text()
+    again = publish.export_folder(run, tmp_path / "out", repo_id="me/b")
+    assert "me/b" in (again / "README.md").read_text() and "me/a" not in (again / "README.md").read_text()
+    (tmp_path / "empty").mkdir()
+    assert (publish.export_folder(run, tmp_path / "empty") / "model.safetensors").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "out", "run"]
