@@ -183,7 +183,7 @@ class Backend:
             runs = [
                 str(p.parent) if p.name == "encoder" else str(p)
                 for p in sorted(self.runs_dir.glob("*/encoder")) + sorted(self.runs_dir.glob("*"))
-                if (p / "config.json").is_file()
+                if (p / "config.json").is_file() and not p.name.startswith(".")
             ]
         registry = []
         for entry in list_models():

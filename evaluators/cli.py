@@ -8,6 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from zoo.atomic import write_lines_atomic
 from zoo.config import add_dataclass_arguments, dataclass_from_namespace
 
 
@@ -118,7 +119,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
             print(json.dumps([r.to_dict() for r in records], indent=2, default=str))
             return 0
         if records and args.dataset is None:
-            (folder / "README.md").write_text(markdown)
+            write_lines_atomic(folder / "README.md", [markdown])
             chart = save_chart(records, folder / "leaderboard.png")
             print(markdown)
             print(f"written: {folder / 'README.md'}, {chart}")

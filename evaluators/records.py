@@ -28,7 +28,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from zoo.atomic import write_lines_atomic
+from zoo.atomic import is_temporary, write_lines_atomic
 from zoo.errors import SslzooError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -212,13 +212,25 @@ def _read_file(path: Path) -> list[Record]:
     return records
 
 
+def _remove_unnamed_temporaries(path: Path) -> None:
+    """Remove temporaries of ``path`` from before they carried a process id (``.DATASET-XXXXXXXX.jsonl``).
+
+    Every writer of a dataset file holds the folder's lock, so under it any such file is a killed writer's.
+    """
+    legacy = re.compile(rf"^\.{re.escape(path.stem)}-[a-z0-9_]{{8}}\.jsonl$")
+    for tmp in path.parent.glob(f".{path.stem}-*.jsonl"):
+        if legacy.match(tmp.name):
+            tmp.unlink(missing_ok=True)
+
+
 def read_records(folder: str | Path | None = None, dataset: str | None = None) -> list[Record]:
     """All records in ``folder`` (default :func:`default_leaderboard_dir`), optionally one dataset's."""
     folder = Path(folder) if folder else default_leaderboard_dir()
     if dataset is not None:
         path = dataset_file(folder, dataset)
         return _read_file(path) if path.is_file() else []
-    return [r for path in sorted(folder.glob("*.jsonl")) for r in _read_file(path)]
+    # Hidden files are the temporaries of a write (zoo.atomic), whole or half: never records.
+    return [r for path in sorted(folder.glob("*.jsonl")) if not is_temporary(path) for r in _read_file(path)]
 
 
 def write_records(records: Iterable[Record], folder: str | Path | None = None) -> list[Path]:
@@ -231,6 +243,7 @@ def write_records(records: Iterable[Record], folder: str | Path | None = None) -
     with _locked(folder):
         for dataset, new in by_dataset.items():
             path = dataset_file(folder, dataset)
+            _remove_unnamed_temporaries(path)
             rows = {r.id: r for r in (_read_file(path) if path.is_file() else [])}
             rows.update(
                 {r.id: r for r in new}

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from zoo.atomic import atomic_folder
+from zoo.atomic import atomic_folder, is_temporary
 from zoo.cards import CardSpec, Result, parse_card, render_card
 from zoo.errors import SslzooError
 from zoo.export import METADATA_FILE, check_destination
@@ -136,7 +136,7 @@ def card_spec(
         paper=meta.get("paper") or None,
         source=meta.get("source") or None,
         load_name=load_name or (f"hf-hub:{repo_id}" if repo_id else str(folder)),
-        figures=sorted(p.name for p in folder.glob("*.png")),
+        figures=[p.name for p in _figures(folder)],
     )
 
 
@@ -248,10 +248,10 @@ def export_folder(
                 if path.is_file() and (path.name in (CONFIG_FILE, WEIGHTS_FILE) or _is_extra(path.name)):
                     shutil.copy2(path, tmp / path.name)
             if folder.name == "encoder":  # a run: its plots (training curves) travel with the encoder
-                for png in sorted(folder.parent.glob("*.png")):
+                for png in _figures(folder.parent):
                     shutil.copy2(png, tmp / png.name)
             spec = card_spec(folder, name=name, repo_id=repo_id)
-            spec = replace(spec, figures=sorted(p.name for p in tmp.glob("*.png")))
+            spec = replace(spec, figures=[p.name for p in _figures(tmp)])
             _write_metadata(tmp, spec)
         else:
             spec, published = _export_zoo_model(str(source), tmp, repo_id=repo_id, name=name)
@@ -275,7 +275,13 @@ def _hub_snapshot(source: str) -> Path:
 def _is_extra(filename: str) -> bool:
     from fnmatch import fnmatch
 
-    return any(fnmatch(filename, pattern) for pattern in EXTRA_PATTERNS)
+    # Hidden names are a writer's temporaries (zoo.atomic), never part of an export.
+    return not is_temporary(filename) and any(fnmatch(filename, pattern) for pattern in EXTRA_PATTERNS)
+
+
+def _figures(folder: Path) -> list[Path]:
+    """The PNG plots in ``folder``, sorted, without a killed writer's temporaries."""
+    return sorted(p for p in folder.glob("*.png") if not is_temporary(p))
 
 
 def _write_metadata(folder: Path, spec: CardSpec) -> None:

@@ -298,6 +298,8 @@ def shipped_entries(root: str | Path = SHIPPED_DIR) -> list[ModelEntry]:
     entries = []
     for config_path in sorted(Path(root).glob("*/config.json")):
         folder = config_path.parent
+        if folder.name.startswith("."):  # a writer's temporary folder (zoo.atomic), not a model
+            continue
         try:
             config = json.loads(config_path.read_text())
             meta_path = folder / "sslzoo.json"

@@ -32,6 +32,18 @@ def test_write_replaces_the_same_model_dataset_protocol(board):
     assert sorted(p.name for p in board.glob("*.jsonl")) == ["digits.jsonl", "fashion-mnist.jsonl"]
 
 
+def test_a_killed_writers_temporary_is_no_record_and_the_next_write_removes_it(board):
+    write_records([_record(top1=80.0)], board)
+    # What a kill during a write leaves: a whole or half copy under a hidden temporary name (old and new style).
+    whole = (board / "digits.jsonl").read_text()
+    (board / ".digits-k3j9x0ab.jsonl").write_text(whole)
+    (board / ".digits-999999999-k3j9x0ab.jsonl").write_text(whole[: len(whole) // 2])
+    assert len(read_records(board)) == 1  # no duplicate, no parse error from the half line
+    write_records([_record(protocol="linear")], board)
+    assert sorted(p.name for p in board.iterdir()) == [".lock", "digits.jsonl"]
+    assert len(read_records(board)) == 2
+
+
 def test_markdown_table_and_chart(board):
     records = [
         _record("raw-pixels", top1=97.5),

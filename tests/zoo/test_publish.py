@@ -201,3 +201,18 @@ def test_an_earlier_export_or_an_empty_folder_is_replaced(tmp_path):
     (tmp_path / "empty").mkdir()
     assert (publish.export_folder(run, tmp_path / "empty") / "model.safetensors").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "out", "run"]
+
+
+def test_a_killed_writers_temporary_plot_is_not_exported(tmp_path):
+    run = make_run(tmp_path / "run")
+    (run / "curves.png").write_bytes(b"\x89PNG whole")
+    (run / ".curves-999999999-abcd1234.png").write_bytes(b"\x89PNG half")
+    folder = publish.export_folder(run, tmp_path / "out")
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "config.json",
+        "curves.png",
+        "model.safetensors",
+        "sslzoo.json",
+    ]
+    assert ".curves-" not in (folder / "README.md").read_text()
