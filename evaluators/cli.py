@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -57,20 +58,61 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     from evaluators.evaluate import EvalConfig, evaluate
-    from evaluators.records import write_records
 
     config = dataclass_from_namespace(EvalConfig, args)
     config.protocol_names()  # fail on a bad protocol before loading anything
+    if not args.no_record:
+        _check_writable(args.leaderboard)
     command = "sslzoo " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["eval"] else ""
     records = evaluate(args.model, args.dataset, config, progress=not args.json, command=command)
-    written = [] if args.no_record else write_records(records, args.leaderboard)
+    # Results first: an unwritable leaderboard must not lose what took minutes to compute.
     if args.json:
-        print(json.dumps([r.to_dict() for r in records], indent=2, default=str))
-        return 0
+        print(json.dumps([r.to_dict() for r in records], indent=2, default=str), flush=True)
+    else:
+        _print_records(args, records)
+    if not args.no_record:
+        written = _record(records, args.leaderboard)
+        if not args.json:
+            print(f"recorded in {', '.join(map(str, written))} (rows {', '.join(r.id for r in records)})")
+    return 0
+
+
+def _check_writable(leaderboard: Path | None) -> None:
+    """Fail before any work when the leaderboard folder cannot be created or written."""
+    from evaluators.records import default_leaderboard_dir
+    from zoo.errors import SslzooError
+
+    folder = Path(leaderboard or default_leaderboard_dir()).expanduser()
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and (not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK)):
+        what = "is a file" if not existing.is_dir() else "is not writable"
+        raise SslzooError(
+            f"cannot record in the leaderboard {folder}: {existing} {what}; give --leaderboard a writable "
+            "folder, or --no-record."
+        )
+
+
+def _record(records, leaderboard: Path | None) -> list[Path]:
+    """Write the records, or fail in one line that says the results above were not recorded."""
+    from evaluators.records import default_leaderboard_dir, write_records
+    from zoo.errors import SslzooError
+
+    try:
+        return write_records(records, leaderboard)
+    except OSError as exc:
+        folder = leaderboard or default_leaderboard_dir()
+        raise SslzooError(
+            f"the results above were not recorded: cannot write to the leaderboard {folder} "
+            f"({exc.strerror or type(exc).__name__}); rerun with --leaderboard DIR (features are cached) or "
+            "--no-record."
+        ) from None
+
+
+def _print_records(args: argparse.Namespace, records) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"{args.model} on {args.dataset}")
     for col in ("protocol", "metric", "value", "parameters", "seconds"):
         table.add_column(col, justify="right" if col in ("value", "seconds") else "left")
@@ -98,9 +140,6 @@ def _eval(args: argparse.Namespace) -> int:
             else f"embedded in {first.features_time_s:.1f} s"
         )
     )
-    if written:
-        console.print(f"recorded in {', '.join(map(str, written))} (rows {', '.join(r.id for r in records)})")
-    return 0
 
 
 def _leaderboard(args: argparse.Namespace) -> int:

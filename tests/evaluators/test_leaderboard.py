@@ -152,3 +152,30 @@ def test_eval_an_exported_encoder_folder_then_hit_the_feature_cache(board, tmp_p
     (second,) = json.loads(capsys.readouterr().out)
     assert second["features_time_s"] == 0  # both splits came from the feature cache
     assert second["metrics"] == first["metrics"]
+
+
+def test_eval_prints_its_results_before_a_failed_leaderboard_write_and_fails_in_one_line(
+    board, capsys, monkeypatch
+):
+    import errno
+
+    import evaluators.records
+
+    def unwritable(records, folder=None):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(evaluators.records, "write_records", unwritable)
+    args = ["eval", "raw-pixels", "digits", "--protocols", "knn", "--leaderboard", str(board)]
+    assert main(args) == 2
+    out, err = capsys.readouterr()
+    assert "raw-pixels on digits" in out and "top1" in out  # the results are on the screen
+    assert err.count("\n") == 1 and "results above were not recorded" in err and str(board) in err
+
+
+def test_eval_refuses_a_leaderboard_that_is_a_file_before_any_work(board, tmp_path, capsys):
+    (tmp_path / "file").write_text("mine")
+    args = ["eval", "no-such-model", "digits", "--leaderboard", str(tmp_path / "file" / "board")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a file" in err
+    assert (tmp_path / "file").read_text() == "mine"
