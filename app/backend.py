@@ -139,6 +139,25 @@ def patch_size(encoder: Any) -> int:
     return int(encoder.model.patch_embed.patch_size[0]) if is_vit(encoder) else 1
 
 
+def input_side(size: Any, native: int, patch: int) -> int:
+    """The side an attention input gets: ``size`` (``None``/empty: ``native``) rounded to a multiple of ``patch``,
+    at least two patches and at most the largest multiple of the patch within :data:`MAX_INPUT_SIZE`.
+
+    >>> input_side(99999, 224, 16), input_side(100, 224, 14), input_side(None, 224, 16)
+    (512, 98, 224)
+    """
+    try:
+        value = float(size) if size not in (None, "") else float(native)
+    except (TypeError, ValueError):
+        raise SslzooError(
+            f"image size {size!r} is not a number; give a side length in pixels, e.g. 224."
+        ) from None
+    if not np.isfinite(value) or value <= 0:
+        raise SslzooError(f"image size {size!r} must be a positive number of pixels, e.g. 224.")
+    largest = MAX_INPUT_SIZE // patch * patch  # clipping after rounding must keep a multiple of the patch
+    return int(min(max(round(value / patch) * patch, 2 * patch), largest))
+
+
 class Backend:
     """Loaded encoders, galleries and indexes, shared by all requests (thread-safe; model work is queued).
 
@@ -383,9 +402,8 @@ class Backend:
         image, note = read_image(upload)
         enc = self.encoder(model)
         native = native_size(enc)
-        size = int(size or native)
         patch = patch_size(enc)
-        size = int(np.clip(round(size / patch) * patch, patch * 2, MAX_INPUT_SIZE))
+        size = input_side(size, native, patch)
         x = self._input_tensor(enc, image, size)
         if is_vit(enc):
             sized = self._encoder_at_size(model, size)

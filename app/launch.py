@@ -49,10 +49,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _app(args: argparse.Namespace) -> int:
+    from zoo.errors import SslzooError
+
+    config = dataclass_from_namespace(AppConfig, args)
+    if config.port is not None and not 1 <= config.port <= 65535:
+        raise SslzooError(f"--port must be between 1 and 65535, got {config.port}.")
     from app.backend import Backend
     from app.ui import build_app, launch
 
-    config = dataclass_from_namespace(AppConfig, args)
     backend = Backend(
         leaderboard_dir=config.leaderboard,
         runs_dir=config.runs,

@@ -62,6 +62,7 @@ def ship(
     from evaluators.records import read_records, write_records
     from zoo.cards import TEMPLATE_PATH, render_card, results_from_records
     from zoo.export import METADATA_FILE, write_json_atomic
+    from zoo.local_paths import scrub_local_paths
     from zoo.publish import CARD_FILE, card_spec, export_folder, validate_folder
     from zoo.registry import MODELS, SHIPPED_DIR, shipped_entries
 
@@ -91,7 +92,9 @@ def ship(
         created=trained[-1].get("finished") if trained else None,
         sessions=sessions,
     )
-    write_json_atomic(folder / METADATA_FILE, meta)
+    write_json_atomic(
+        folder / METADATA_FILE, scrub_local_paths(meta)
+    )  # published: no local paths or user names
 
     # Register it now (a fresh process finds it by scanning models/), then evaluate it by that name.
     for entry in shipped_entries(models_dir):

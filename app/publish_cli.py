@@ -226,6 +226,10 @@ def _card(args: argparse.Namespace) -> int:
 
     if args.all == bool(args.model):
         raise SslzooError("give one MODEL (a registry name or a folder) or --all, not both and not neither.")
+    if args.out is not None:
+        from zoo.atomic import check_file_destination
+
+        check_file_destination(args.out, "--out")
     if args.all:
         records = _records(args.leaderboard)
         for entry in list_models():

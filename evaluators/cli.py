@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import sys
@@ -61,7 +62,7 @@ def _eval(args: argparse.Namespace) -> int:
     from evaluators.evaluate import EvalConfig, evaluate
 
     config = dataclass_from_namespace(EvalConfig, args)
-    config.protocol_names()  # fail on a bad protocol before loading anything
+    config.validate()  # fail on a bad option before loading anything
     if not args.no_record:
         _check_writable(args.leaderboard)
     command = "sslzoo " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["eval"] else ""
@@ -151,6 +152,10 @@ def _leaderboard(args: argparse.Namespace) -> int:
     from zoo.errors import SslzooError
 
     folder = args.leaderboard or default_leaderboard_dir()
+    if folder.exists() and not folder.is_dir():
+        raise SslzooError(f"--leaderboard {folder} is a file; give the folder of DATASET.jsonl records.")
+    if not (args.tolerance >= 0 and math.isfinite(args.tolerance)):
+        raise SslzooError(f"--tolerance must be a finite number of points, 0 or more; got {args.tolerance}.")
     records = read_records(folder, args.dataset)
     if args.reproduce is None:
         markdown = render_markdown(records)

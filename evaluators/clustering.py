@@ -16,11 +16,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 
 import numpy as np
 import torch.nn.functional as F
 
-from evaluators._inputs import ArrayLike, as_features, as_labels, faiss_gpu_available
+from evaluators._inputs import ArrayLike, as_features, as_int, as_labels, faiss_gpu_available
 from zoo.errors import SslzooError
 
 SCORE_NAMES = ("nmi", "ami", "ari", "acc")
@@ -51,13 +52,18 @@ def hungarian_accuracy(assignments: ArrayLike, labels: ArrayLike) -> float:
 
 
 def _pair(assignments: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    y = as_labels(labels, len(labels), "labels").cpu().numpy()
-    a = np.asarray(assignments.cpu() if hasattr(assignments, "cpu") else assignments).reshape(-1)
+    a = as_labels(assignments, _count(assignments), "assignments").cpu().numpy()
+    y = as_labels(labels, _count(labels), "labels").cpu().numpy()
     if len(a) != len(y):
         raise SslzooError(f"{len(a)} cluster assignments for {len(y)} labels; pass one assignment per point.")
     if len(y) == 0:
         raise SslzooError("no points to score; clustering metrics need at least one labelled point.")
     return a, y
+
+
+def _count(values: ArrayLike) -> int:
+    """How many entries ``values`` has (anything ``np.size`` takes), so the label check compares like with like."""
+    return int(values.numel()) if hasattr(values, "numel") else int(np.size(np.asarray(values, dtype=object)))
 
 
 def clustering_scores(assignments: ArrayLike, labels: ArrayLike) -> dict[str, float]:
@@ -91,7 +97,9 @@ def kmeans_assignments(
     import faiss
 
     x = np.ascontiguousarray(F.normalize(as_features(feats, "feats"), dim=1).cpu().numpy())
-    if not 1 <= n_clusters <= len(x):
+    niter = as_int(niter, "niter", 1)
+    seed = as_int(seed, "seed", 0)
+    if isinstance(n_clusters, bool) or not isinstance(n_clusters, Integral) or not 1 <= n_clusters <= len(x):
         raise SslzooError(f"n_clusters={n_clusters} must be between 1 and the number of points ({len(x)}).")
     kmeans = faiss.Kmeans(
         x.shape[1],
@@ -147,7 +155,13 @@ def cluster_metrics(
     y = as_labels(labels, x.shape[0], "labels").cpu().numpy()
     if n_clusters is None:
         n_clusters = len(np.unique(y))
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seed_list = list(range(seeds))
+    else:
+        try:
+            seed_list = [as_int(s, "a k-means seed", 0) for s in seeds]
+        except TypeError:
+            raise SslzooError(f"seeds must be a count or a list of seeds, got {seeds!r}.") from None
     if not seed_list:
         raise SslzooError("give at least one k-means seed.")
     gpu = torch.cuda.is_available() and faiss_gpu_available()

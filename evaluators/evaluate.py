@@ -18,12 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from evaluators._inputs import as_int, as_positive_float
 from evaluators.clustering import cluster_metrics
 from evaluators.features import Features, extract_features, preprocessing_description
 from evaluators.knn import knn_classify
 from evaluators.linear import DEFAULT_WEIGHT_DECAYS, linear_probe
 from evaluators.records import Record, code_commit, library_versions, machine_info, now_utc
+from zoo.devices import resolve_device
 from zoo.errors import SslzooError
+from zoo.image_errors import naming_unreadable_images
 
 PROTOCOLS = ("knn", "linear", "clustering")
 
@@ -52,6 +55,26 @@ class EvalConfig:
     batch_size: int = field(default=256, metadata={"help": "images per forward pass when embedding"})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 … (none = automatic)"})
     cache: bool = field(default=True, metadata={"help": "read/write the feature cache"})
+
+    def validate(self) -> None:
+        """Check every option before anything is loaded or embedded: one line naming the first bad one."""
+        self.protocol_names()
+        as_int(self.k, "--k", 1)
+        as_positive_float(self.temperature, "--temperature")
+        if not self.weight_decays:
+            raise SslzooError("--weight-decays needs at least one value.")
+        for wd in self.weight_decays:
+            as_positive_float(wd, "each of --weight-decays", allow_zero=True)
+        if not 0 < as_positive_float(self.val_fraction, "--val-fraction") < 1:
+            raise SslzooError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}.")
+        as_int(self.max_iter, "--max-iter", 1)
+        as_int(self.seed, "--seed", 0)
+        if self.n_clusters is not None:
+            as_int(self.n_clusters, "--n-clusters", 1)
+        as_int(self.cluster_seeds, "--cluster-seeds", 1)
+        as_int(self.cluster_niter, "--cluster-niter", 1)
+        as_int(self.batch_size, "--batch-size", 1)
+        resolve_device(self.device)
 
     def protocol_names(self) -> list[str]:
         names = [p.strip() for p in self.protocols.split(",") if p.strip()]
@@ -160,13 +183,15 @@ def run_protocols(
     unknown = [p for p in params if p not in RUNNERS]
     if unknown:
         raise SslzooError(f"unknown protocol {', '.join(unknown)}; choose from {', '.join(PROTOCOLS)}.")
-    encoder = encoder if encoder is not None else resolve_encoder(model, dataset, device=device)
-    train = extract_features(
-        encoder, dataset, "train", batch_size=batch_size, use_cache=use_cache, progress=progress
-    )
-    test = extract_features(
-        encoder, dataset, "test", batch_size=batch_size, use_cache=use_cache, progress=progress
-    )
+    # Baselines read the dataset too (channels, pixels): a bad image of a folder: dataset is one line anywhere.
+    with naming_unreadable_images(dataset):
+        encoder = encoder if encoder is not None else resolve_encoder(model, dataset, device=device)
+        train = extract_features(
+            encoder, dataset, "train", batch_size=batch_size, use_cache=use_cache, progress=progress
+        )
+        test = extract_features(
+            encoder, dataset, "test", batch_size=batch_size, use_cache=use_cache, progress=progress
+        )
     commit, dirty = code_commit()
     shared = {
         "model_identity": encoder.identity,
@@ -206,6 +231,7 @@ def evaluate(
 ):
     """Evaluate ``model`` on ``dataset`` with the protocols and parameters of ``config``; one record per protocol."""
     config = config or EvalConfig()
+    config.validate()
     return run_protocols(
         model,
         dataset,

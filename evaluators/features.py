@@ -32,6 +32,7 @@ import numpy as np
 
 from zoo.atomic import atomic_folder
 from zoo.errors import SslzooError
+from zoo.image_errors import naming_unreadable_images
 
 FORMAT_VERSION = 1
 
@@ -185,10 +186,12 @@ def extract_features(
         if hit is not None:
             return Features(hit[0], hit[1], key, cached=True, seconds=0.0)
 
-    ds = zoo.load_dataset(dataset, split=split)
+    with naming_unreadable_images(dataset):
+        ds = zoo.load_dataset(dataset, split=split)
     labels = np.asarray(ds["label"], dtype=np.int64)
     start = time.perf_counter()
-    feats = embed_split(encoder, ds, batch_size=batch_size, progress=progress)
+    with naming_unreadable_images(dataset, ds):
+        feats = embed_split(encoder, ds, batch_size=batch_size, progress=progress)
     seconds = time.perf_counter() - start
     if feats.ndim != 2 or len(feats) != len(labels):
         raise SslzooError(

@@ -28,13 +28,24 @@ with equal similarity at the ``k``-th place is kept is up to the search backend
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evaluators._inputs import ArrayLike, as_features, as_labels, check_same_dim, faiss_gpu_available
+from evaluators._inputs import (
+    ArrayLike,
+    as_features,
+    as_int,
+    as_labels,
+    as_positive_float,
+    check_same_dim,
+    dense_labels,
+    faiss_gpu_available,
+)
+from zoo.devices import resolve_device
 from zoo.errors import SslzooError
 
 DEFAULT_MEMORY_MB = 512.0
@@ -81,11 +92,12 @@ def search_neighbors(
     db = as_features(database, "database")
     q = as_features(queries, "queries")
     check_same_dim(db, "database", q, "query")
-    if not 1 <= k <= db.shape[0]:
+    memory_mb = as_positive_float(memory_mb, "memory_mb")
+    if isinstance(k, bool) or not isinstance(k, Integral) or not 1 <= k <= db.shape[0]:
         raise SslzooError(f"k={k} must be between 1 and the number of database rows ({db.shape[0]}).")
     if device is None:
         device = queries.device if isinstance(queries, torch.Tensor) else torch.device("cpu")
-    device = torch.device(device)
+    device = resolve_device(device)
     return _search(db, q, k, memory_mb=memory_mb, device=device, backend=backend, progress=progress)
 
 
@@ -144,6 +156,13 @@ def _search(
     return sims, idx
 
 
+def _sequence(k: Any) -> list[Any]:
+    try:
+        return list(k)
+    except TypeError:
+        raise SslzooError(f"k must be a whole number or a sequence of them, got {k!r}.") from None
+
+
 def knn_vote(
     neighbor_sims: torch.Tensor, neighbor_labels: torch.Tensor, num_classes: int, temperature: float
 ) -> torch.Tensor:
@@ -192,13 +211,14 @@ def knn_classify(
 
     Returns:
         For an int ``k``: ``{"top1": %, "top5": %, "predictions": (M,) int64 ndarray}``. For a sequence of ``k``:
-        ``{k: that dict}`` for each ``k``. The number of classes is ``max(label) + 1`` over train and test.
+        ``{k: that dict}`` for each ``k``. The classes are the distinct labels of train and test (any integer
+        ids); predictions are given in those ids.
     """
-    ks = [k] if isinstance(k, int) else [int(v) for v in k]
+    ks = [as_int(v, "k", 1) for v in ([k] if isinstance(k, Integral) else _sequence(k))]
     if not ks:
         raise SslzooError("give at least one k for the k-NN classifier.")
-    if temperature <= 0:
-        raise SslzooError(f"temperature must be positive, got {temperature}.")
+    temperature = as_positive_float(temperature, "temperature")
+    memory_mb = as_positive_float(memory_mb, "memory_mb")
     train = as_features(train_feats, "train_feats")
     test = as_features(test_feats, "test_feats")
     if test.shape[0] == 0:
@@ -213,7 +233,10 @@ def knn_classify(
         )
     if device is None:
         device = test_feats.device if isinstance(test_feats, torch.Tensor) else torch.device("cpu")
-    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    device = resolve_device(device)
+    # Any integer ids (10⁹, negative, with gaps) become 0..C-1 here; predictions are mapped back below.
+    (y_train, y_test), classes = dense_labels(y_train, y_test)
+    num_classes = len(classes)
 
     # Step 1: cosine similarity = inner product of L2-normalised features (DINO normalises at extraction).
     train, test = F.normalize(train, dim=1, p=2), F.normalize(test, dim=1, p=2)
@@ -239,6 +262,6 @@ def knn_classify(
         results[kk] = {
             "top1": 100.0 * correct[:, 0].sum().item() / len(y),
             "top5": 100.0 * correct[:, :top5_width].any(dim=1).sum().item() / len(y),
-            "predictions": ranking[:, 0].numpy(),
+            "predictions": classes[ranking[:, 0]].numpy(),
         }
-    return results[ks[0]] if isinstance(k, int) else results
+    return results[ks[0]] if isinstance(k, Integral) else results

@@ -26,7 +26,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evaluators._inputs import ArrayLike, as_features, as_labels, check_same_dim
+from evaluators._inputs import (
+    ArrayLike,
+    as_features,
+    as_int,
+    as_labels,
+    as_positive_float,
+    check_same_dim,
+    dense_labels,
+)
+from zoo.devices import resolve_device
 from zoo.errors import SslzooError
 
 DEFAULT_WEIGHT_DECAYS: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
@@ -119,6 +128,13 @@ def _accuracy(
     return 100.0 * ranking.eq(y.view(-1, 1)).any(dim=1).float().mean().item()
 
 
+def _sequence(values: Any) -> list[Any]:
+    try:
+        return list(values)
+    except TypeError:
+        raise SslzooError(f"weight_decays must be a sequence of numbers, got {values!r}.") from None
+
+
 def linear_probe(
     train_feats: ArrayLike,
     train_labels: ArrayLike,
@@ -148,10 +164,15 @@ def linear_probe(
         ``{"top1": %, "top5": %, "weight_decay": chosen λ, "val_top1": % at that λ,
         "predictions": (M,) int64 ndarray}``.
     """
+    weight_decays = [
+        as_positive_float(wd, "weight decay", allow_zero=True) for wd in _sequence(weight_decays)
+    ]
     if not weight_decays:
         raise SslzooError("give at least one weight decay for the linear probe's grid.")
-    if not 0 < val_fraction < 1:
+    if not as_positive_float(val_fraction, "val_fraction") < 1:
         raise SslzooError(f"val_fraction must be between 0 and 1, got {val_fraction}.")
+    max_iter = as_int(max_iter, "max_iter", 1)
+    seed = as_int(seed, "seed", 0)
     train = as_features(train_feats, "train_feats")
     test = as_features(test_feats, "test_feats")
     check_same_dim(train, "train", test, "test")
@@ -159,10 +180,10 @@ def linear_probe(
         raise SslzooError("the linear probe needs at least two train rows and one test row.")
     y_train = as_labels(train_labels, train.shape[0], "train_labels").cpu()
     y_test = as_labels(test_labels, test.shape[0], "test_labels").cpu()
-    num_classes = int(max(y_train.max(), y_test.max())) + 1
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+    # Any integer ids (10⁹, negative, with gaps) become 0..C-1 here; predictions are mapped back below.
+    (y_train, y_test), classes = dense_labels(y_train, y_test)
+    num_classes = len(classes)
+    device = resolve_device(device)
 
     x_train = F.normalize(train, dim=1).to(device)
     x_test = F.normalize(test, dim=1).to(device)
@@ -194,5 +215,5 @@ def linear_probe(
         "top5": _accuracy(x_test, y_test, params, topk=5),
         "weight_decay": wd,
         "val_top1": val_top1,
-        "predictions": logits.argmax(dim=1).cpu().numpy(),
+        "predictions": classes[logits.argmax(dim=1).cpu()].numpy(),
     }

@@ -12,12 +12,13 @@ from torch import nn
 
 from zoo import _hub
 from zoo._keymaps import IDENTITY, KeyMapping, apply_mapping, load_strict
+from zoo.devices import resolve_device
 from zoo.encoder import Encoder, build_transform
 from zoo.errors import SslzooError
 from zoo.export import METADATA_FILE
 from zoo.registry import MODELS, ModelEntry, get_entry
 
-__all__ = ["REPO_ROOT", "is_cached", "load", "resolve_folder"]
+__all__ = ["REPO_ROOT", "is_cached", "load", "resolve_device", "resolve_folder"]
 
 CONFIG_FILE = "config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -58,9 +59,7 @@ def _create(arch: str, model_args: dict[str, Any], pretrained_cfg: dict[str, Any
 
 
 def _place(model: nn.Module, device: str | torch.device | None, dtype: torch.dtype | None) -> nn.Module:
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return model.to(device=device, dtype=dtype).eval()
+    return model.to(device=resolve_device(device), dtype=dtype).eval()
 
 
 # ------------------------------------------------------------------ timm-layout folders (save_encoder, Hub repos)

@@ -145,7 +145,7 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     >>> Path("/tmp/sslzoo-doctest.txt").read_text()
     'done'
     """
-    path = Path(path)
+    path = check_file_destination(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(path, suffix=path.suffix)
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.stem), suffix=path.suffix, dir=path.parent)
@@ -161,6 +161,21 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_file_destination(path: str | Path, option: str = "the output") -> Path:
+    """``path`` as a Path, or a one-line error when it names an existing folder (a file is written there)."""
+    from zoo.errors import SslzooError
+
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise SslzooError(
+            f"{option} {path} is a folder; give a file path (e.g. {path / 'out'}{path.suffix})."
+        )
+    existing = next((p for p in path.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise SslzooError(f"{option} {path}: {existing} is a file, not a folder; give another path.")
+    return path
 
 
 def is_temporary(path: str | Path) -> bool:

@@ -7,8 +7,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zoo.atomic import save_npy_atomic
+from zoo.atomic import check_file_destination, save_npy_atomic
 from zoo.config import add_dataclass_arguments, dataclass_from_namespace
+from zoo.errors import SslzooError
+from zoo.image_errors import naming_unreadable_images
 
 
 @dataclass
@@ -92,11 +94,15 @@ def _datasets(args: argparse.Namespace) -> int:
         console.print(table)
         return 0
 
-    info = datasets.describe_dataset(args.name)
+    if args.per_class < 1:
+        raise SslzooError(
+            f"--per-class must be at least 1 (images per class in the grid), got {args.per_class}."
+        )
     safe = args.name.replace("/", "_").replace(":", "_")
-    out = datasets.save_sample_grid(
-        args.name, args.out or Path(f"{safe}-samples.png"), per_class=args.per_class
-    )
+    out = check_file_destination(args.out or Path(f"{safe}-samples.png"), "--out")
+    with naming_unreadable_images(args.name):
+        info = datasets.describe_dataset(args.name)
+        out = datasets.save_sample_grid(args.name, out, per_class=args.per_class)
     if args.json:
         print(json.dumps({**info, "grid": str(out)}, indent=2))
         return 0
@@ -180,13 +186,19 @@ def _embed(args: argparse.Namespace) -> int:
     import numpy as np
 
     import zoo
+    from zoo.encoder import check_loader_options
 
     cfg = dataclass_from_namespace(EmbedConfig, args)
+    check_loader_options(cfg.batch_size, cfg.num_workers)
+    out = check_file_destination(cfg.out, "--out")
+    labels_out = check_file_destination(out.with_name(out.name.removesuffix(".npy") + ".labels.npy"), "--out")
     encoder = zoo.load(args.model, device=cfg.device)
-    ds = zoo.load_dataset(args.dataset, split=cfg.split)
-    feats = encoder.embed(ds, batch_size=cfg.batch_size, progress=True, num_workers=cfg.num_workers).numpy()
-    out = Path(cfg.out)
-    labels_out = out.with_name(out.name.removesuffix(".npy") + ".labels.npy")
+    with naming_unreadable_images(args.dataset):
+        ds = zoo.load_dataset(args.dataset, split=cfg.split)
+    with naming_unreadable_images(args.dataset, ds):
+        feats = encoder.embed(
+            ds, batch_size=cfg.batch_size, progress=True, num_workers=cfg.num_workers
+        ).numpy()
     for path, array in ((out, feats), (labels_out, np.asarray(ds["label"], dtype=np.int64))):
         save_npy_atomic(path, array)
     print(

@@ -32,6 +32,7 @@ from __future__ import annotations
 import difflib
 import gzip
 import os
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,6 +188,16 @@ def _ensure_test_split(dd):
     if "train" not in dd:
         only = next(iter(dd.values()))
         dd = datasets.DatasetDict({"train": only})
+    counts = Counter(dd["train"]["label"])
+    if (
+        counts and min(counts.values()) < 2
+    ):  # a stratified split puts at least one image of each class in each part
+        names = getattr(dd["train"].features["label"], "names", None)
+        few = ", ".join(sorted(str(names[c] if names else c) for c, n in counts.items() if n < 2))
+        raise SslzooError(
+            f"class {few} has a single image, too few to carve a test split from; add images, or give train/ "
+            "and test/ subfolders."
+        )
     parts = dd["train"].train_test_split(
         test_size=CARVED_TEST_FRACTION, stratify_by_column="label", seed=SPLIT_SEED
     )

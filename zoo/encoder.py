@@ -260,6 +260,7 @@ class Encoder(nn.Module):
         """
         from tqdm.auto import tqdm
 
+        check_loader_options(batch_size, num_workers)
         batches, total = self._batches(images, batch_size, num_workers)
         was_training = self.model.training
         self.model.eval()
@@ -348,6 +349,14 @@ class Encoder(nn.Module):
         finally:
             hook.remove()
         return torch.cat(maps) if maps else torch.empty(0)
+
+
+def check_loader_options(batch_size: int, num_workers: int = 0) -> None:
+    """One-line errors for a batch size below 1 or a negative number of DataLoader workers."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise SslzooError(f"batch size must be a whole number of at least 1, got {batch_size!r}.")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise SslzooError(f"--num-workers must be 0 (decode in this process) or more, got {num_workers!r}.")
 
 
 def _is_pil(obj: Any) -> bool:

@@ -38,6 +38,7 @@ from zoo.atomic import atomic_folder, is_temporary
 from zoo.cards import CardSpec, Result, parse_card, render_card
 from zoo.errors import SslzooError
 from zoo.export import METADATA_FILE, check_destination
+from zoo.local_paths import scrub_local_paths
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -105,7 +106,8 @@ def card_spec(
     training = (
         meta.get("config") or meta.get("training_config") or meta.get("train_config") or _run_config(folder)
     )
-    training = training if isinstance(training, dict) else None
+    # Cards are published: local paths in the config (its ``out``) and in commands are rewritten (zoo.local_paths).
+    training = scrub_local_paths(training) if isinstance(training, dict) else None
     pcfg = config.get("pretrained_cfg") or {}
     run_name = folder.parent.name if folder.name == "encoder" else folder.name
     name = name or (repo_id.split("/")[-1] if repo_id else None) or str(meta.get("name") or run_name)
@@ -114,7 +116,7 @@ def card_spec(
         "dataset": dataset,
         "seed": meta.get("seed", (training or {}).get("seed")),
         "code commit": meta.get("commit"),
-        "command": meta.get("command"),
+        "command": scrub_local_paths(meta.get("command")),
         "machine": meta.get("machine"),
         "trained": meta.get("created") or meta.get("date"),
         "weights source": meta.get("source"),
@@ -135,7 +137,7 @@ def card_spec(
         provenance=provenance,
         paper=meta.get("paper") or None,
         source=meta.get("source") or None,
-        load_name=load_name or (f"hf-hub:{repo_id}" if repo_id else str(folder)),
+        load_name=scrub_local_paths(load_name or (f"hf-hub:{repo_id}" if repo_id else str(folder))),
         figures=[p.name for p in _figures(folder)],
     )
 
@@ -295,7 +297,7 @@ def _write_metadata(folder: Path, spec: CardSpec) -> None:
         meta.setdefault("method", spec.method)
     if spec.training and not any(k in meta for k in ("config", "training_config", "train_config")):
         meta["config"] = dict(spec.training)
-    write_json_atomic(path, meta)
+    write_json_atomic(path, scrub_local_paths(meta))  # published: no local paths or user names
 
 
 def _export_zoo_model(
