@@ -194,9 +194,14 @@ def update_readme_leaderboard(
 ) -> tuple[Path, int]:
     """Replace the text between the README's leaderboard markers with :func:`readme_table`; returns (path, models)."""
     from evaluators.records import REPO_ROOT, dataset_file, default_leaderboard_dir, read_records
+    from zoo.atomic import write_lines_atomic
 
     path = Path(readme) if readme else REPO_ROOT / "README.md"
     folder = Path(leaderboard) if leaderboard else default_leaderboard_dir()
+    if not path.is_file():
+        raise SslzooError(
+            f"{path} is not a file; give --readme the README whose leaderboard table to update."
+        )
     text = path.read_text()
     pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.S)
     if not pattern.search(text):
@@ -210,7 +215,5 @@ def update_readme_leaderboard(
         label = str(dataset_file(folder, dataset))
     table = readme_table(records, dataset, label)
     text = pattern.sub(lambda _: f"{README_START}\n{table}\n{README_END}", text, count=1)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_lines_atomic(path, [text])
     return path, len({r.model for r in records})

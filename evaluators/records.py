@@ -191,7 +191,12 @@ def dataset_file(folder: Path, dataset: str) -> Path:
 
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SslzooError(
+            f"cannot write records to {folder} ({exc.strerror or type(exc).__name__}); give a writable folder."
+        ) from None
     with open(folder / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:

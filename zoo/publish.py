@@ -389,7 +389,7 @@ def _timm_embed(folder: Path, x: torch.Tensor) -> torch.Tensor:
 
     try:
         model = timm.create_model(f"local-dir:{folder}", pretrained=True, num_classes=0).eval()
-    except (RuntimeError, KeyError, ValueError, OSError) as exc:
+    except (RuntimeError, KeyError, ValueError, TypeError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SslzooError(f"timm cannot load {folder} the way the Hub will serve it: {first[:300]}") from None
     return model(x).float()
