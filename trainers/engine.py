@@ -54,7 +54,7 @@ from trainers.loader import ViewLoader, Views, default_workers
 from trainers.methods import Batch, Method, StepInfo, get_method
 from trainers.metrics import MetricsLog
 from trainers.schedules import cosine_schedule
-from trainers.sources import ImageSource, load_source
+from trainers.sources import ImageSource, StreamSource, is_stream, load_source
 from trainers.views import EvalSpec
 from zoo.atomic import atomic_file, write_json_atomic
 from zoo.errors import SslzooError
@@ -73,7 +73,9 @@ def _load_sources(cfg: TrainConfig) -> tuple[ImageSource, ImageSource | None, Im
     import zoo
 
     train = load_source(cfg.dataset, "train")
-    monitor = cfg.eval_dataset or cfg.dataset
+    monitor = cfg.eval_dataset or (None if is_stream(cfg.dataset) else cfg.dataset)
+    if monitor is None:
+        return train, None, None  # a stream has no labelled test split to read at random: --eval-dataset
     splits = zoo.load_dataset(monitor)
     if "test" not in splits:
         if cfg.eval_dataset:
@@ -130,6 +132,11 @@ class Trainer:
             self.checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
 
         train_src, bank_src, test_src = _load_sources(cfg)
+        if isinstance(train_src, StreamSource) and self.method_cls.needs_random_access:
+            raise SslzooError(
+                f"--method {cfg.method} revisits every image by its index (pseudo-labels), which a stream cannot "
+                "do; drop streaming=1 to download the dataset, or use simclr, moco, byol or dino."
+            )
         image_size = cfg.image_size or max(min(train_src.native_side, DEFAULT_MAX_SIDE), MIN_IMAGE_SIDE)
         global_batch = cfg.batch_size
         steps_per_epoch = len(train_src) // global_batch

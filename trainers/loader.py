@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from trainers.sources import ArraySource, ImageSource
+from trainers.sources import ArraySource, ImageSource, StreamSource
 from trainers.views import (
     CropSpec,
     EvalSpec,
@@ -114,6 +114,38 @@ class _Batched:
     indices: list[int]
 
 
+class _StreamViews(torch.utils.data.IterableDataset):
+    """Samples of a :class:`StreamSource`: shuffled with a buffer, split over ranks, then over workers (by
+    ``datasets`` itself), each worker skipping the samples of the batches a resumed epoch already did."""
+
+    def __init__(
+        self, source: StreamSource, specs, seed: int, epoch: int, rank: int, world: int, skip: list[int]
+    ):
+        self.source, self.specs, self.seed, self.epoch = source, specs, seed, epoch
+        self.rank, self.world, self.skip = rank, world, skip
+
+    def __iter__(self):
+        from datasets.distributed import split_dataset_by_node
+
+        from zoo.imaging import open_image
+
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info is not None else 0
+        stream = self.source.stream.shuffle(seed=self.seed, buffer_size=1000)
+        stream.set_epoch(self.epoch)
+        stream = split_dataset_by_node(stream, rank=self.rank, world_size=self.world)
+        for position, row in enumerate(stream):
+            if position < self.skip[worker]:
+                continue
+            rng = np.random.Generator(np.random.PCG64([self.seed, self.epoch, self.rank, worker, position]))
+            try:
+                image = open_image(row["image"], what=self.source.describe(position))
+                crops = render_crops(image, self.specs, rng, self.source.channels)
+            except (OSError, ValueError, SyntaxError, SslzooError):
+                continue  # an undecodable image in a stream: the next one takes its place
+            yield crops, position, [], int(row.get("label", -1))
+
+
 def _collate(labels: torch.Tensor):
     def collate(samples: list[tuple[list[np.ndarray], int, list[int]]] | _Batched) -> Views:
         if isinstance(samples, _Batched):
@@ -121,7 +153,9 @@ def _collate(labels: torch.Tensor):
             return Views([torch.from_numpy(c) for c in samples.crops], indices, labels[indices])
         crops = [torch.from_numpy(np.stack([s[0][v] for s in samples])) for v in range(len(samples[0][0]))]
         indices = torch.tensor([s[1] for s in samples], dtype=torch.int64)
-        return Views(crops, indices, labels[indices], [i for s in samples for i in s[2]])
+        # Streamed samples carry their own label; indexed ones look it up.
+        own = torch.tensor([s[3] for s in samples]) if len(samples[0]) > 3 else labels[indices]
+        return Views(crops, indices, own, [i for s in samples for i in s[2]])
 
     return collate
 
@@ -197,6 +231,9 @@ class ViewLoader:
             steps: Global batches in the epoch (default: as many full ones as ``order`` holds).
         """
         per_rank = batch_size // world_size
+        if isinstance(self.source, StreamSource):
+            yield from self._stream_epoch(epoch, per_rank, first, rank, world_size, steps)
+            return
         steps = len(order) // batch_size if steps is None else steps
         rows = order.tolist()
         batches = [
@@ -205,6 +242,27 @@ class ViewLoader:
         ]
         if batches:
             yield from self._loader(epoch, batches)
+
+    def _stream_epoch(
+        self, epoch: int, per_rank: int, first: int, rank: int, world: int, steps: int | None
+    ) -> Iterator[Views]:
+        import itertools
+
+        workers = max(1, self.workers)
+        # DataLoader takes batches from its workers in turn: worker w made batches w, w + W, … of the epoch.
+        skip = [len(range(w, first, workers)) * per_rank for w in range(workers)]
+        loader = torch.utils.data.DataLoader(
+            _StreamViews(self.source, self.specs, self.seed, epoch, rank, world, skip),
+            batch_size=per_rank,
+            drop_last=True,
+            num_workers=self.workers,
+            collate_fn=_collate(self.source.labels),
+            pin_memory=self.pin_memory,
+            worker_init_fn=_worker_init if self.workers else None,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+        total = (len(self.source) // (per_rank * world) if steps is None else steps) - first
+        yield from itertools.islice(loader, max(0, total))
 
     def sequential(self, indices: torch.Tensor, batch_size: int) -> Iterator[Views]:
         """Views of ``indices`` in order, ``batch_size`` at a time (the last batch may be smaller)."""

@@ -6,7 +6,9 @@ knows its labels (-1 when unlabelled), its channels and a sensible training side
 * :class:`ArraySource` — the small named datasets (``fashion-mnist``, ``digits``), decoded once by
   ``zoo.to_arrays`` into a memory-mapped uint8 array (an image is a slice, no file to open);
 * :class:`FileSource` — everything else (``folder:``, ``hf:``): rows of a ``datasets`` split read undecoded
-  (a path or the encoded bytes), so any size, mode and format works and JPEGs can be drafted.
+  (a path or the encoded bytes), so any size, mode and format works and JPEGs can be drafted;
+* :class:`StreamSource` — ``hf:ORG/NAME?streaming=1``: a Hub dataset read as a stream (no full download), sharded
+  over ranks and DataLoader workers; no random access, so it serves the methods that need none.
 
 >>> source = load_source("digits", "train")
 >>> len(source), source.channels, source.native_side
@@ -23,7 +25,7 @@ import torch
 from zoo.errors import SslzooError
 from zoo.imaging import channels_of_mode, open_image
 
-__all__ = ["ArraySource", "FileSource", "ImageSource", "load_source"]
+__all__ = ["ArraySource", "FileSource", "ImageSource", "StreamSource", "is_stream", "load_source"]
 
 # ImageNet statistics (torchvision's), used for file collections: computing a 1.28 M-image mean is not worth it.
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -114,8 +116,11 @@ class FileSource(ImageSource):
 def load_source(dataset: str, split: str) -> ImageSource:
     """The split ``split`` of ``dataset`` (any name ``zoo.load_dataset`` takes) as an :class:`ImageSource`."""
     import zoo
-    from zoo.datasets import REGISTRY, split_subset_options
+    from zoo.datasets import REGISTRY, load_stream, split_subset_options
 
+    if is_stream(dataset):
+        stream, length = load_stream(dataset, split)
+        return StreamSource(stream, length, f"{dataset}:{split}")
     ds = zoo.load_dataset(dataset, split=split)
     if len(ds) == 0:
         raise SslzooError(f"the {split} split of {dataset!r} is empty.")
@@ -124,3 +129,38 @@ def load_source(dataset: str, split: str) -> ImageSource:
         images, labels = zoo.to_arrays(ds)
         return ArraySource(images, labels, name)
     return FileSource(ds, name)
+
+
+def is_stream(dataset: str) -> bool:
+    """Whether ``dataset`` asks to be streamed (``hf:ORG/NAME?streaming=1``)."""
+    from urllib.parse import parse_qsl
+
+    return dict(parse_qsl(dataset.partition("?")[2])).get("streaming") in ("1", "true", "yes")
+
+
+class StreamSource(ImageSource):
+    """A ``datasets.IterableDataset`` with undecoded ``image`` and int ``label`` columns, of known length.
+
+    Views of a streamed image are seeded by ``(seed, epoch, rank, worker, position in that worker's stream)``:
+    reproducible for the same number of ranks and workers, not across them (a stream has no global index).
+    """
+
+    def __init__(
+        self, stream: Any, length: int, name: str, channels: int = 3, native_side: int = 224
+    ) -> None:
+        self.stream, self.length, self.name = stream, int(length), name
+        self.channels, self.native_side = channels, native_side
+        self.labels = torch.zeros(0, dtype=torch.int64)
+
+    def __len__(self) -> int:
+        return self.length
+
+    @property
+    def labelled(self) -> bool:
+        return False  # unknown without reading it all: the k-NN monitor takes --eval-dataset
+
+    def open(self, index: int) -> Any:
+        raise SslzooError(f"{self.name} is a stream: its images have no random access.")
+
+    def describe(self, index: int) -> str:
+        return f"{self.name} (streamed image {index})"

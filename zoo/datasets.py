@@ -194,7 +194,8 @@ def _ensure_test_split(dd):
     counts = np.bincount(np.asarray(train["label"], dtype=np.int64).clip(min=0))
     n_test = int(np.ceil(CARVED_TEST_FRACTION * len(train)))
     # Stratifying needs two images of every class and a test split with room for each class.
-    stratify = "label" if counts.min(initial=0) >= 2 and n_test >= np.count_nonzero(counts) else None
+    present = counts[counts > 0]
+    stratify = "label" if present.size and present.min() >= 2 and n_test >= present.size else None
     parts = train.train_test_split(
         test_size=CARVED_TEST_FRACTION, stratify_by_column=stratify, seed=SPLIT_SEED
     )
@@ -221,6 +222,53 @@ def _select_columns(dd, source: str, image_col: str | None, label_col: str | Non
     dd = dd.select_columns([image_col, label_col])
     renames = {old: new for old, new in ((image_col, "image"), (label_col, "label")) if old != new}
     return dd.rename_columns(renames) if renames else dd
+
+
+def load_stream(name: str, split: str = "train"):
+    """Stream a Hub dataset's split without downloading it: ``hf:ORG/NAME?streaming=1`` (also ``&image=``, …).
+
+    Returns:
+        ``(stream, num_examples)``: a ``datasets.IterableDataset`` with ``image`` (undecoded: path/bytes) and
+        ``label`` columns (-1 when the dataset has none), and the split's size from the Hub's metadata.
+    """
+    import datasets
+
+    base, _, query = name.partition("?")
+    options = dict(parse_qsl(query))
+    if not base.startswith("hf:"):
+        raise SslzooError(f"{name!r}: only Hub datasets (hf:ORG/NAME?streaming=1) can be streamed.")
+    repo_id = base[3:]
+    try:
+        builder = datasets.load_dataset_builder(repo_id, options.get("config"))
+        stream = datasets.load_dataset(repo_id, options.get("config"), split=split, streaming=True)
+    except Exception as exc:  # datasets raises many types; the user needs only the one line below
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SslzooError(f"cannot stream {repo_id} ({split}): {reason}.") from None
+    splits = builder.info.splits or {}
+    if split not in splits or not splits[split].num_examples:
+        raise SslzooError(
+            f"{repo_id} does not say how many images its {split!r} split has; download it instead."
+        )
+    return prepare_stream(stream, name, options.get("image"), options.get("label")), splits[
+        split
+    ].num_examples
+
+
+def prepare_stream(stream, source: str, image_col: str | None = None, label_col: str | None = None):
+    """An ``IterableDataset`` reduced to an undecoded ``image`` and an int ``label`` column (-1 if none)."""
+    import datasets
+
+    feats = stream.features or {}
+    image_col = image_col or next((k for k, v in feats.items() if isinstance(v, datasets.Image)), None)
+    label_col = label_col or next((k for k, v in feats.items() if isinstance(v, datasets.ClassLabel)), None)
+    if image_col is None or image_col not in feats:
+        raise SslzooError(f"{source}: no image column among {sorted(feats)}; name it with ?image=COLUMN.")
+    stream = stream.cast_column(image_col, datasets.Image(decode=False))
+    keep = [image_col] + ([label_col] if label_col else [])
+    stream = stream.select_columns(keep).rename_columns(
+        {old: new for old, new in ((image_col, "image"), (label_col, "label")) if old and old != new}
+    )
+    return stream if label_col else stream.map(lambda row: {"label": -1})
 
 
 def _load_hub_dataset(repo_id: str, options: dict[str, str]):

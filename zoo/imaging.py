@@ -61,7 +61,10 @@ def open_image(source: Any, what: str = "image") -> Any:
     try:
         image = Image.open(fp)
     except Image.DecompressionBombError:
-        raise SslzooError(f"{what} has too many pixels to decode safely; downscale it first.") from None
+        raise SslzooError(
+            f"{what} has too many pixels to decode safely (over {MAX_PIXELS / 1e6:.0f} megapixels); downscale it "
+            "first."
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise SslzooError(f"{what} is not a readable image ({type(exc).__name__}).") from None
     width, height = image.size

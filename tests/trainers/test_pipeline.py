@@ -239,3 +239,48 @@ def test_bad_folders_get_one_line_and_exit_2_with_nothing_written(tmp_path, caps
         assert code == 2, (folder, err)
         assert err.count("\n") == 0 and expected in err and "Traceback" not in err, err
         assert not out.exists()
+
+
+def _local_stream(folder, shards=4):
+    """A real ``datasets.IterableDataset`` over local files: what ``hf:ORG/NAME?streaming=1`` yields, without the
+    Hub (unreachable here) — sharded, shuffled, split over ranks and workers by ``datasets`` itself."""
+    from zoo.datasets import prepare_stream
+
+    ds = zoo.load_dataset(f"folder:{folder}", split="train")
+    return prepare_stream(ds.to_iterable_dataset(num_shards=shards), "local"), len(ds)
+
+
+def test_a_stream_is_sharded_over_ranks_and_reproducible_for_the_same_layout(photos):
+    from trainers.sources import StreamSource
+
+    stream, length = _local_stream(photos)
+    source = StreamSource(stream, length, "local:train")
+    assert source.channels == 3 and len(source) == length
+    specs = [CropSpec(32), CropSpec(32)]
+
+    def epoch(rank=0, world=1, workers=0, first=0):
+        loader = ViewLoader(source, specs, seed=0, workers=workers)
+        return list(loader.epoch(0, torch.arange(0), 2 * world, first=first, rank=rank, world_size=world))
+
+    one = epoch()
+    assert len(one) == length // 2 and all(v.crops[0].shape == (2, 3, 32, 32) for v in one)
+    again = epoch()
+    assert all(torch.equal(a.crops[0], b.crops[0]) for a, b in zip(one, again))
+    # Resuming after 3 batches gives the uninterrupted epoch's remaining batches.
+    resumed = epoch(first=3)
+    assert all(torch.equal(a.crops[1], b.crops[1]) for a, b in zip(one[3:], resumed))
+    # Two ranks read disjoint halves of the stream.
+    seen = [set(torch.cat([v.labels for v in epoch(rank=r, world=2)]).tolist()) for r in (0, 1)]
+    assert sum(len(epoch(rank=r, world=2)) for r in (0, 1)) == 2 * (length // 4)
+    assert seen[0] and seen[1]
+
+
+def test_streamed_training_runs_and_refuses_methods_that_need_random_access(photos, tmp_path, monkeypatch):
+    import zoo.datasets
+
+    monkeypatch.setattr(zoo.datasets, "load_stream", lambda name, split: _local_stream(photos))
+    name = "hf:someone/photos?streaming=1"
+    run = train("simclr", dataset=name, out=str(tmp_path / "run"), **{**FOLDER_RUN, "knn_every": 0})
+    assert zoo.load(run).dim > 0
+    with pytest.raises(zoo.SslzooError, match="cannot do"):
+        train("deepcluster", dataset=name, out=str(tmp_path / "dc"), **{**FOLDER_RUN, **SMALL["deepcluster"]})

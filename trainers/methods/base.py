@@ -119,6 +119,8 @@ class Method(nn.Module):
             (``{"optimizer": "sgd", "lr": 0.06}``); options given by the user win.
         find_unused_parameters: Set when some parameters get no gradient in a step (per-super-class heads):
             DDP then looks for them.
+        needs_random_access: Set when the method revisits images by index (pseudo-labels of the whole split):
+            it cannot train on a stream.
 
     Args:
         cfg: An instance of ``Config``.
@@ -132,6 +134,7 @@ class Method(nn.Module):
     Config: ClassVar[type] = dataclass(type("NoOptions", (), {}))
     defaults: ClassVar[dict[str, Any]] = {}
     find_unused_parameters: ClassVar[bool] = False
+    needs_random_access: ClassVar[bool] = False
 
     def __init__(self, cfg: Any, ctx: TrainContext) -> None:
         super().__init__()

@@ -62,6 +62,7 @@ class DeepClusterConfig:
 class DeepCluster(Method):
     """Backbone + linear classifier over the current k-means pseudo-labels."""
 
+    needs_random_access = True  # pseudo-labels of every image, by index
     name = "deepcluster"
     Config = DeepClusterConfig
     # The paper trains AlexNet/VGG with SGD (lr 0.05, wd 1e-5) for 500 epochs; for a few CPU epochs of a small

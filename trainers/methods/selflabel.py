@@ -83,6 +83,7 @@ class _HeadLogits(nn.Module):
 class SelfLabel(Method):
     """Backbone + ``num_heads`` linear K-way heads trained with cross-entropy to equipartitioned labels."""
 
+    needs_random_access = True  # pseudo-labels of every image, by index
     name = "selflabel"
     Config = SelfLabelConfig
     # The paper uses SGD (lr 0.05, wd 1e-5) for 400 epochs; AdamW suits a few CPU epochs of a small CNN.
