@@ -284,3 +284,12 @@ def test_streamed_training_runs_and_refuses_methods_that_need_random_access(phot
     assert zoo.load(run).dim > 0
     with pytest.raises(zoo.SslzooError, match="cannot do"):
         train("deepcluster", dataset=name, out=str(tmp_path / "dc"), **{**FOLDER_RUN, **SMALL["deepcluster"]})
+
+
+def test_a_crop_the_backbone_cannot_take_is_one_line_before_training(tmp_path):
+    options = {**FOLDER_RUN, **SMALL["dino"], "arch": "sslzoo_vit_nano_patch4", "image_size": 28}
+    options["arch_args"] = ("dynamic_img_size=False",)  # fixed 28-px position embeddings, 16-px local crops
+    out = tmp_path / "run"
+    with pytest.raises(zoo.SslzooError, match="takes 28-px inputs only, but a view is 32 px"):
+        train("dino", dataset="digits", out=str(out), **options)
+    assert not out.exists()
