@@ -19,13 +19,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.augment import BatchRandom, DINOAugment
+from trainers.augment import BatchRandom, ColorAugment
 from trainers.distributed import all_reduce_mean
 from trainers.methods.base import Batch, Method, StepInfo, momentum_update
 from trainers.schedules import cosine_schedule, linear_warmup
+from trainers.views import CropSpec
 
 if TYPE_CHECKING:
-    from trainers.engine import TrainContext
+    from trainers.context import TrainContext
 
 __all__ = ["DINO", "DINOConfig", "DINOHead", "dino_loss"]
 
@@ -137,19 +138,20 @@ class DINO(Method):
         self.teacher_head = copy.deepcopy(self.head).requires_grad_(False)
         self.register_buffer("center", torch.zeros(1, cfg.out_dim))
         local = cfg.local_crop_size or max(8, round(ctx.image_size * 96 / 224))
-        self.augment = DINOAugment(
-            ctx.image_size,
-            local,
-            ctx.mean,
-            ctx.std,
-            n_local=cfg.n_local_crops,
-            global_scale=(cfg.global_crop_min_scale, 1.0),
-            local_scale=(0.05, cfg.local_crop_max_scale),
-            jitter=cfg.jitter,
-        )
+        # Multi-crop (§3.1, main_dino.py DataAugmentationDINO): 2 global + N local crops of one image, bicubic.
+        self.global_crop = CropSpec(ctx.image_size, (cfg.global_crop_min_scale, 1.0), interpolation="bicubic")
+        self.local_crop = CropSpec(local, (0.05, cfg.local_crop_max_scale), interpolation="bicubic")
+        # BYOL's colour operations: blur always on the first global crop, rarely + solarise on the second.
+        self.global1 = ColorAugment(ctx.mean, ctx.std, jitter=cfg.jitter, blur_p=1.0)
+        self.global2 = ColorAugment(ctx.mean, ctx.std, jitter=cfg.jitter, blur_p=0.1, solarize_p=0.2)
+        self.local = ColorAugment(ctx.mean, ctx.std, jitter=cfg.jitter, blur_p=0.5)
 
-    def make_views(self, images: torch.Tensor, rng: BatchRandom) -> list[torch.Tensor]:
-        return self.augment(images, rng)
+    def view_specs(self) -> list[CropSpec]:
+        return [self.global_crop] * 2 + [self.local_crop] * self.cfg.n_local_crops
+
+    def make_views(self, crops: list[torch.Tensor], rng: BatchRandom) -> list[torch.Tensor]:
+        colours = [self.global1, self.global2] + [self.local] * self.cfg.n_local_crops
+        return [colour(c, rng) for colour, c in zip(colours, crops)]
 
     def encoder(self) -> nn.Module:
         return self.teacher_backbone  # the paper evaluates the teacher
