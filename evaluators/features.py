@@ -1,8 +1,9 @@
 """Frozen features of a dataset split, embedded once and cached on disk.
 
-The cache key is (encoder identity, dataset, split, preprocessing): the identity names the weights (a model name
-plus its Hub revision, or the sha256 of the weights file), so new weights, another split or another transform never
-reuse old features. Entries live in ``$SSLZOO_CACHE/features`` (default ``~/.cache/sslzoo/features``), one folder
+The cache key is (encoder identity, split content, split, preprocessing): the identity names the weights (a model
+name plus its Hub revision, or the sha256 of the weights file) and the content is the split's fingerprint (for a
+``folder:`` dataset, every file's path, size and time, plus the folder's absolute path), so new weights, changed
+images, another split or another transform never reuse old features. Entries live in ``$SSLZOO_CACHE/features`` (default ``~/.cache/sslzoo/features``), one folder
 per key holding ``feats.npy`` (N, D) float32, ``labels.npy`` (N,) int64 and ``meta.json``, written atomically.
 
 Under ``torchrun`` (an initialised ``torch.distributed`` group) each rank embeds every ``world_size``-th image and
@@ -34,7 +35,7 @@ from zoo.atomic import atomic_folder
 from zoo.errors import SslzooError
 from zoo.image_errors import naming_unreadable_images
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: keyed by the split's content, not the dataset's name
 
 
 class EncoderLike(Protocol):
@@ -79,9 +80,18 @@ def preprocessing_description(encoder: Any) -> str:
     return " ".join(str(text).split())
 
 
-def feature_key(identity: str, dataset: str, split: str, preprocessing: str) -> str:
-    """A stable 32-hex-digit key for (identity, dataset, split, preprocessing)."""
-    blob = json.dumps([FORMAT_VERSION, identity, dataset, split, preprocessing])
+def split_content(dataset: str, ds: Any) -> str:
+    """What a split's features depend on besides the encoder: the split's content fingerprint (``ds._fingerprint``,
+    which for ``folder:`` datasets hashes every file's path, size and time), and a folder's resolved absolute path
+    (the same relative ``folder:imgs`` from two working folders is two datasets)."""
+    base = dataset.split("?")[0]
+    where = str(Path(base[len("folder:") :]).expanduser().resolve()) if base.startswith("folder:") else ""
+    return f"{getattr(ds, '_fingerprint', '')}:{where}" if where else str(getattr(ds, "_fingerprint", ""))
+
+
+def feature_key(identity: str, content: str, split: str, preprocessing: str) -> str:
+    """A stable 32-hex-digit key for (identity, split content, split, preprocessing); see :func:`split_content`."""
+    blob = json.dumps([FORMAT_VERSION, identity, content, split, preprocessing])
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
@@ -177,8 +187,17 @@ def extract_features(
             f"{type(encoder).__name__} has no identity; pass a zoo.Encoder (or set .identity to a weights hash)."
         )
     preprocessing = preprocessing_description(encoder)
-    key = feature_key(identity, dataset, split, preprocessing)
-    fields = {"identity": identity, "dataset": dataset, "split": split, "preprocessing": preprocessing}
+    with naming_unreadable_images(dataset):
+        ds = zoo.load_dataset(dataset, split=split)  # memory-mapped (or a cached folder index): cheap
+    content = split_content(dataset, ds)
+    key = feature_key(identity, content, split, preprocessing)
+    fields = {
+        "identity": identity,
+        "dataset": dataset,
+        "content": content,
+        "split": split,
+        "preprocessing": preprocessing,
+    }
     use_cache = use_cache and getattr(encoder, "cacheable", True)
     folder = Path(cache_dir or cache_root()) / key
     if use_cache and not refresh:
@@ -186,8 +205,6 @@ def extract_features(
         if hit is not None:
             return Features(hit[0], hit[1], key, cached=True, seconds=0.0)
 
-    with naming_unreadable_images(dataset):
-        ds = zoo.load_dataset(dataset, split=split)
     labels = np.asarray(ds["label"], dtype=np.int64)
     start = time.perf_counter()
     with naming_unreadable_images(dataset, ds):

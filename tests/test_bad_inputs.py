@@ -97,7 +97,7 @@ def _unchanged(world, before):
 CLI = [
     # datasets
     ("datasets show folder:trunc", "cannot decode image .*t.jpg"),
-    ("datasets show folder:huge", "big.png .*decompression bomb"),
+    ("datasets show folder:huge", "big.png .*too many pixels"),
     ("datasets show folder:zero", "empty.png"),
     ("datasets show folder:nowhere", "no such folder"),
     ("datasets show digits --per-class 0", "--per-class must be at least 1"),
@@ -130,7 +130,7 @@ CLI = [
     ("eval raw-pixels digits --protocols knn,svm", "unknown protocol svm"),
     ("eval raw-pixels digits --leaderboard {file}/board", "is a file"),
     ("eval raw-pixels folder:trunc --no-record", "cannot decode image .*t.jpg"),
-    ("eval random-sslzoo_cnn4 folder:huge --no-record", "big.png .*decompression bomb"),
+    ("eval random-sslzoo_cnn4 folder:huge --no-record", "big.png .*too many pixels"),
     ("eval {run} nosuch --no-record", "unknown dataset"),
     # leaderboard
     ("leaderboard --tolerance -1 --reproduce", "--tolerance must be a finite number"),

@@ -12,7 +12,6 @@ must see every image, so they stop and say which one.
 from __future__ import annotations
 
 import contextlib
-import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,22 +28,22 @@ def _decode_errors() -> tuple[type[BaseException], ...]:
     return (OSError, SyntaxError, ValueError, RuntimeError, Image.DecompressionBombError)
 
 
-def image_problem(source: str | Path | bytes) -> str | None:
-    """Why the image at ``source`` (a path or encoded bytes) cannot be decoded in full, or None if it can."""
-    from PIL import Image
+def image_problem(source: str | Path | bytes, name: str) -> str | None:
+    """What is wrong with the image at ``source`` (a path or encoded bytes) named ``name``, or None if it decodes.
 
-    limit = Image.MAX_IMAGE_PIXELS
+    Opening follows the one decoding rule (:func:`zoo.imaging.open_image`: not an image, empty, too many pixels);
+    then every pixel is decoded, which finds truncated files whose header is intact.
+    """
+    from zoo.imaging import open_image
+
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
-            if limit and im.width * im.height > limit:
-                return (
-                    f"{im.width}×{im.height} pixels, more than PIL's limit of {limit:,} (decompression bomb)"
-                )
-            im.load()
-    except Image.DecompressionBombError:
-        return f"more pixels than PIL's limit of {limit:,} (decompression bomb)"
+        with open_image(source, name) as image:
+            image.load()
+    except SslzooError as exc:
+        return str(exc)
     except (OSError, SyntaxError, ValueError) as exc:
-        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"cannot decode image {name} ({why}); remove or replace that file."
     return None
 
 
@@ -62,18 +61,19 @@ def _candidates(dataset: str, ds: Any) -> Iterator[tuple[str, str | Path | bytes
         return
     name = dataset.split("?")[0]
     if name.startswith("folder:"):
-        from zoo.datasets import _list_images
+        from zoo.folders import index_folder
 
         root = Path(name[len("folder:") :]).expanduser()
         if root.is_dir():
-            for path in _list_images(root):
-                yield str(path), path
+            index = index_folder(root)
+            for rel in index.paths:
+                yield str(index.root / rel), index.root / rel
 
 
 def first_unreadable(dataset: str, ds: Any = None) -> tuple[str, str] | None:
-    """``(file, why)`` of the first image of ``dataset`` (or of the split ``ds``) that cannot be decoded."""
+    """``(file, what is wrong)`` of the first image of ``dataset`` (or of the split ``ds``) that cannot be decoded."""
     for name, source in _candidates(dataset, ds):
-        problem = image_problem(source)
+        problem = image_problem(source, name)
         if problem:
             return name, problem
     return None
@@ -93,7 +93,4 @@ def naming_unreadable_images(dataset: str, ds: Any = None) -> Iterator[None]:
         found = first_unreadable(dataset, ds)
         if found is None:
             raise
-        path, why = found
-        raise SslzooError(
-            f"{dataset}: cannot decode image {path} ({why}); remove or replace that file."
-        ) from None
+        raise SslzooError(f"{dataset}: {found[1]}") from None

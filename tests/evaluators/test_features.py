@@ -145,3 +145,42 @@ def test_torchrun_ranks_embed_shards_and_gather_the_full_split_in_order(tmp_path
     for rank in range(world):
         assert np.load(tmp_path / f"images{rank}.npy")[0] == 180  # each rank embedded half of the 360
         assert np.array_equal(np.load(tmp_path / f"rank{rank}.npy"), expected)
+
+
+def _image_folder(root, shade: int):
+    from PIL import Image
+
+    for cls in ("a", "b"):
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(5):
+            Image.new("L", (8, 8), color=shade + 10 * i + (cls == "b")).save(root / cls / f"{i}.png")
+
+
+def test_changed_images_of_a_folder_dataset_are_embedded_again(cache, tmp_path, monkeypatch):
+    import os
+
+    _image_folder(tmp_path / "imgs", shade=0)
+    monkeypatch.chdir(tmp_path)
+    enc = CountingEncoder()
+    first = extract_features(enc, "folder:imgs", "train", progress=False)
+    assert extract_features(enc, "folder:imgs", "train", progress=False).cached
+    _image_folder(tmp_path / "imgs", shade=100)  # same names, new pixels
+    for path in (tmp_path / "imgs").rglob("*.png"):  # and a new time even on a coarse-clock file system
+        os.utime(path, (path.stat().st_atime + 5, path.stat().st_mtime + 5))
+    again = extract_features(enc, "folder:imgs", "train", progress=False)
+    assert not again.cached and enc.calls == 2
+    assert again.feats[:, 0].min() >= 100 > first.feats[:, 0].max()
+
+
+def test_the_same_relative_folder_from_another_working_folder_is_another_dataset(
+    cache, tmp_path, monkeypatch
+):
+    for where, shade in (("one", 0), ("two", 100)):
+        _image_folder(tmp_path / where / "imgs", shade=shade)
+    enc = CountingEncoder()
+    monkeypatch.chdir(tmp_path / "one")
+    first = extract_features(enc, "folder:imgs", "train", progress=False)
+    monkeypatch.chdir(tmp_path / "two")
+    second = extract_features(enc, "folder:imgs", "train", progress=False)
+    assert not second.cached and second.key != first.key
+    assert second.feats[:, 0].min() >= 100 > first.feats[:, 0].max()
