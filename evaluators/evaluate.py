@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from evaluators._inputs import as_int, as_positive_float
 from evaluators.clustering import cluster_metrics
@@ -26,6 +27,7 @@ from evaluators.linear import DEFAULT_WEIGHT_DECAYS, linear_probe
 from evaluators.records import Record, code_commit, library_versions, machine_info, now_utc
 from zoo.devices import resolve_device
 from zoo.errors import SslzooError
+from zoo.export import check_finite
 from zoo.image_errors import naming_unreadable_images
 
 PROTOCOLS = ("knn", "linear", "clustering")
@@ -186,6 +188,8 @@ def run_protocols(
     # Baselines read the dataset too (channels, pixels): a bad image of a folder: dataset is one line anywhere.
     with naming_unreadable_images(dataset):
         encoder = encoder if encoder is not None else resolve_encoder(model, dataset, device=device)
+        if isinstance(getattr(encoder, "model", None), torch.nn.Module):
+            check_finite(encoder.model, model)  # NaN/inf weights score at chance: no record of them
         train = extract_features(
             encoder, dataset, "train", batch_size=batch_size, use_cache=use_cache, progress=progress
         )

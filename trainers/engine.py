@@ -25,9 +25,11 @@ what the loss is and what happens around a step; this module does the rest once:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import math
+import os
 import random
 import sys
 import time
@@ -53,6 +55,7 @@ from trainers.context import TrainContext, is_vit
 from trainers.loader import ViewLoader, Views, default_workers
 from trainers.methods import Batch, Method, StepInfo, get_method
 from trainers.metrics import MetricsLog
+from trainers.safety import RunLock, check_finite, load_checkpoint, validate_train_options
 from trainers.schedules import cosine_schedule
 from trainers.sources import ImageSource, StreamSource, is_stream, load_source
 from trainers.views import EvalSpec
@@ -129,7 +132,7 @@ class Trainer:
                 raise SslzooError(
                     f"{self.run_dir} already holds a run; pass --resume to continue it or choose another --out."
                 )
-            self.checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+            self.checkpoint = load_checkpoint(ckpt_path)
 
         train_src, bank_src, test_src = _load_sources(cfg)
         if isinstance(train_src, StreamSource) and self.method_cls.needs_random_access:
@@ -292,6 +295,20 @@ class Trainer:
     def _save_checkpoint(self, epoch: int, pos: int, order: torch.Tensor | None) -> None:
         if not self.ctx.is_main:
             return
+        bad = check_finite(self.method)
+        if (
+            bad
+        ):  # the loss can stay finite while a BatchNorm running variance overflows: keep the last good one
+            ckpt = self.run_dir / CHECKPOINT
+            kept = (
+                f"the last finite checkpoint {ckpt} is kept"
+                if ckpt.is_file()
+                else "no checkpoint was written"
+            )
+            raise SslzooError(
+                f"the weights became NaN or infinite by step {self.global_step} ({', '.join(bad[:3])}); {kept}. "
+                "Lower --lr, set --grad-clip, or use --amp bf16/none."
+            )
         state = {
             "method": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -385,9 +402,13 @@ class Trainer:
 
     def fit(self) -> Path:
         """Train (or continue training) and return the run folder with ``encoder/`` inside."""
+        validate_train_options(self.cfg, self.method_cfg)
+        # One writer per run folder (rank 0 of a torchrun job writes it; the other ranks only train).
+        lock = RunLock(self.run_dir) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
         try:
-            self._setup()
-            self._loop()
+            with lock:
+                self._setup()
+                self._loop()
         finally:
             if dist_utils.is_distributed():
                 torch.distributed.destroy_process_group()

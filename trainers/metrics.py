@@ -11,6 +11,19 @@ from zoo.atomic import save_figure_atomic, write_lines_atomic
 __all__ = ["MetricsLog"]
 
 
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of ``metrics.jsonl``; a line a kill cut in half (appends are not atomic) is dropped."""
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
 class MetricsLog:
     """``metrics.jsonl`` rows (rank 0 only) and the ``curves.png`` drawn from them."""
 
@@ -24,9 +37,7 @@ class MetricsLog:
         """Keep the rows of steps a resumed run has already done; drop those the killed run did after."""
         if not self.path.is_file():
             return
-        self.rows = [
-            r for r in map(json.loads, self.path.read_text().splitlines()) if r.get("step", 0) <= upto_step
-        ]
+        self.rows = [r for r in _read_rows(self.path) if r.get("step", 0) <= upto_step]
         if self.enabled:
             self._rewrite()
 

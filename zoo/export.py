@@ -22,11 +22,46 @@ from torch import nn
 
 from zoo.atomic import atomic_folder, write_json_atomic
 
-__all__ = ["METADATA_FILE", "check_destination", "is_export_folder", "save_encoder", "write_json_atomic"]
+__all__ = [
+    "METADATA_FILE",
+    "check_destination",
+    "check_finite",
+    "is_export_folder",
+    "nonfinite_tensors",
+    "save_encoder",
+    "write_json_atomic",
+]
 
 METADATA_FILE = "sslzoo.json"
 # What an export folder may hold: timm's two files, our metadata, the model card and plots (zoo.publish).
 EXPORT_FILES = frozenset({"config.json", "model.safetensors", METADATA_FILE, "README.md"})
+
+
+def nonfinite_tensors(state: nn.Module | dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point parameters and buffers of ``state`` (a module or a state dict) holding NaN or ±inf.
+
+    >>> nonfinite_tensors({"w": torch.ones(2), "running_var": torch.tensor([1.0, float("inf")])})
+    ['running_var']
+    """
+    tensors = state.state_dict() if isinstance(state, nn.Module) else state
+    return [
+        name
+        for name, t in tensors.items()
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
+
+
+def check_finite(state: nn.Module | dict[str, torch.Tensor], what: str) -> None:
+    """One-line error naming the non-finite tensors of ``state`` (``what`` says whose), if there are any."""
+    from zoo.errors import SslzooError
+
+    bad = nonfinite_tensors(state)
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise SslzooError(
+            f"{what} holds NaN or infinite values ({', '.join(bad[:3])}{more}); such weights score at chance. "
+            "Use an earlier finite checkpoint, or train again with a lower --lr."
+        )
 
 
 def is_export_folder(path: str | Path) -> bool:
@@ -99,6 +134,7 @@ def save_encoder(
     from timm.models import save_for_hf
 
     folder = check_destination(folder)
+    check_finite(model, f"the encoder to save in {folder}")
     if any(not t.is_contiguous() for t in model.state_dict().values()):
         # safetensors stores row-major tensors only: save a contiguous copy of a channels-last model.
         model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)

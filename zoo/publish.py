@@ -37,7 +37,7 @@ import torch
 from zoo.atomic import atomic_folder, is_temporary
 from zoo.cards import CardSpec, Result, parse_card, render_card
 from zoo.errors import SslzooError
-from zoo.export import METADATA_FILE, check_destination
+from zoo.export import METADATA_FILE, check_destination, check_finite
 from zoo.local_paths import scrub_local_paths
 
 CONFIG_FILE = "config.json"
@@ -243,6 +243,9 @@ def export_folder(
     out = check_destination(out, source=local if folder is not None else None)
     if folder is not None:
         check_destination(out, source=folder)  # a run's encoder/ is the source too
+        from safetensors.torch import load_file
+
+        check_finite(load_file(folder / WEIGHTS_FILE), f"{folder / WEIGHTS_FILE}")
     with atomic_folder(out) as tmp:
         published: list[Result] = []
         if folder is not None:
