@@ -69,7 +69,14 @@ def world(tmp_path, monkeypatch):
     config = json.loads((rejected / "config.json").read_text())
     config["model_args"]["no_such_argument"] = 1
     (rejected / "config.json").write_text(json.dumps(config))
-    (tmp_path / "pickled.pth").write_bytes(pickle.dumps({"w": torch.zeros(1)}, protocol=2))
+    (tmp_path / "pickled.pth").write_bytes(pickle.dumps({"w": _Payload()}))
+    for name, data in (("cut", None), ("evil", pickle.dumps({"method": _Payload()}))):
+        ckpt = tmp_path / f"{name}-run" / "checkpoints" / "last.pt"
+        ckpt.parent.mkdir(parents=True)
+        if data is None:
+            torch.save({"method": {"w": torch.ones(64)}}, ckpt)
+            data = ckpt.read_bytes()[: ckpt.stat().st_size // 2]  # killed mid-write by an older version
+        ckpt.write_bytes(data)
     monkeypatch.chdir(work)
     return {
         "work": work,
@@ -79,6 +86,13 @@ def world(tmp_path, monkeypatch):
         "tmp": tmp_path,
         "file": work / "notes.txt",
     }
+
+
+class _Payload:
+    """Unpickling this would run code (print); weights_only loading must refuse it."""
+
+    def __reduce__(self):
+        return (print, ("payload ran",))
 
 
 def _snapshot(root):
@@ -113,6 +127,21 @@ CLI = [
     ("embed simclr-fmnist digits --device cuda:99", "CUDA"),
     ("embed simclr-fmnist digits --device gpu", "is not a device"),
     ("embed no-such-model digits", "unknown model"),
+    # train (options are checked before any data is read)
+    ("train --method simclr --lr -1 --out {tmp}/r", "--lr must be a finite number more than 0"),
+    ("train --method simclr --image-size -3 --out {tmp}/r", "--image-size"),
+    ("train --method simclr --image-size 0 --out {tmp}/r", "--image-size"),
+    ("train --method simclr --log-every 0 --out {tmp}/r", "--log-every"),
+    ("train --method simclr --seed -1 --out {tmp}/r", "--seed"),
+    ("train --method simclr --warmup-epochs -1 --out {tmp}/r", "--warmup-epochs"),
+    ("train --method simclr --knn-max-train 0 --out {tmp}/r", "--knn-max-train"),
+    ("train --method simclr --temperature 0 --out {tmp}/r", "--temperature"),
+    ("train --method dino --n-local-crops -1 --out {tmp}/r", "--n-local-crops"),
+    ("train --method simclr --out {file}", "is a file"),
+    ("train --method simclr --arch-args checkpoint_path={tmp}/pickled.pth --out {tmp}/r", "checkpoint_path"),
+    ("train --method simclr --out {tmp}/cut-run --resume", "last.pt is damaged"),
+    ("train --method simclr --out {tmp}/evil-run --resume", "Python objects other than tensors"),
+    ("train --method simclr --dataset nosuch --out {tmp}/r", "unknown dataset"),
     # eval
     ("eval raw-pixels digits --device cuda:99", "CUDA"),
     ("eval raw-pixels digits --weight-decays -1", "weight-decays must be a finite number 0 or more"),
@@ -181,7 +210,7 @@ def test_a_bad_command_line_is_one_line_exit_2_and_changes_nothing(world, capsys
     import re
 
     assert re.search(message, err), err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "payload ran" not in capsys.readouterr().out
     assert _unchanged(world, before), "a refused command wrote or deleted something"
 
 

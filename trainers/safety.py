@@ -4,7 +4,8 @@ a damaged checkpoint named in one line.
 * :func:`check_finite` — NaN/±inf in parameters *and* buffers (a BatchNorm running variance can overflow while the
   loss still looks finite), so no checkpoint or export of such weights is written and the last finite one stays.
 * :class:`RunLock` — ``fcntl.flock`` on ``RUN/.lock``: a second ``sslzoo train --out RUN`` stops in one line
-  instead of interleaving its metrics with the first one's. The kernel drops the lock when the process dies.
+  instead of interleaving its metrics with the first one's. The kernel drops the lock when the process dies; the
+  file is removed when the run ends.
 * :func:`validate_train_options` — every numeric option in range before any data is read or any step is taken.
 * :func:`load_checkpoint` — a truncated or foreign ``last.pt`` is one line naming the file.
 """
@@ -56,7 +57,10 @@ class RunLock:
         self._file = open(self.path, "a+")
         try:
             fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            # The lock file is removed when a run ends; holding a lock on a file already unlinked is no lock.
+            if os.fstat(self._file.fileno()).st_ino != os.stat(self.path).st_ino:
+                raise BlockingIOError
+        except (BlockingIOError, FileNotFoundError):
             self._file.seek(0)
             holder = self._file.read().strip()
             self._file.close()
@@ -74,9 +78,10 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         if self._file is not None:
-            # A run that stopped before writing anything leaves no folder behind (it was ours: we created it).
-            if self._created and [p.name for p in self.path.parent.iterdir()] == [self.path.name]:
-                self.path.unlink()
+            # Unlinked while still held (see __enter__); a run that stopped before writing anything leaves no
+            # folder behind (it was ours: we created it).
+            self.path.unlink(missing_ok=True)
+            if self._created and not any(self.path.parent.iterdir()):
                 self.path.parent.rmdir()
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
