@@ -8,8 +8,10 @@ finished and leaves nothing half-written behind. Three promises beyond atomicity
   and caches can be shared the way the user's umask says.
 * **Temporary names carry the writer's process id** (``.NAME-PID-XXXXXXXX``), so the next writer of the same
   target removes what a killed writer left (its process is gone) without touching a live writer's files.
-* **A replaced folder is moved aside, not deleted first**: the new folder is renamed in, then the old one removed.
-  If a kill falls between the two renames, the next writer (or :func:`clean_stale`) puts the old folder back.
+* **A replaced folder is swapped, not deleted first**: one ``renameat2(RENAME_EXCHANGE)`` puts the new folder in
+  place and the old one where the new one was, then the old one is removed. Where the file system cannot exchange,
+  the old folder is moved aside and the new one renamed in; a kill between the two is undone by the next writer
+  (:func:`clean_stale` puts the old folder back).
 
 Whether a folder *may* be replaced is the caller's decision (see :func:`zoo.export.check_destination`).
 """
@@ -85,6 +87,35 @@ def clean_stale(target: str | Path, suffix: str = "") -> list[Path]:
     return touched
 
 
+def _renameat2():
+    """libc's ``renameat2`` (Linux ≥ 3.15, glibc ≥ 2.28), or None."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.renameat2
+    except (OSError, AttributeError):
+        return None
+
+
+def _publish(src: Path, dst: Path, exchange: bool = False) -> bool:
+    """The one rename that makes a write visible: ``src`` replaces ``dst``.
+
+    With ``exchange``, swap the two atomically (``RENAME_EXCHANGE``) so readers never see ``dst`` missing, and
+    return True; return False where the system cannot (the caller then moves ``dst`` aside first).
+    """
+    if not exchange:
+        os.replace(src, dst)
+        return True
+    rename = _renameat2() if os.name == "posix" else None
+    if rename is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    # Non-zero (EINVAL/ENOSYS): a file system without exchange.
+    return rename(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), rename_exchange) == 0
+
+
 def _apply_umask(folder: Path) -> None:
     """Give what the writers put in ``folder`` the modes the umask says (safetensors, for one, writes 0600)."""
     umask = current_umask()
@@ -122,15 +153,18 @@ def atomic_folder(target: str | Path, replace_existing: bool = True) -> Iterator
             if not replace_existing:
                 shutil.rmtree(tmp, ignore_errors=True)
                 return
+            if _publish(tmp, target, exchange=True):  # one atomic swap: tmp now holds the old folder
+                shutil.rmtree(tmp, ignore_errors=True)
+                return
             aside = target.parent / f"{_temp_prefix(target.name)}{_OLD}"
             os.replace(target, aside)
-            os.replace(tmp, target)
+            _publish(tmp, target)
             if aside.is_dir() and not aside.is_symlink():
                 shutil.rmtree(aside, ignore_errors=True)
             else:
                 aside.unlink(missing_ok=True)
         else:
-            os.replace(tmp, target)
+            _publish(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -157,7 +191,7 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
         os.close(fd)
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
+        _publish(Path(tmp), path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
