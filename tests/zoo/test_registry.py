@@ -195,11 +195,11 @@ def _prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Te
 
 
 def test_a_checkpoint_of_another_layout_is_reported_key_by_key(torch_hub_dir):
-    # A SwAV file saved where the MoCo v2 entry expects its checkpoint: no 'state_dict' to descend into.
+    # A SwAV file saved where the MoCo v3 entry expects its checkpoint: no 'state_dict' to descend into.
     enc_state = _timm_state("resnet50", 0)
-    torch.save(_prefixed(enc_state, "module."), _hub.url_cached_file(MODELS["mocov2-resnet50"].source))
+    torch.save(_prefixed(enc_state, "module."), _hub.url_cached_file(MODELS["mocov3-resnet50"].source))
     with pytest.raises(SslzooError, match="expected the weights under 'state_dict'"):
-        zoo.load("mocov2-resnet50")
+        zoo.load("mocov3-resnet50")
     # A Self-Label file missing a stage: strict loading names the missing keys.
     partial = {k: v for k, v in enc_state.items() if not k.startswith("layer4.2.")}
     torch.save({"state_dict": partial}, _hub.url_cached_file(MODELS["selflabel-resnet50"].source))
