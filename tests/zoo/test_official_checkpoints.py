@@ -110,9 +110,10 @@ def vit_reference(sd: dict[str, torch.Tensor], x: torch.Tensor, heads: int) -> t
 
 def resnet_reference(sd: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """torchvision's ResNet-50 (He et al. 2016), pooled 2048-d features: what every ResNet entry was trained as."""
-    net = torchvision.models.resnet50()
+    with torch.device("meta"):  # no random initialisation: every tensor comes from sd
+        net = torchvision.models.resnet50()
     net.fc = torch.nn.Identity()
-    net.load_state_dict(sd, strict=True)
+    net.load_state_dict(sd, strict=True, assign=True)
     return net.eval()(x)
 
 
@@ -348,7 +349,7 @@ def test_url_entries_map_every_tensor_and_run_the_official_forward(name, torch_h
     entry = OFFICIAL[name]
     if entry.arch == "resnet50":
         enc_state = _random_resnet50(seed=0)
-        x = torch.randn(2, 3, 64, 64)
+        x = torch.randn(2, 3, 40, 40)  # small: the 2048-d pooled map from a 2×2 last stage
     else:  # MoCo v3 ViTs: timm's VisionTransformer keys (moco-v3/vits.py subclasses it), 12 heads for ViT-S
         enc_state = _random_vit(entry.arch, seed=len(name), **entry.model_args)
         x = torch.randn(1, 3, 224, 224)
@@ -472,3 +473,20 @@ def test_an_unreadable_checkpoint_says_what_was_found(torch_hub_dir):
     path.write_bytes(path.read_bytes()[:100_000])
     with pytest.raises(SslzooError, match="corrupted or truncated"):
         zoo.load("swav-resnet50")
+
+
+def test_a_mismatching_hub_download_is_deleted_with_its_blob(tmp_path):
+    # huggingface_hub's layout: snapshots/REV/FILE is a link to blobs/ETAG; both go, nothing else in the repo does.
+    repo = tmp_path / "models--timm--x"
+    blob = repo / "blobs" / "0123abcd"
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(b"not the pinned weights")
+    other = repo / "blobs" / "config"
+    other.write_text("{}")
+    link = repo / "snapshots" / ("a" * 40) / "model.safetensors"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(blob)
+    with pytest.raises(SslzooError, match="the download was deleted") as info:
+        _hub.check_digest(link, sha256="0" * 64, downloaded=True, name="timm/x model.safetensors")
+    assert str(info.value).startswith("timm/x model.safetensors has SHA-256")
+    assert not link.exists() and not link.is_symlink() and not blob.exists() and other.is_file()
