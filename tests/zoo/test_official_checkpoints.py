@@ -253,14 +253,6 @@ _HUB_ARCHS = {
 }
 
 
-@pytest.fixture
-def torch_hub_dir(tmp_path, monkeypatch):
-    root = tmp_path / "torch-hub"
-    monkeypatch.setattr(torch.hub, "_hub_dir", str(root))
-    (root / "checkpoints").mkdir(parents=True)
-    return root
-
-
 def _pin_to(entry, path):
     """The entry pinned to the synthetic file, by the same kind of hash it pins the real one with."""
     digests = _hub.file_digests(path)

@@ -165,14 +165,6 @@ def test_offline_and_not_cached_names_the_repo_file_and_the_fix(hub_cache):
 # ------------------------------------------------------------------ official .pth layouts (URL entries)
 
 
-@pytest.fixture
-def torch_hub_dir(tmp_path, monkeypatch):
-    root = tmp_path / "torch-hub"
-    monkeypatch.setattr(torch.hub, "_hub_dir", str(root))
-    (root / "checkpoints").mkdir(parents=True)
-    return root
-
-
 @functools.cache
 def _timm_state(arch: str, seed: int, **kwargs) -> dict[str, torch.Tensor]:
     """A random timm encoder's state dict (cached: building a ResNet-50 takes seconds on a busy CPU)."""
