@@ -233,6 +233,8 @@ def _unreadable(path: Path, exc: Exception) -> str:
         head = f.read(64)
     if not head:
         return "the file is empty; delete it and download (or export) it again"
+    if head.startswith(b"version https://git-lfs"):
+        return "it is a Git LFS pointer, not the weights: fetch the file itself (git lfs pull)"
     if head.lstrip().lower().startswith((b"<!doctype", b"<html", b"<?xml")):
         return "it is a web page, not a checkpoint (a failed or redirected download); delete it and download it again"
     if "Unsupported operand" in text or "invalid load key" in text:

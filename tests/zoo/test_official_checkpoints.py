@@ -460,6 +460,9 @@ def test_an_unreadable_checkpoint_says_what_was_found(torch_hub_dir):
     path.write_text("<!DOCTYPE html><html><body>Access denied</body></html>")
     with pytest.raises(SslzooError, match="web page"):
         zoo.load("swav-resnet50")
+    path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 102400\n")
+    with pytest.raises(SslzooError, match="Git LFS pointer"):
+        zoo.load("swav-resnet50")
     data = _prefixed(_random_resnet50(seed=0), "module.")
     torch.save(data, path)
     path.write_bytes(path.read_bytes()[:100_000])
