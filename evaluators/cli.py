@@ -59,13 +59,16 @@ def _eval(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from evaluators.evaluate import EvalConfig, evaluate
+    from evaluators._dist import rank_world
+    from evaluators.evaluate import PROTOCOL_DESCRIPTIONS, EvalConfig, evaluate
     from evaluators.records import write_records
 
     config = dataclass_from_namespace(EvalConfig, args)
     config.protocol_names()  # fail on a bad protocol before loading anything
     command = "sslzoo " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["eval"] else ""
     records = evaluate(args.model, args.dataset, config, progress=not args.json, command=command)
+    if rank_world()[0] != 0:  # under torchrun rank 0 reports for all
+        return 0
     written = [] if args.no_record else write_records(records, args.leaderboard)
     if args.json:
         print(json.dumps([r.to_dict() for r in records], indent=2, default=str))
@@ -74,7 +77,7 @@ def _eval(args: argparse.Namespace) -> int:
     for col in ("protocol", "metric", "value", "parameters", "seconds"):
         table.add_column(col, justify="right" if col in ("value", "seconds") else "left")
     for r in records:
-        params = ", ".join(f"{k}={v}" for k, v in r.params.items() if k != "weight_decays")
+        params = ", ".join(f"{k}={v}" for k, v in r.params.items() if k != "weight_decays" and v is not None)
         for i, (name, value) in enumerate(r.metrics.items()):
             if name.endswith("_std"):
                 continue
@@ -88,6 +91,8 @@ def _eval(args: argparse.Namespace) -> int:
             )
     console = Console()
     console.print(table)
+    for name in dict.fromkeys(r.protocol for r in records):
+        console.print(f"{name}: {PROTOCOL_DESCRIPTIONS[name]}")
     first = records[0]
     console.print(
         f"features: {first.splits['train']} train + {first.splits['test']} test, D={first.feature_dim}, "

@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from evaluators._dist import rank_world
 from zoo.atomic import atomic_folder
 from zoo.errors import SslzooError
 
@@ -119,11 +120,7 @@ def _write_entry(folder: Path, feats: np.ndarray, labels: np.ndarray, meta: dict
 
 def _distributed() -> tuple[int, int]:
     """(rank, world size) of an initialised ``torch.distributed`` group, else (0, 1)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+    return rank_world()
 
 
 def _as_numpy(x: Any) -> np.ndarray:
