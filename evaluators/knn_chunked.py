@@ -39,7 +39,7 @@ def _rows(x: Any, start: int, stop: int) -> torch.Tensor:
     """Rows ``[start, stop)`` of an array, memmap or tensor, as a float32 tensor (a copy only for numpy)."""
     if isinstance(x, torch.Tensor):
         return x[start:stop].float()
-    return torch.from_numpy(np.ascontiguousarray(x[start:stop], dtype=np.float32))
+    return torch.from_numpy(np.array(x[start:stop], dtype=np.float32))  # a writable copy of the chunk
 
 
 def chunked_neighbors(

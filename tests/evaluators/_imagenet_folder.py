@@ -27,7 +27,9 @@ def _crops(photo: str, n: int, seed: int, size: int = 48):
     return out
 
 
-def build_imagenet_folder(root: Path, per_class: int = 6, val_per_class: int = 3, flat_val: str | None = None) -> Path:
+def build_imagenet_folder(
+    root: Path, per_class: int = 6, val_per_class: int = 3, flat_val: str | None = None
+) -> Path:
     """``root/train/<wnid>/*.JPEG`` and ``root/val`` (class folders, or flat with a labels file).
 
     Args:
@@ -90,7 +92,7 @@ def tiny_encoder(arch: str = "resnet18", size: int = 32):
     from zoo.encoder import build_transform
     from zoo.registry import Preprocessing
 
-    kwargs = {"img_size": size} if arch.startswith("vit") else {}
+    kwargs = {"img_size": size, "in_chans": 3} if "vit" in arch else {}
     torch.manual_seed(0)
     model = timm.create_model(arch, pretrained=False, num_classes=0, **kwargs)
     transform = build_transform(model, Preprocessing(input_size=(3, size, size)))
