@@ -139,8 +139,9 @@ def run_paper_linear(
         progress: Show progress bars (rank 0).
 
     Returns:
-        ``{"top1", "top5", "epoch", "lr", "history", "params"}``: percentages of the reported (epoch, head), its
-        epoch (1-based) and scaled learning rate, every scored epoch's top-1 per head, and the parameters run.
+        ``{"top1", "top5", "epoch", "lr", "history", "heads", "params"}``: percentages of the reported (epoch,
+        head), its epoch (1-based) and scaled learning rate, every scored epoch's top-1 per head, the trained heads'
+        final state dict (``heads.{i}.weight`` (C, D), ``heads.{i}.bias``), and the parameters run.
     """
     from tqdm.auto import tqdm
 
@@ -240,6 +241,7 @@ def run_paper_linear(
         "epoch": scored_epochs[epoch_i],
         "lr": base_lrs[head_i],
         "history": history,
+        "heads": {k: v.detach().cpu() for k, v in heads.state_dict().items()},
         "seconds": time.perf_counter() - start,
         "params": {
             **dataclasses.asdict(recipe),

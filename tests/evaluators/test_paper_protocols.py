@@ -326,3 +326,67 @@ def test_ddp_embedding_with_two_gloo_processes_equals_one_process(imagenet, tmp_
     )
     for rank in range(2):
         np.testing.assert_allclose(np.load(tmp_path / f"rank{rank}.npy"), expected, atol=1e-5)
+
+
+def _constant_split(folder: Path, n: int):
+    """Constant-colour images (class = colour): every random crop and flip of one is the same tensor, so a DDP run
+    and a one-process run see identical inputs despite their different random streams."""
+    from PIL import Image
+
+    from evaluators.sources import FileSplit
+
+    folder.mkdir()
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (120, 120, 120)]
+    paths, labels = [], []
+    for i in range(n):
+        path = folder / f"{i}.png"
+        Image.new("RGB", (24, 20), colours[i % 4]).save(path)
+        paths.append(str(path))
+        labels.append(i % 4)
+    return FileSplit(paths, np.asarray(labels), ["a", "b", "c", "d"])
+
+
+def _ddp_linear_worker(rank, world, init_file, out_dir):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        train, test = (
+            _constant_split(Path(out_dir) / f"{s}{rank}", n) for s, n in (("train", 16), ("test", 8))
+        )
+        out = run_paper_linear(
+            tiny_encoder(NANO, 16),
+            train,
+            test,
+            "mocov3",
+            features="last4_cls",
+            epochs=2,
+            batch_size=8,
+            progress=False,
+        )
+        torch.save(out["heads"], f"{out_dir}/heads{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_linear_heads_with_two_gloo_processes_equal_one_process(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_linear_worker, args=(2, tmp_path / "init", tmp_path), nprocs=2, join=True)
+    train, test = _constant_split(tmp_path / "train", 16), _constant_split(tmp_path / "test", 8)
+    single = run_paper_linear(
+        tiny_encoder(NANO, 16),
+        train,
+        test,
+        "mocov3",
+        features="last4_cls",
+        epochs=2,
+        batch_size=8,
+        progress=False,
+    )["heads"]
+    for rank in range(2):
+        ddp = torch.load(tmp_path / f"heads{rank}.pt")
+        assert not torch.equal(ddp["heads.0.weight"], torch.zeros_like(ddp["heads.0.weight"]))
+        for key, value in single.items():
+            torch.testing.assert_close(ddp[key], value, atol=1e-5, rtol=1e-4)
