@@ -264,7 +264,7 @@ def run_protocols(
     unknown = [p for p in params if p not in PROTOCOLS]
     if unknown:
         raise SslzooError(f"unknown protocol {', '.join(unknown)}; choose from {', '.join(PROTOCOLS)}.")
-    device = device or join_torchrun()  # under torchrun: this rank's GPU (or CPU with gloo)
+    device = join_torchrun() or device  # under torchrun: this rank's own GPU (or the CPU with gloo)
     encoder = encoder if encoder is not None else resolve_encoder(model, dataset, device=device)
     extract = {
         "batch_size": batch_size,
