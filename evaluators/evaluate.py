@@ -147,20 +147,12 @@ def protocol_params(config: EvalConfig, model: str = "") -> dict[str, dict[str, 
 
 
 def _knn(train: Features, test: Features, p: dict[str, Any], device: str | None):
-    if isinstance(train.feats, np.memmap):  # larger than RAM should hold: stream the bank in chunks
-        from evaluators.knn_chunked import knn_classify_chunked
-
-        out = knn_classify_chunked(
-            train.feats,
-            train.labels,
-            test.feats,
-            test.labels,
-            k=p["k"],
-            temperature=p["temperature"],
-            device=device,
-        )
-        return {"top1": out["top1"], "top5": out["top5"]}, {"search": "chunked"}
-    out = knn_classify(
+    chunked = isinstance(train.feats, np.memmap)  # larger than RAM should hold: stream the bank in chunks
+    if chunked:
+        from evaluators.knn_chunked import knn_classify_chunked as classify
+    else:
+        classify = knn_classify
+    out = classify(
         train.feats,
         train.labels,
         test.feats,
@@ -169,7 +161,7 @@ def _knn(train: Features, test: Features, p: dict[str, Any], device: str | None)
         temperature=p["temperature"],
         device=device,
     )
-    return {"top1": out["top1"], "top5": out["top5"]}, {}
+    return {"top1": out["top1"], "top5": out["top5"]}, ({"search": "chunked"} if chunked else {})
 
 
 def _linear(train: Features, test: Features, p: dict[str, Any], device: str | None):

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from evaluators._inputs import ArrayLike, as_features, as_labels
-from evaluators.knn import knn_vote
+from evaluators.knn import score_neighbors
 from zoo.errors import SslzooError
 
 DEFAULT_MEMORY_MB = 1024.0
@@ -142,17 +142,5 @@ def knn_classify_chunked(
         progress=progress,
     )
     num_classes = int(max(y_train.max(), y_test.max())) + 1
-    neighbor_labels = y_train[idx]
-    results = {}
-    for kk in ks:
-        # DINO's vote and the stable ranking of knn_classify: ties go to the lower class index.
-        scores = knn_vote(sims[:, :kk], neighbor_labels[:, :kk], num_classes, temperature)
-        ranking = torch.sort(scores, dim=1, descending=True, stable=True).indices
-        correct = ranking.eq(y_test.view(-1, 1))
-        width = min(5, kk, num_classes)
-        results[kk] = {
-            "top1": 100.0 * correct[:, 0].sum().item() / len(y_test),
-            "top5": 100.0 * correct[:, :width].any(dim=1).sum().item() / len(y_test),
-            "predictions": ranking[:, 0].numpy(),
-        }
+    results = score_neighbors(sims, y_train[idx], y_test, ks, num_classes, temperature)
     return results[ks[0]] if isinstance(k, int) else results

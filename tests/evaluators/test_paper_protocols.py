@@ -346,6 +346,21 @@ def _constant_split(folder: Path, n: int):
     return FileSplit(paths, np.asarray(labels), ["a", "b", "c", "d"])
 
 
+def _train_heads(train, test) -> dict[str, torch.Tensor]:
+    """MoCo v3's recipe for 2 epochs of batch 8 on the constant images: the trained heads' state dict."""
+    out = run_paper_linear(
+        tiny_encoder(NANO, 16),
+        train,
+        test,
+        "mocov3",
+        features="last4_cls",
+        epochs=2,
+        batch_size=8,
+        progress=False,
+    )
+    return out["heads"]
+
+
 def _ddp_linear_worker(rank, world, init_file, out_dir):
     import torch.distributed as dist
 
@@ -354,17 +369,7 @@ def _ddp_linear_worker(rank, world, init_file, out_dir):
         train, test = (
             _constant_split(Path(out_dir) / f"{s}{rank}", n) for s, n in (("train", 16), ("test", 8))
         )
-        out = run_paper_linear(
-            tiny_encoder(NANO, 16),
-            train,
-            test,
-            "mocov3",
-            features="last4_cls",
-            epochs=2,
-            batch_size=8,
-            progress=False,
-        )
-        torch.save(out["heads"], f"{out_dir}/heads{rank}.pt")
+        torch.save(_train_heads(train, test), f"{out_dir}/heads{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -375,16 +380,7 @@ def test_ddp_linear_heads_with_two_gloo_processes_equal_one_process(tmp_path):
 
     mp.spawn(_ddp_linear_worker, args=(2, tmp_path / "init", tmp_path), nprocs=2, join=True)
     train, test = _constant_split(tmp_path / "train", 16), _constant_split(tmp_path / "test", 8)
-    single = run_paper_linear(
-        tiny_encoder(NANO, 16),
-        train,
-        test,
-        "mocov3",
-        features="last4_cls",
-        epochs=2,
-        batch_size=8,
-        progress=False,
-    )["heads"]
+    single = _train_heads(train, test)
     for rank in range(2):
         ddp = torch.load(tmp_path / f"heads{rank}.pt")
         assert not torch.equal(ddp["heads.0.weight"], torch.zeros_like(ddp["heads.0.weight"]))
