@@ -17,6 +17,7 @@ The flat validation split is labelled by the first file found of:
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -145,10 +146,17 @@ def _flat_val_wnids(root: Path, files: list[str]) -> list[str]:
 def imagenet_splits(root: str | Path) -> dict[str, FileSplit]:
     """``{"train", "test"}`` file splits of an ImageNet-layout folder (``test`` is ``val``).
 
+    Listed once per process (1.33 M files take seconds to list; one command reads them several times).
+
     Raises:
         SslzooError: not that layout, or a flat ``val/`` without a labels file.
     """
-    root = Path(root).expanduser()
+    return _list_imagenet(str(Path(root).expanduser().resolve()))
+
+
+@functools.lru_cache(maxsize=4)
+def _list_imagenet(root_name: str) -> dict[str, FileSplit]:
+    root = Path(root_name)
     if not is_imagenet_layout(root):
         raise SslzooError(f"{root} is not an ImageNet folder: sslzoo needs {NEEDS}.")
     classes = _class_folders(root / "train")
