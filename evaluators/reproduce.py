@@ -19,7 +19,7 @@ from typing import Any
 
 from evaluators.evaluate import EvalConfig, evaluate
 from evaluators.records import Record
-from evaluators.sources import NEEDS, imagenet_splits, is_imagenet_layout
+from evaluators.sources import NEEDS, class_names, imagenet_splits, is_imagenet_layout
 from zoo.errors import SslzooError
 from zoo.registry import LINEAR_RECIPES, get_entry
 
@@ -117,7 +117,7 @@ def reproduce(
     config.k, config.temperature = 20, 0.07
     splits = imagenet_splits(root)
     notes = []
-    classes, n_val = len(splits["train"].classes), len(splits["test"])
+    classes, n_val = len(class_names(splits["train"])), len(splits["test"])
     is_imagenet = (classes, n_val) == (IMAGENET_CLASSES, IMAGENET_VAL)
     if not is_imagenet:
         notes.append(

@@ -1,11 +1,10 @@
-"""Where evaluation images come from: ``zoo.load_dataset`` splits, or plain file lists for ImageNet-layout folders.
+"""Where evaluation images come from: ``zoo.load_dataset`` splits, plus ImageNet's flat validation split.
 
-An ImageNet folder (``PATH/train/<wnid>/*.JPEG`` and ``PATH/val``) has a ``val`` split that ``zoo.load_dataset``'s
-``folder:`` reader does not know, 1.28 M files it should not verify one by one, and a validation split that is often
-flat (``PATH/val/ILSVRC2012_val_00000001.JPEG`` …) with its labels in a separate file. :func:`open_split` reads such
-a folder as :class:`FileSplit` s (paths + labels; ``val`` is the ``test`` split, as in the papers) and passes every
-other name to ``zoo.load_dataset``. Class indices follow the sorted synset folders of ``train/``, as torchvision's
-``ImageFolder`` in the official scripts numbers them.
+``zoo.load_dataset("folder:PATH")`` reads an ImageNet folder (``PATH/train/<wnid>/*.JPEG``, ``PATH/val/<wnid>/``)
+through its cached folder index, ``val/`` being the ``test`` split. ImageNet's validation split, though, often comes
+flat (``PATH/val/ILSVRC2012_val_00000001.JPEG`` …) with its labels in a separate file; :func:`open_split` gives
+that split as a :class:`FileSplit` (paths + labels, numbered like the train split's sorted synset folders, as
+torchvision's ``ImageFolder`` in the official scripts numbers them) and passes everything else to the door.
 
 The flat validation split is labelled by the first file found of:
 
@@ -17,7 +16,6 @@ The flat validation split is labelled by the first file found of:
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,20 +68,6 @@ def _images_in(folder: Path) -> list[str]:
 def _class_folders(folder: Path) -> list[str]:
     with os.scandir(folder) as entries:
         return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
-
-
-def _from_class_folders(folder: Path, classes: list[str]) -> FileSplit:
-    index = {c: i for i, c in enumerate(classes)}
-    paths, labels = [], []
-    for name in _class_folders(folder):
-        if name not in index:
-            raise SslzooError(
-                f"{folder / name} is a class the train split does not have; remove it or add it."
-            )
-        files = _images_in(folder / name)
-        paths += files
-        labels += [index[name]] * len(files)
-    return FileSplit(paths, np.asarray(labels, dtype=np.int64), classes)
 
 
 def _wnids_from_meta(meta_path: Path) -> dict[int, str]:
@@ -143,52 +127,48 @@ def _flat_val_wnids(root: Path, files: list[str]) -> list[str]:
     )
 
 
-def imagenet_splits(root: str | Path) -> dict[str, FileSplit]:
-    """``{"train", "test"}`` file splits of an ImageNet-layout folder (``test`` is ``val``).
+def flat_val_split(root: str | Path, classes: list[str]) -> FileSplit:
+    """ImageNet's flat ``root/val/*.JPEG`` labelled by its labels file, numbered by ``classes`` (train's synsets)."""
+    root = Path(root)
+    files = _images_in(root / "val")
+    wnids = _flat_val_wnids(root, files)
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted(set(wnids) - set(index))
+    if unknown:
+        raise SslzooError(f"the val labels name synsets with no train folder (e.g. {unknown[0]}).")
+    return FileSplit(files, np.asarray([index[w] for w in wnids], dtype=np.int64), list(classes))
 
-    Listed once per process (1.33 M files take seconds to list; one command reads them several times).
+
+def imagenet_splits(root: str | Path) -> dict[str, Any]:
+    """``{"train", "test"}`` splits of an ImageNet-layout folder (``test`` is ``val``, flat or not).
 
     Raises:
         SslzooError: not that layout, or a flat ``val/`` without a labels file.
     """
-    return _list_imagenet(str(Path(root).expanduser().resolve()))
-
-
-@functools.lru_cache(maxsize=4)
-def _list_imagenet(root_name: str) -> dict[str, FileSplit]:
-    root = Path(root_name)
+    root = Path(root).expanduser()
     if not is_imagenet_layout(root):
         raise SslzooError(f"{root} is not an ImageNet folder: sslzoo needs {NEEDS}.")
-    classes = _class_folders(root / "train")
-    train = _from_class_folders(root / "train", classes)
-    if not len(train):
-        raise SslzooError(f"{root / 'train'} holds no images in class folders: sslzoo needs {NEEDS}.")
-    if _class_folders(root / "val"):
-        val = _from_class_folders(root / "val", classes)
-    else:
-        files = _images_in(root / "val")
-        wnids = _flat_val_wnids(root, files)
-        index = {c: i for i, c in enumerate(classes)}
-        unknown = sorted(set(wnids) - set(index))
-        if unknown:
-            raise SslzooError(f"the val labels name synsets with no train folder (e.g. {unknown[0]}).")
-        val = FileSplit(files, np.asarray([index[w] for w in wnids], dtype=np.int64), classes)
-    if not len(val):
-        raise SslzooError(f"{root / 'val'} holds no images: sslzoo needs {NEEDS}.")
-    return {"train": train, "test": val}
+    return {split: open_split(f"folder:{root}", split) for split in ("train", "test")}
+
+
+def class_names(source: Any) -> list[str]:
+    """The class names of a :class:`FileSplit` or a ``datasets.Dataset`` split."""
+    return list(source.classes) if isinstance(source, FileSplit) else list(source.features["label"].names)
 
 
 def open_split(dataset: str, split: str) -> Any:
-    """A split to embed: a :class:`FileSplit` for an ImageNet-layout ``folder:PATH``, else ``zoo.load_dataset``'s."""
+    """A split to embed: ``zoo.load_dataset``'s, except ImageNet's flat ``val/`` (a :class:`FileSplit`)."""
     import zoo
 
-    if dataset.startswith("folder:") and "?" not in dataset and is_imagenet_layout(dataset[len("folder:") :]):
-        splits = imagenet_splits(dataset[len("folder:") :])
-        if split not in splits:
-            raise SslzooError(
-                f"dataset {dataset!r} has no split {split!r}; its splits are train and test (val/)."
-            )
-        return splits[split]
+    root = Path(dataset[len("folder:") :]).expanduser() if dataset.startswith("folder:") else None
+    flat_val = (
+        root is not None
+        and "?" not in dataset
+        and is_imagenet_layout(root)
+        and not _class_folders(root / "val")
+    )
+    if flat_val and split == "test":
+        return flat_val_split(root, class_names(zoo.load_dataset(dataset, split="train")))
     return zoo.load_dataset(dataset, split=split)
 
 

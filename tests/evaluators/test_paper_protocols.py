@@ -8,6 +8,7 @@ import math
 import sys
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pytest
 import torch
@@ -18,7 +19,7 @@ from _imagenet_folder import build_imagenet_folder, tiny_encoder
 from evaluators.knn import knn_classify
 from evaluators.knn_chunked import knn_classify_chunked
 from evaluators.paper_linear import lr_factor, paper_train_transform, run_paper_linear
-from evaluators.sources import imagenet_splits, open_split
+from evaluators.sources import FileSplit, imagenet_splits, open_split, split_labels
 from zoo.errors import SslzooError
 from zoo.registry import LINEAR_RECIPES, MODELS
 
@@ -72,7 +73,11 @@ def test_every_paper_entry_names_a_known_recipe_and_feature_kind():
 def test_flat_val_labels_from_the_csv_or_the_devkit_match_the_class_folders(tmp_path):
     def labels_by_stem(root):
         val = imagenet_splits(root)["test"]
-        return {Path(p).stem: int(y) for p, y in zip(val.paths, val.labels)}
+        if isinstance(val, FileSplit):  # flat val/: labelled by the csv or the devkit
+            paths = val.paths
+        else:  # class folders: zoo.load_dataset's folder door
+            paths = [row["path"] for row in val.cast_column("image", datasets.Image(decode=False))["image"]]
+        return {Path(p).stem: int(y) for p, y in zip(paths, split_labels(val))}
 
     folders = labels_by_stem(build_imagenet_folder(tmp_path / "folders", per_class=1))
     assert len(folders) == 12 and len(set(folders.values())) == 4
@@ -284,7 +289,7 @@ def test_large_splits_are_embedded_into_a_memory_mapped_cache_entry(imagenet, tm
     import evaluators.features as features
 
     enc = tiny_encoder(NANO, 16)
-    expected = enc.embed(imagenet_splits(imagenet)["train"].paths, kind="last4_cls").numpy()
+    expected = enc.embed(imagenet_splits(imagenet)["train"], kind="last4_cls").numpy()
     monkeypatch.setattr(features, "MMAP_OVER_MB", 0.0)  # every split counts as large
     kwargs = {"progress": False, "cache_dir": tmp_path / "cache", "kind": "last4_cls", "num_workers": 2}
     first = features.extract_features(enc, f"folder:{imagenet}", "train", **kwargs)
@@ -321,9 +326,7 @@ def test_ddp_embedding_with_two_gloo_processes_equals_one_process(imagenet, tmp_
     import torch.multiprocessing as mp
 
     mp.spawn(_ddp_embed_worker, args=(2, tmp_path / "init", imagenet, tmp_path), nprocs=2, join=True)
-    expected = (
-        tiny_encoder(NANO, 16).embed(imagenet_splits(imagenet)["train"].paths, kind="cls_avgpool").numpy()
-    )
+    expected = tiny_encoder(NANO, 16).embed(imagenet_splits(imagenet)["train"], kind="cls_avgpool").numpy()
     for rank in range(2):
         np.testing.assert_allclose(np.load(tmp_path / f"rank{rank}.npy"), expected, atol=1e-5)
 
@@ -332,8 +335,6 @@ def _constant_split(folder: Path, n: int):
     """Constant-colour images (class = colour): every random crop and flip of one is the same tensor, so a DDP run
     and a one-process run see identical inputs despite their different random streams."""
     from PIL import Image
-
-    from evaluators.sources import FileSplit
 
     folder.mkdir()
     colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (120, 120, 120)]
