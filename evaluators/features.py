@@ -12,7 +12,7 @@ At ImageNet scale (features over ``MMAP_OVER_MB``, e.g. 1.28 M × 768 float32 = 
 the encoder writes its rows straight into a memory-mapped ``feats.npy`` (the cache entry, or a temporary file when
 the cache is off), each rank filling its own contiguous block of the same file, and the result is returned
 memory-mapped; ``evaluators.knn_chunked`` searches it in chunks. Images are decoded and transformed in
-``num_workers`` DataLoader workers. ImageNet-layout folders are read as file lists (:mod:`evaluators.sources`).
+``num_workers`` DataLoader workers. ImageNet's flat val split is read as a file list (:mod:`evaluators.sources`).
 
 An encoder here is anything with ``identity`` (str), ``transform`` (or a ``preprocessing`` string) and
 ``embed(dataset, batch_size=..., progress=...) -> (N, D)``: a :class:`zoo.Encoder` or a baseline from
