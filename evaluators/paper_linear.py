@@ -145,6 +145,11 @@ def run_paper_linear(
     """
     from tqdm.auto import tqdm
 
+    if not hasattr(encoder, "features"):
+        raise SslzooError(
+            f"linear-paper trains on a zoo.Encoder's features of augmented images; {type(encoder).__name__} has "
+            "none (evaluate raw pixels with knn, linear and clustering)."
+        )
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     recipe = dataclasses.replace(
         recipe,

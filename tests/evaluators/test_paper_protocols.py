@@ -217,6 +217,22 @@ def test_eval_runs_knn_and_linear_paper_on_an_imagenet_folder_with_flat_val(
     assert paper["feature_dim"] == 96
 
 
+def test_linear_paper_on_raw_pixels_is_one_line(imagenet, capsys):
+    from app.cli import main
+
+    argv = [
+        "eval",
+        "raw-pixels",
+        f"folder:{imagenet}",
+        "--protocols",
+        "linear-paper",
+        "--linear-recipe",
+        "dino",
+    ]
+    assert main([*argv, "--no-record"]) == 2
+    assert "linear-paper trains on a zoo.Encoder's features" in capsys.readouterr().err
+
+
 def test_reproduce_without_imagenet_says_what_it_needs(tmp_path, capsys):
     from app.cli import main
 
