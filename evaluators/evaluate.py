@@ -258,6 +258,10 @@ def run_protocols(
         raise SslzooError(f"unknown protocol {', '.join(unknown)}; choose from {', '.join(PROTOCOLS)}.")
     device = join_torchrun() or device  # under torchrun: this rank's own GPU (or the CPU with gloo)
     encoder = encoder if encoder is not None else resolve_encoder(model, dataset, device=device)
+    if any(name in IMAGE_RUNNERS for name in params):
+        from evaluators.paper_linear import require_features
+
+        require_features(encoder)
     extract = {
         "batch_size": batch_size,
         "use_cache": use_cache,

@@ -49,6 +49,15 @@ def get_recipe(name: str) -> LinearRecipe:
     return LINEAR_RECIPES[name]
 
 
+def require_features(encoder: Any) -> None:
+    """One line unless ``encoder`` has ``Encoder.features`` (the pixel baselines do not)."""
+    if not hasattr(encoder, "features"):
+        raise SslzooError(
+            f"linear-paper trains on a zoo.Encoder's features of augmented images; {type(encoder).__name__} has "
+            "none (evaluate raw pixels with knn, linear and clustering)."
+        )
+
+
 def paper_train_transform(encoder: Any, interpolation: str = "bilinear"):
     """The papers' training augmentation around the encoder's own normalisation.
 
@@ -145,11 +154,7 @@ def run_paper_linear(
     """
     from tqdm.auto import tqdm
 
-    if not hasattr(encoder, "features"):
-        raise SslzooError(
-            f"linear-paper trains on a zoo.Encoder's features of augmented images; {type(encoder).__name__} has "
-            "none (evaluate raw pixels with knn, linear and clustering)."
-        )
+    require_features(encoder)
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     recipe = dataclasses.replace(
         recipe,
