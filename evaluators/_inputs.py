@@ -44,7 +44,9 @@ def as_features(x: ArrayLike, name: str) -> torch.Tensor:
     if t.ndim != 2:
         raise SslzooError(f"{name} must be a 2-D (N, D) array of features, got shape {tuple(t.shape)}.")
     if t.shape[1] == 0:  # faiss aborts the process on D = 0
-        raise SslzooError(f"{name} has 0 feature dimensions (shape {tuple(t.shape)}); check the encoder's output.")
+        raise SslzooError(
+            f"{name} has 0 feature dimensions (shape {tuple(t.shape)}); check the encoder's output."
+        )
     t = t.float()
     # One reduction instead of an elementwise pass: NaN and ±inf propagate through a sum (a full check only if the
     # sum overflowed).

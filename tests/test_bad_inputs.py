@@ -161,6 +161,8 @@ CLI = [
     ("eval raw-pixels folder:trunc --no-record", "cannot decode image .*t.jpg"),
     ("eval random-sslzoo_cnn4 folder:huge --no-record", "big.png .*too many pixels"),
     ("eval {run} nosuch --no-record", "unknown dataset"),
+    # reproduce
+    ("reproduce dino-vits16 --dataset folder:{tmp}/no-imagenet", "ImageNet|no such folder"),
     # leaderboard
     ("leaderboard --tolerance -1 --reproduce", "--tolerance must be a finite number"),
     ("leaderboard --leaderboard {file}", "is a file"),

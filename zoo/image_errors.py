@@ -49,9 +49,9 @@ def image_problem(source: str | Path | bytes, name: str) -> str | None:
 
 def _candidates(dataset: str, ds: Any) -> Iterator[tuple[str, str | Path | bytes]]:
     """(name, path-or-bytes) of every image of ``ds`` (undecoded), else of the ``folder:`` dataset's files."""
-    if ds is not None and "image" in getattr(ds, "column_names", ()):
-        import datasets
+    import datasets
 
+    if isinstance(ds, datasets.Dataset) and "image" in ds.column_names:
         raw = ds.cast_column("image", datasets.Image(decode=False))
         for i, row in enumerate(raw["image"]):
             if row.get("bytes"):
