@@ -55,15 +55,10 @@ def world(tmp_path, monkeypatch):
     monkeypatch.setenv("SSLZOO_LEADERBOARD", str(board))
     monkeypatch.setenv("SSLZOO_CACHE", str(tmp_path / "cache"))
 
+    from _runs import save_tiny_run
+
+    run = save_tiny_run(tmp_path / "run")
     net = timm.create_model("sslzoo_cnn4", in_chans=1, num_classes=0, widths=(8, 8, 8, 8))
-    run = tmp_path / "run"
-    zoo.save_encoder(
-        net,
-        run / "encoder",
-        model_args={"in_chans": 1, "widths": [8, 8, 8, 8]},
-        pretrained_cfg={"input_size": (1, 16, 16), "mean": (0.5,), "std": (0.5,), "crop_pct": 1.0},
-        metadata={"method": "simclr", "dataset": "digits"},
-    )
     rejected = tmp_path / "rejected"  # an export whose model_args timm's constructor does not take
     zoo.save_encoder(net, rejected, model_args={"in_chans": 1, "widths": [8, 8, 8, 8]})
     config = json.loads((rejected / "config.json").read_text())

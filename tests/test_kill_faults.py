@@ -71,20 +71,9 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 @pytest.fixture
 def run(tmp_path):
-    import timm
+    from _runs import save_tiny_run
 
-    import zoo
-
-    net = timm.create_model("sslzoo_cnn4", in_chans=1, num_classes=0, widths=(8, 8, 8, 8))
-    folder = tmp_path / "run"
-    zoo.save_encoder(
-        net,
-        folder / "encoder",
-        model_args={"in_chans": 1, "widths": [8, 8, 8, 8]},
-        pretrained_cfg={"input_size": (1, 16, 16), "mean": (0.5,), "std": (0.5,), "crop_pct": 1.0},
-        metadata={"method": "simclr", "dataset": "digits"},
-    )
-    return folder
+    return save_tiny_run(tmp_path / "run")
 
 
 def test_a_kill_during_an_export_keeps_the_earlier_export_and_the_next_export_cleans_up(tmp_path, run):
