@@ -123,7 +123,7 @@ CLI = [
     ("embed simclr-fmnist digits --device gpu", "is not a device"),
     ("embed no-such-model digits", "unknown model"),
     # train (options are checked before any data is read)
-    ("train --method simclr --lr -1 --out {tmp}/r", "--lr must be a finite number more than 0"),
+    ("train --method simclr --lr -1 --out {tmp}/r", "--lr must be more than 0"),
     ("train --method simclr --image-size -3 --out {tmp}/r", "--image-size"),
     ("train --method simclr --image-size 0 --out {tmp}/r", "--image-size"),
     ("train --method simclr --log-every 0 --out {tmp}/r", "--log-every"),

@@ -98,7 +98,8 @@ def _at_least(name: str, value: Any, low: float, *, strict: bool = False, option
     ok = _number(value) and math.isfinite(value) and (value > low if strict else value >= low)
     if not ok:
         bound = f"more than {low:g}" if strict else f"at least {low:g}"
-        raise SslzooError(f"--{name.replace('_', '-')} must be a finite number {bound}, got {value!r}.")
+        finite = " (a finite number)" if isinstance(value, float) else ""
+        raise SslzooError(f"--{name.replace('_', '-')} must be {bound}{finite}, got {value!r}.")
 
 
 def _fraction(name: str, value: Any, *, optional: bool = False) -> None:

@@ -77,7 +77,7 @@ def test_every_methods_defaults_are_valid(method):
 @pytest.mark.parametrize(
     ("method", "change", "message"),
     [
-        ("simclr", {"lr": -1.0}, "--lr must be a finite number more than 0"),
+        ("simclr", {"lr": -1.0}, "--lr must be more than 0"),
         ("simclr", {"lr": float("nan")}, "--lr"),
         ("simclr", {"image_size": -3}, "--image-size"),
         ("simclr", {"image_size": 0}, "--image-size"),
@@ -86,7 +86,7 @@ def test_every_methods_defaults_are_valid(method):
         ("simclr", {"warmup_epochs": -1.0}, "--warmup-epochs"),
         ("simclr", {"knn_max_train": 0}, "--knn-max-train"),
         ("simclr", {"arch_args": ("checkpoint_path=/tmp/x.pth",)}, "checkpoint_path"),
-        ("simclr", {"temperature": 0.0}, "--temperature must be a finite number more than 0"),
+        ("simclr", {"temperature": 0.0}, "--temperature must be more than 0"),
         ("dino", {"n_local_crops": -1}, "--n-local-crops"),
         ("dino", {"teacher_temp": 0.0}, "--teacher-temp"),
         ("moco", {"momentum": 1.5}, "--momentum must be between 0 and 1"),

@@ -11,6 +11,7 @@ import torch
 
 import zoo
 from zoo.architectures import SmallCNN
+from zoo.errors import SslzooError
 
 
 @pytest.mark.parametrize(
@@ -105,8 +106,14 @@ def test_save_encoder_writes_a_channels_last_model_contiguously_and_leaves_it_as
 def test_save_encoder_replaces_an_existing_folder_whole(tmp_path):
     net = timm.create_model("sslzoo_cnn4", in_chans=1, num_classes=0)
     folder = tmp_path / "enc"
-    folder.mkdir()
-    (folder / "stale.txt").write_text("old")
-    zoo.save_encoder(net, folder, model_args={"in_chans": 1})
+    zoo.save_encoder(net, folder, model_args={"in_chans": 1}, metadata={"version": "old"})
+    zoo.save_encoder(
+        net, folder, model_args={"in_chans": 1}, metadata={"version": "new"}
+    )  # an earlier export
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors", "sslzoo.json"]
+    assert '"new"' in (folder / "sslzoo.json").read_text()
+    (folder / "stale.txt").write_text("the user's")  # no longer only what an export writes: never replaced
+    with pytest.raises(SslzooError, match="not an earlier export"):
+        zoo.save_encoder(net, folder, model_args={"in_chans": 1})
+    assert (folder / "stale.txt").read_text() == "the user's"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".enc-")]  # no temp folder left behind
