@@ -46,7 +46,8 @@ from trainers.augment import BatchRandom, normalize
 from trainers.config import TrainConfig
 from trainers.data import ImageTensors, load_splits
 from trainers.methods import Batch, Method, StepInfo, get_method
-from trainers.schedules import cosine_schedule
+from trainers.schedules import cosine_schedule, scaled_lr
+from trainers.view_sizes import check_view_sizes
 from zoo.atomic import atomic_file, save_figure_atomic, write_json_atomic, write_lines_atomic
 from zoo.errors import SslzooError
 
@@ -486,6 +487,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
+        check_view_sizes(self.ctx, self.method_cls.view_sizes(self.method_cfg, image_size))
         method = self.method_cls(self.method_cfg, self.ctx).to(self.device)
         if not hasattr(method, "backbone"):
             raise TypeError(f"{type(method).__name__} must set self.backbone in __init__")
@@ -602,7 +604,9 @@ class Trainer:
             "commit": _git_commit(),
             "config": {"train": dataclasses.asdict(self.cfg), "method": dataclasses.asdict(self.method_cfg)},
         }
-        model_args = {k: v for k, v in ctx.model_args().items() if k != "num_classes"}
+        model_args = self.method.encoder_model_args(
+            {k: v for k, v in ctx.model_args().items() if k != "num_classes"}
+        )
         return zoo.save_encoder(
             encoder,
             self.run_dir / "encoder",
@@ -620,7 +624,8 @@ class Trainer:
         cfg, ctx = self.cfg, self.ctx
         # A warm-up longer than half the run would leave no room for the cosine decay (short test runs).
         warmup = min(round(cfg.warmup_epochs * ctx.steps_per_epoch), ctx.total_steps // 2)
-        lr = cosine_schedule(step, ctx.total_steps, cfg.lr, cfg.min_lr, warmup_steps=warmup)
+        peak = scaled_lr(cfg.lr, cfg.lr_batch_ref, ctx.global_batch_size)  # --lr-batch-ref: linear scaling
+        lr = cosine_schedule(step, ctx.total_steps, peak, cfg.min_lr, warmup_steps=warmup)
         wd_end = cfg.weight_decay if cfg.weight_decay_end is None else cfg.weight_decay_end
         wd = cosine_schedule(step, ctx.total_steps, cfg.weight_decay, wd_end)
         for g in self.optimizer.param_groups:

@@ -152,6 +152,11 @@ class Method(nn.Module):
         """Return the scalar loss of this rank's batch, optionally with extra values to log (``{"acc": 0.5}``)."""
         raise NotImplementedError
 
+    @classmethod
+    def view_sizes(cls, cfg: Any, image_size: int) -> set[int]:
+        """Square sides of the views :meth:`make_views` returns (checked against the backbone before training)."""
+        return {image_size}
+
     # ------------------------------------------------------------------ optional hooks
     def on_train_start(self, ctx: TrainContext) -> None:
         """Called once per (re)started process, after any checkpoint was restored (``ctx.resumed``)."""
@@ -184,6 +189,10 @@ class Method(nn.Module):
     def encoder(self) -> nn.Module:
         """The timm backbone exported as the run's encoder (DINO exports its teacher)."""
         return self.backbone
+
+    def encoder_model_args(self, model_args: dict[str, Any]) -> dict[str, Any]:
+        """``timm.create_model`` arguments that rebuild :meth:`encoder` (the engine's; a wrapper adds its own)."""
+        return model_args
 
     def param_groups(self) -> list[dict[str, Any]]:
         """Parameter groups for the optimiser: weight decay on weights, none on biases and norm parameters.

@@ -27,7 +27,7 @@ from trainers.schedules import cosine_schedule, linear_warmup
 if TYPE_CHECKING:
     from trainers.engine import TrainContext
 
-__all__ = ["DINO", "DINOConfig", "DINOHead", "dino_loss"]
+__all__ = ["DINO", "DINOConfig", "DINOHead", "dino_loss", "local_crop_side"]
 
 
 @dataclass
@@ -53,6 +53,11 @@ class DINOConfig:
         default=1.0, metadata={"help": "keep the last layer fixed this long"}
     )
     jitter: float = field(default=0.5, metadata={"help": "colour-distortion strength"})
+
+
+def local_crop_side(image_size: int, local_crop_size: int | None) -> int:
+    """``local_crop_size``, or the reference's 96/224 of the global side (at least 8 px)."""
+    return local_crop_size or max(8, round(image_size * 96 / 224))
 
 
 class DINOHead(nn.Module):
@@ -134,9 +139,14 @@ class DINO(Method):
         self.backbone = ctx.create_backbone()
         self.head = DINOHead(self.backbone.num_features, cfg.out_dim, cfg.hidden_dim, cfg.bottleneck_dim)
         self.teacher_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
+        # The reference builds its teacher without stochastic depth (main_dino.py: only the student gets
+        # drop_path_rate); the teacher runs in train mode, so a copied DropPath would drop its blocks.
+        for module in self.teacher_backbone.modules():
+            if hasattr(module, "drop_prob"):
+                module.drop_prob = 0.0
         self.teacher_head = copy.deepcopy(self.head).requires_grad_(False)
         self.register_buffer("center", torch.zeros(1, cfg.out_dim))
-        local = cfg.local_crop_size or max(8, round(ctx.image_size * 96 / 224))
+        local = local_crop_side(ctx.image_size, cfg.local_crop_size)
         self.augment = DINOAugment(
             ctx.image_size,
             local,
@@ -147,6 +157,11 @@ class DINO(Method):
             local_scale=(0.05, cfg.local_crop_max_scale),
             jitter=cfg.jitter,
         )
+
+    @classmethod
+    def view_sizes(cls, cfg: DINOConfig, image_size: int) -> set[int]:
+        local = {local_crop_side(image_size, cfg.local_crop_size)} if cfg.n_local_crops else set()
+        return {image_size, *local}
 
     def make_views(self, images: torch.Tensor, rng: BatchRandom) -> list[torch.Tensor]:
         return self.augment(images, rng)
