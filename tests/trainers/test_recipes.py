@@ -108,6 +108,11 @@ def test_unknown_recipe_suggests_close_names(capsys):
     assert len(err) == 1 and "mocov2-resnet50" in err[0]
 
 
+def test_train_needs_a_method_or_a_recipe(capsys):
+    assert main(["train", "--dataset", "digits"]) == 2
+    assert "--method METHOD or --recipe NAME" in capsys.readouterr().err
+
+
 def test_sslzoo_recipes_lists_and_shows(capsys):
     assert main(["recipes"]) == 0
     listing = capsys.readouterr().out
