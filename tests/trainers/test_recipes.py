@@ -204,3 +204,22 @@ def test_recipe_runs_one_full_size_step(name, photos, tmp_path, monkeypatch):
     if recipe.method == "dino":
         state = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)["method"]
         assert state["head.last_layer.weight"].shape == (65536, 256)
+
+
+def test_dino_teacher_has_no_stochastic_depth():
+    """main_dino.py gives drop_path_rate to the student only: the teacher, in train mode, is deterministic."""
+    from types import SimpleNamespace
+
+    import timm
+
+    from trainers.methods.dino import DINO, DINOConfig
+
+    def vit():
+        return timm.create_model("sslzoo_vit_nano_patch4", in_chans=1, num_classes=0, drop_path_rate=0.5)
+
+    ctx = SimpleNamespace(create_backbone=vit, image_size=28, mean=(0.5,), std=(0.5,))
+    dino = DINO(DINOConfig(out_dim=8, hidden_dim=8, bottleneck_dim=4), ctx).train()
+    x = torch.rand(4, 1, 28, 28)
+    torch.manual_seed(0)
+    assert not torch.equal(dino.backbone(x), dino.backbone(x))  # the student drops blocks at random
+    assert torch.equal(dino.teacher_backbone(x), dino.teacher_backbone(x))
