@@ -268,13 +268,16 @@ RECIPES: dict[str, Recipe] = {
             ("momentum_end", 1.0, f"{_DINO} main_dino.py momentum_schedule cosine_scheduler(..., 1, ...)"),
             ("freeze_last_layer_epochs", 1.0, f"{_DINO} main_dino.py --freeze_last_layer 1"),
             (
+                "norm_last_layer",
+                False,
+                f"{_DINO} README boosted command --norm_last_layer false (ViT-S only)",
+            ),
+            (
                 "jitter",
                 0.5,
                 f"{_DINO} main_dino.py ColorJitter(0.4, 0.4, 0.2, 0.1) p=0.8 (saturation: 0.4 here)",
             ),
-            differs="--norm_last_layer false of the README's boosted command: sslzoo's head always normalises its "
-            "last layer (main_dino.py's default); gradient clipping is by global norm unless per-parameter "
-            "clipping is chosen",
+            differs="gradient clipping is by global norm unless per-parameter clipping is chosen",
         ),
         _recipe(
             "deepcluster-vgg16",

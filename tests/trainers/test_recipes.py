@@ -204,6 +204,7 @@ def test_recipe_runs_one_full_size_step(name, photos, tmp_path, monkeypatch):
     if recipe.method == "dino":
         state = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)["method"]
         assert state["head.last_layer.weight"].shape == (65536, 256)
+        assert state["head.last_layer_g"].shape == (65536, 1)  # --norm-last-layer false: g is trained
 
 
 def test_dino_teacher_has_no_stochastic_depth():
@@ -223,3 +224,21 @@ def test_dino_teacher_has_no_stochastic_depth():
     torch.manual_seed(0)
     assert not torch.equal(dino.backbone(x), dino.backbone(x))  # the student drops blocks at random
     assert torch.equal(dino.teacher_backbone(x), dino.teacher_backbone(x))
+
+
+def test_dino_head_norm_last_layer_false_trains_the_weight_norm_scale():
+    from trainers.methods.dino import DINOHead
+
+    torch.manual_seed(0)
+    fixed = DINOHead(16, out_dim=8, hidden_dim=16, bottleneck_dim=4)
+    free = DINOHead(16, out_dim=8, hidden_dim=16, bottleneck_dim=4, norm_last_layer=False)
+    free.load_state_dict({**fixed.state_dict(), "last_layer_g": torch.ones(8, 1)})
+    x = torch.randn(5, 16)
+    torch.testing.assert_close(free(x), fixed(x))  # g starts at 1: the same function
+    with torch.no_grad():
+        free.last_layer_g[3] = 2.0
+    scale = torch.ones(8)
+    scale[3] = 2.0
+    torch.testing.assert_close(free(x), fixed(x) * scale)  # logit k is scaled by g_k
+    free(x).sum().backward()
+    assert free.last_layer_g.grad is not None and "last_layer_g" not in dict(fixed.named_parameters())
