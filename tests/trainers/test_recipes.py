@@ -95,6 +95,23 @@ def test_explicit_options_override_the_recipe():
     assert build_configs(*apply_recipe(None, {"recipe": "mocov2-resnet50"}))[0].lr == 0.03
 
 
+def test_cli_options_override_the_recipe_and_absent_ones_do_not(monkeypatch, tmp_path):
+    import trainers.engine
+
+    seen = {}
+    monkeypatch.setattr(
+        trainers.engine, "train", lambda method, **o: seen.update(o, method=method) or tmp_path
+    )
+    assert main(["train", "--recipe", "mocov2-resnet50", "--lr", "0.1", "--no-shuffle-bn"]) == 0
+    assert seen["method"] == "moco" and seen["recipe"] == "mocov2-resnet50"
+    assert (seen["lr"], seen["shuffle_bn"]) == (0.1, False)  # given: they win
+    assert (seen["queue_size"], seen["epochs"], seen["batch_size"]) == (
+        65536,
+        200,
+        256,
+    )  # not given: the recipe's
+
+
 def test_recipe_and_another_method_is_an_error():
     with pytest.raises(SslzooError, match="trains dino, not moco"):
         apply_recipe("moco", {"recipe": "dino-vits16"})
