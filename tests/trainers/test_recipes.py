@@ -75,6 +75,14 @@ def test_every_option_name_is_a_config_field():
         assert set(recipe.options) <= fields, recipe.name
 
 
+def test_a_recipe_named_like_a_zoo_entry_trains_that_entrys_architecture():
+    entries = {e.name: e for e in zoo.list_models()}
+    shared = [r for r in RECIPES.values() if r.name in entries]
+    assert {r.name for r in shared} >= {"dino-vits16", "mocov2-resnet50", "selflabel-resnet50"}
+    for recipe in shared:  # so the trained encoder compares with the official checkpoint of that name
+        assert recipe.options["arch"] == entries[recipe.name].arch, recipe.name
+
+
 def test_papers_key_values():
     assert get_recipe("dino-vits16").options["out_dim"] == 65536
     assert get_recipe("dino-vits16").options["n_local_crops"] == 10
