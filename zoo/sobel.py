@@ -70,7 +70,9 @@ class SobelEncoder(nn.Module):
             base_arch, pretrained=False, in_chans=2, num_classes=num_classes, **kwargs
         )
         self.num_classes = num_classes
-        self.num_features = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
+        self.num_features = self.head_hidden_size = (
+            getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
+        )
 
     def get_classifier(self) -> nn.Module:
         return self.backbone.get_classifier()

@@ -267,3 +267,15 @@ def test_dino_head_norm_last_layer_false_trains_the_weight_norm_scale():
     torch.testing.assert_close(free(x), fixed(x) * scale)  # logit k is scaled by g_k
     free(x).sum().backward()
     assert free.last_layer_g.grad is not None and "last_layer_g" not in dict(fixed.named_parameters())
+
+
+@pytest.mark.parametrize("arch", ["vgg16_bn", "resnet50", "vit_small_patch16_224"])
+def test_feature_dim_is_the_width_of_the_pooled_output(arch):
+    import timm
+
+    from trainers.methods.base import feature_dim
+
+    with torch.device("meta"):  # shapes only: no memory, no compute
+        net = timm.create_model(arch, num_classes=0)
+        out = net(torch.empty(1, 3, 224, 224))
+    assert feature_dim(net) == out.shape[1]  # VGG: 4096, not its num_features 512

@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from trainers.augment import BatchRandom
     from trainers.engine import TrainContext
 
-__all__ = ["Batch", "Method", "StepInfo", "momentum_update"]
+__all__ = ["Batch", "Method", "StepInfo", "feature_dim", "momentum_update"]
 
 
 @dataclass
@@ -226,3 +226,12 @@ def momentum_update(target: nn.Module, online: nn.Module, m: float) -> None:
     """
     for pt, po in zip(target.parameters(), online.parameters()):
         pt.mul_(m).add_(po.detach(), alpha=1.0 - m)
+
+
+def feature_dim(backbone: nn.Module) -> int:
+    """Width of a timm backbone's pooled output with ``num_classes=0``.
+
+    timm's ``head_hidden_size`` where the head has layers of its own (VGG's convolutional MLP: 4096, while its
+    ``num_features`` counts the 512 channels before it); ``num_features`` elsewhere, where the two agree.
+    """
+    return getattr(backbone, "head_hidden_size", None) or backbone.num_features

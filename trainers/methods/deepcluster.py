@@ -22,7 +22,7 @@ from torch import nn
 
 from trainers.augment import BatchRandom, SimCLRAugment
 from trainers.clustering import UniformLabelSampler, cluster_features, round_nmi, solve_once
-from trainers.methods.base import Batch, Method, StepInfo
+from trainers.methods.base import Batch, Method, StepInfo, feature_dim
 from zoo.errors import SslzooError
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ class DeepCluster(Method):
         super().__init__(cfg, ctx)
         self.check_cluster_count(ctx.num_train)
         self.backbone = create_backbone(ctx, cfg.sobel)
-        self.build_heads(self.backbone.num_features)
+        self.build_heads(feature_dim(self.backbone))
         # Pseudo-label of every train sample (−1: not clustered yet); a buffer, so checkpoints carry it.
         self.register_buffer("pseudo_labels", torch.full((ctx.num_train,), -1, dtype=torch.long))
         self.rounds: list[dict[str, float]] = []
