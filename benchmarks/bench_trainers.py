@@ -1,8 +1,8 @@
 """Training throughput (images/s) per method and backbone at a fixed batch, on this machine's device.
 
-Each cell runs the engine's real step (batched augmentation, forward, backward, optimiser, EMA/queue/centre
-updates) on digits upsampled to ``--image-size``, after one warm-up step, and prints images/s, the share of the
-step spent on augmentation, and the ratio to the baseline measured first in the same process: a bare timm
+Each cell runs the engine's real step (crops from the input pipeline, batched colour augmentation, forward,
+backward, optimiser, EMA/queue/centre updates) on digits upsampled to ``--image-size``, after one warm-up step, and
+prints images/s, the share of the step spent on colour augmentation, and the ratio to the baseline measured first in the same process: a bare timm
 forward + backward + SGD step on two views per image (``(bare)`` rows), i.e. SimCLR without augmentation, head
 or loss.
 
@@ -35,7 +35,7 @@ def bench(
     amp: str = "auto",
     channels_last: bool = False,
 ) -> tuple[float, float]:
-    """(images/s of whole steps, fraction of a step spent in make_views)."""
+    """(images/s of whole steps, fraction of a step spent in make_views: the device-side colour operations)."""
     with tempfile.TemporaryDirectory() as tmp:
         options = {
             "dataset": "digits",
@@ -53,12 +53,16 @@ def bench(
         trainer = Trainer(*build_configs(method, options))
         trainer._setup()
         ctx = trainer.ctx
-        order = torch.randperm(ctx.num_train)
+        order = torch.randperm(ctx.num_train).repeat(steps + 2)
+        batches = iter(trainer.loader.epoch(0, order, batch, steps=steps + 1))
+        first_views = None
 
         def one(i: int) -> None:
-            idx = order[(i * batch) % (ctx.num_train - batch) :][:batch]
+            nonlocal first_views
+            views = next(batches)  # crops cut in this process (workers 0 on a CPU): part of the step's cost
+            first_views = first_views or views
             info = StepInfo(i, 0, i, ctx.steps_per_epoch, ctx.total_steps)
-            trainer._step(idx, info, 0, i, order)
+            trainer._step(views, info, 0)
 
         def sync() -> None:
             if ctx.device.type == "cuda":
@@ -72,13 +76,13 @@ def bench(
         sync()
         step_s = (time.perf_counter() - start) / steps
 
-        images, _ = ctx.train.batch(order[:batch], ctx.device)
         from trainers.augment import BatchRandom
 
+        crops = [ctx.to_float(c) for c in first_views.crops]
         start = time.perf_counter()
         for i in range(steps):
             with torch.no_grad():
-                trainer.method.make_views(images, BatchRandom(0, i, batch, 0, batch, ctx.device))
+                trainer.method.make_views(crops, BatchRandom(0, i, batch, 0, batch, ctx.device))
         sync()
         aug_s = (time.perf_counter() - start) / steps
         return batch / step_s, aug_s / step_s

@@ -1,16 +1,15 @@
-"""Batched image augmentations on tensors, with per-sample randomness drawn from :class:`BatchRandom`.
+"""Batched colour augmentations on the device, with per-sample randomness drawn from :class:`BatchRandom`.
 
-Every function takes a batch ``(B, C, H, W)`` of floats in [0, 1] and draws its random parameters for the whole
-*global* batch from one seeded generator, then keeps this rank's rows. A sample therefore gets the same
-augmentation whether it is trained on one process or on rank 1 of four, and a resumed run draws the same numbers
-as an uninterrupted one — no RNG state to save. Crops, flips (and rotations) are one ``affine_grid`` /
-``grid_sample`` call; colour operations are ``kornia.enhance`` functions with per-sample factors.
+The geometric part of a view (random resized crop, flip) is cut per sample from the full-resolution image in
+DataLoader workers (:mod:`trainers.views`); what arrives here is a batch ``(B, C, S, S)`` of floats in [0, 1] at the
+view's final size. Every function draws its random parameters for the whole *global* batch from one generator
+seeded by ``(seed, step)``, then keeps this rank's rows: a sample gets the same colours whether it is trained on one
+process or on rank 1 of four, and a resumed run draws the same numbers as an uninterrupted one.
 
 >>> import torch
 >>> rng = BatchRandom(seed=0, step=0, global_size=4, start=0, stop=4)
->>> x = torch.rand(4, 3, 8, 8)
->>> random_resized_crop(x, 16, rng).shape
-torch.Size([4, 3, 16, 16])
+>>> ColorAugment(mean=(0.5,), std=(0.25,))(torch.rand(4, 1, 8, 8), rng).shape
+torch.Size([4, 1, 8, 8])
 """
 
 from __future__ import annotations
@@ -19,17 +18,14 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
 __all__ = [
     "BatchRandom",
-    "DINOAugment",
-    "SimCLRAugment",
+    "ColorAugment",
     "color_jitter",
     "gaussian_blur",
     "normalize",
     "random_grayscale",
-    "random_resized_crop",
     "solarize",
 ]
 
@@ -82,35 +78,6 @@ class BatchRandom:
 
 def _where(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(mask.view(-1, 1, 1, 1), a, b)
-
-
-def random_resized_crop(
-    images: torch.Tensor,
-    size: int,
-    rng: BatchRandom,
-    scale: tuple[float, float] = (0.08, 1.0),
-    ratio: tuple[float, float] = (3 / 4, 4 / 3),
-    flip_p: float = 0.5,
-) -> torch.Tensor:
-    """Crop a random area fraction in ``scale`` with aspect ratio in ``ratio``, resize to ``size``, maybe flip.
-
-    One affine sampling grid per sample: the crop is ``theta = [[w·f, 0, cx], [0, h, cy]]`` in normalised
-    coordinates (``f`` = −1 flips). Crops larger than the image are clamped to it (torchvision retries instead).
-    """
-    area = rng.uniform(*scale)
-    log_r = rng.uniform(math.log(ratio[0]), math.log(ratio[1]))
-    aspect = torch.exp(log_r)
-    w = torch.sqrt(area * aspect).clamp(max=1.0)
-    h = torch.sqrt(area / aspect).clamp(max=1.0)
-    cx = rng.uniform(-1.0, 1.0) * (1.0 - w)
-    cy = rng.uniform(-1.0, 1.0) * (1.0 - h)
-    flip = torch.where(rng.bernoulli(flip_p), -1.0, 1.0)
-    zero = torch.zeros_like(w)
-    theta = torch.stack([torch.stack([w * flip, zero, cx], -1), torch.stack([zero, h, cy], -1)], 1)
-    grid = F.affine_grid(
-        theta.to(images.dtype), [images.shape[0], images.shape[1], size, size], align_corners=False
-    )
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
 def color_jitter(
@@ -183,74 +150,34 @@ def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float])
     return (images - m) / s
 
 
-class SimCLRAugment:
-    """SimCLR's composition (§3, App. A): random resized crop + flip, colour jitter (strength ``s``), grayscale,
-    Gaussian blur, and optionally solarisation (BYOL's asymmetric views), then normalisation.
+class ColorAugment:
+    """SimCLR's colour distortion (§3, App. A) of one view — colour jitter (strength ``s``), grayscale, Gaussian
+    blur, optionally solarisation (BYOL's and DINO's asymmetric views) — then normalisation.
 
     Args:
-        size: Output side in pixels.
         mean, std: Per-channel normalisation.
-        scale: Crop area range.
         jitter: Colour-distortion strength ``s``: brightness/contrast/saturation ``0.8s``, hue ``0.2s``.
         jitter_p, gray_p, blur_p, solarize_p: Probabilities of each step.
     """
 
     def __init__(
         self,
-        size: int,
         mean: Sequence[float],
         std: Sequence[float],
-        scale: tuple[float, float] = (0.08, 1.0),
         jitter: float = 0.5,
         jitter_p: float = 0.8,
         gray_p: float = 0.2,
         blur_p: float = 0.5,
         solarize_p: float = 0.0,
     ) -> None:
-        self.size, self.mean, self.std, self.scale = size, tuple(mean), tuple(std), scale
-        self.jitter, self.jitter_p, self.gray_p, self.blur_p, self.solarize_p = (
-            jitter,
-            jitter_p,
-            gray_p,
-            blur_p,
-            solarize_p,
-        )
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.jitter, self.jitter_p, self.gray_p = jitter, jitter_p, gray_p
+        self.blur_p, self.solarize_p = blur_p, solarize_p
 
     def __call__(self, images: torch.Tensor, rng: BatchRandom) -> torch.Tensor:
-        x = random_resized_crop(images, self.size, rng, scale=self.scale)
         s = self.jitter
-        x = color_jitter(x, rng, 0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s, p=self.jitter_p)
+        x = color_jitter(images, rng, 0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s, p=self.jitter_p)
         x = random_grayscale(x, rng, p=self.gray_p)
         x = gaussian_blur(x, rng, p=self.blur_p)
         x = solarize(x, rng, p=self.solarize_p)
         return normalize(x, self.mean, self.std)
-
-
-class DINOAugment:
-    """DINO's multi-crop (§3.1): 2 global crops (scale ``global_scale``) and ``n_local`` local crops (smaller
-    side ``local_size``, scale ``local_scale``), BYOL-style colour ops (blur 1.0/0.1, solarise on the 2nd global).
-
-    Returns the list ``[global_1, global_2, local_1, …]``.
-    """
-
-    def __init__(
-        self,
-        size: int,
-        local_size: int,
-        mean: Sequence[float],
-        std: Sequence[float],
-        n_local: int = 6,
-        global_scale: tuple[float, float] = (0.4, 1.0),
-        local_scale: tuple[float, float] = (0.05, 0.4),
-        jitter: float = 0.5,
-    ) -> None:
-        common = {"mean": mean, "std": std, "jitter": jitter}
-        self.global1 = SimCLRAugment(size, scale=global_scale, blur_p=1.0, **common)
-        self.global2 = SimCLRAugment(size, scale=global_scale, blur_p=0.1, solarize_p=0.2, **common)
-        self.local = SimCLRAugment(local_size, scale=local_scale, blur_p=0.5, **common)
-        self.n_local = n_local
-
-    def __call__(self, images: torch.Tensor, rng: BatchRandom) -> list[torch.Tensor]:
-        views = [self.global1(images, rng), self.global2(images, rng)]
-        views += [self.local(images, rng) for _ in range(self.n_local)]
-        return views

@@ -6,7 +6,30 @@
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import SslzooError
+
+RUN_CONFIG = "train_config.json"  # not config.json: that name belongs to exported encoders
+CHECKPOINT = "checkpoints/last.pt"
+# Options that may change when a run is resumed: they do not change what is computed.
+RESUMABLE_CHANGES = {
+    "resume",
+    "progress",
+    "out",
+    "device",
+    "log_every",
+    "knn_every",
+    "checkpoint_every",
+    "compile",
+    "channels_last",
+    "workers",
+}
 
 
 @dataclass
@@ -91,4 +114,84 @@ class TrainConfig:
     knn_max_train: int = field(
         default=10000, metadata={"help": "train samples the k-NN monitor uses at most"}
     )
+    knn_max_test: int = field(default=10000, metadata={"help": "test samples the k-NN monitor uses at most"})
+    eval_dataset: str | None = field(
+        default=None,
+        metadata={
+            "help": "labelled dataset of the k-NN monitor (default: the training dataset, if labelled)"
+        },
+    )
+    workers: int | None = field(
+        default=None,
+        metadata={
+            "help": "DataLoader worker processes per rank that decode and crop images (default: 0 for small "
+            "in-memory datasets on a CPU, else one per spare core, at most 8)"
+        },
+    )
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+
+
+def parse_arch_args(items: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SslzooError(f"--arch-args expects KEY=VALUE items, got {item!r}.")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def build_configs(
+    method: str, options: dict[str, Any], run_dir: Path | None = None
+) -> tuple[TrainConfig, Any]:
+    """Split ``options`` into the shared :class:`TrainConfig` and the method's ``Config``.
+
+    Defaults come from the method (``Method.defaults``) over the shared ones; with ``resume=True`` and a run folder
+    holding ``train_config.json``, the saved options are the defaults and a changed option is an error.
+    """
+    from trainers.methods import get_method
+
+    cls = get_method(method)
+    shared = {f.name for f in dataclasses.fields(TrainConfig)}
+    own = {f.name for f in dataclasses.fields(cls.Config)}
+    unknown = set(options) - shared - own
+    if unknown:
+        raise SslzooError(
+            f"unknown option(s) for method {method!r}: {', '.join(sorted(unknown))}; "
+            f"its own options are: {', '.join(sorted(own)) or 'none'}."
+        )
+    train_values = {**cls.defaults, **{k: v for k, v in options.items() if k in shared}, "method": method}
+    method_values = {k: v for k, v in options.items() if k in own}
+    saved_path = run_dir / RUN_CONFIG if run_dir else None
+    if options.get("resume") and saved_path and saved_path.is_file() and (run_dir / CHECKPOINT).is_file():
+        saved = json.loads(saved_path.read_text())
+        if saved["train"]["method"] != method:
+            raise SslzooError(
+                f"{run_dir} is a {saved['train']['method']!r} run; resume it with --method {saved['train']['method']}."
+            )
+        for given, old in ((options, saved["train"]), (options, saved["method"])):
+            for key, value in given.items():
+                if key in old and key not in RESUMABLE_CHANGES and _jsonable(value) != _jsonable(old[key]):
+                    raise SslzooError(
+                        f"{run_dir} was trained with {key}={old[key]!r}, not {value!r}; resume with the same "
+                        "options or start a new run with another --out."
+                    )
+        train_values = {**saved["train"], **{k: v for k, v in options.items() if k in shared}}
+        method_values = {**saved["method"], **method_values}
+    for key in ("arch_args",):
+        if key in train_values and train_values[key] is not None:
+            train_values[key] = tuple(train_values[key])
+    cfg = TrainConfig(**{k: v for k, v in train_values.items() if k in shared})
+    return cfg, cls.config_from_dict(method_values)
+
+
+def default_run_dir(method: str, dataset: str, out: str | None = None) -> Path:
+    """``out``, or ``runs/METHOD-DATASET`` when it is not given."""
+    return Path(out) if out else Path("runs") / f"{method}-{dataset.replace('/', '_').replace(':', '_')}"
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))

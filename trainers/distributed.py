@@ -11,14 +11,18 @@ import os
 import torch
 import torch.distributed as dist
 
+from zoo.errors import SslzooError
+
 __all__ = [
     "all_gather_no_grad",
     "all_gather_with_grad",
     "all_reduce_mean",
+    "amp_dtype",
     "broadcast",
     "init_distributed",
     "is_distributed",
     "rank",
+    "resolve_device",
     "world_size",
 ]
 
@@ -85,3 +89,31 @@ def broadcast(x: torch.Tensor, src: int = 0) -> torch.Tensor:
     if is_distributed():
         dist.broadcast(x, src=src)
     return x
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SslzooError("--device cuda was asked for but CUDA is not available; use --device cpu.")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
+
+
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    if amp == "none":
+        return None
+    if device.type != "cuda":
+        # CPU autocast only pays where the CPU has bf16 matrix units (AMX, AVX512-BF16): opt-in with --amp bf16.
+        if amp == "fp16":
+            raise SslzooError("--amp fp16 is for CUDA; on a CPU use --amp bf16 or --amp none.")
+        return torch.bfloat16 if amp == "bf16" else None
+    if amp == "fp16":
+        return torch.float16
+    if amp == "bf16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16

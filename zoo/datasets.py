@@ -14,7 +14,10 @@ Names and their fixed splits:
   ``ClassLabel`` feature, unless named: ``hf:uoft-cs/cifar100?label=fine_label&image=img``. A dataset without a
   ``test`` split gets one carved from ``train`` (stratified 20%, seed 0).
 * ``folder:PATH``: a local image folder, one subfolder per class (``PATH/CLASS/IMG``), or ``PATH/train/CLASS/IMG``
-  and ``PATH/test/CLASS/IMG``; without a ``test`` folder, a stratified 20% (seed 0) of the images becomes ``test``.
+  and ``PATH/test/CLASS/IMG`` (or ImageNet's ``val/``); without a ``test`` folder, a stratified 20% (seed 0) of the
+  images becomes ``test``. Images in any other nesting (or all in one folder) are an *unlabelled* collection: one
+  ``train`` split, labels -1, for self-supervised training. Any size, mode and format; the folder's index is cached
+  and refreshed incrementally (:mod:`zoo.folders`).
 
 Any name takes subset options after ``?`` (quote them in a shell): ``fashion-mnist?train=10000&test=2000`` keeps a
 stratified, seeded subset of each split (quick budgets); ``fashion-mnist?val=10000`` carves a stratified 10,000-image
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import difflib
 import gzip
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,7 +61,6 @@ FASHION_MNIST_CLASSES = (
     "Bag",
     "Ankle boot",
 )
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 CARVED_TEST_FRACTION = 0.2
 SPLIT_SEED = 0
 
@@ -187,8 +190,14 @@ def _ensure_test_split(dd):
     if "train" not in dd:
         only = next(iter(dd.values()))
         dd = datasets.DatasetDict({"train": only})
-    parts = dd["train"].train_test_split(
-        test_size=CARVED_TEST_FRACTION, stratify_by_column="label", seed=SPLIT_SEED
+    train = dd["train"]
+    counts = np.bincount(np.asarray(train["label"], dtype=np.int64).clip(min=0))
+    n_test = int(np.ceil(CARVED_TEST_FRACTION * len(train)))
+    # Stratifying needs two images of every class and a test split with room for each class.
+    present = counts[counts > 0]
+    stratify = "label" if present.size and present.min() >= 2 and n_test >= present.size else None
+    parts = train.train_test_split(
+        test_size=CARVED_TEST_FRACTION, stratify_by_column=stratify, seed=SPLIT_SEED
     )
     return datasets.DatasetDict({"train": parts["train"], "test": parts["test"]})
 
@@ -215,6 +224,53 @@ def _select_columns(dd, source: str, image_col: str | None, label_col: str | Non
     return dd.rename_columns(renames) if renames else dd
 
 
+def load_stream(name: str, split: str = "train"):
+    """Stream a Hub dataset's split without downloading it: ``hf:ORG/NAME?streaming=1`` (also ``&image=``, …).
+
+    Returns:
+        ``(stream, num_examples)``: a ``datasets.IterableDataset`` with ``image`` (undecoded: path/bytes) and
+        ``label`` columns (-1 when the dataset has none), and the split's size from the Hub's metadata.
+    """
+    import datasets
+
+    base, _, query = name.partition("?")
+    options = dict(parse_qsl(query))
+    if not base.startswith("hf:"):
+        raise SslzooError(f"{name!r}: only Hub datasets (hf:ORG/NAME?streaming=1) can be streamed.")
+    repo_id = base[3:]
+    try:
+        builder = datasets.load_dataset_builder(repo_id, options.get("config"))
+        stream = datasets.load_dataset(repo_id, options.get("config"), split=split, streaming=True)
+    except Exception as exc:  # datasets raises many types; the user needs only the one line below
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SslzooError(f"cannot stream {repo_id} ({split}): {reason}.") from None
+    splits = builder.info.splits or {}
+    if split not in splits or not splits[split].num_examples:
+        raise SslzooError(
+            f"{repo_id} does not say how many images its {split!r} split has; download it instead."
+        )
+    return prepare_stream(stream, name, options.get("image"), options.get("label")), splits[
+        split
+    ].num_examples
+
+
+def prepare_stream(stream, source: str, image_col: str | None = None, label_col: str | None = None):
+    """An ``IterableDataset`` reduced to an undecoded ``image`` and an int ``label`` column (-1 if none)."""
+    import datasets
+
+    feats = stream.features or {}
+    image_col = image_col or next((k for k, v in feats.items() if isinstance(v, datasets.Image)), None)
+    label_col = label_col or next((k for k, v in feats.items() if isinstance(v, datasets.ClassLabel)), None)
+    if image_col is None or image_col not in feats:
+        raise SslzooError(f"{source}: no image column among {sorted(feats)}; name it with ?image=COLUMN.")
+    stream = stream.cast_column(image_col, datasets.Image(decode=False))
+    keep = [image_col] + ([label_col] if label_col else [])
+    stream = stream.select_columns(keep).rename_columns(
+        {old: new for old, new in ((image_col, "image"), (label_col, "label")) if old and old != new}
+    )
+    return stream if label_col else stream.map(lambda row: {"label": -1})
+
+
 def _load_hub_dataset(repo_id: str, options: dict[str, str]):
     import datasets
 
@@ -230,52 +286,58 @@ def _load_hub_dataset(repo_id: str, options: dict[str, str]):
     return _ensure_test_split(dd)
 
 
-def _list_images(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def _check_images(paths: list[Path], source: str) -> None:
-    from PIL import Image, UnidentifiedImageError
-
-    for path in paths:
-        try:
-            with Image.open(path) as im:
-                im.verify()
-        except (OSError, UnidentifiedImageError, SyntaxError) as exc:
-            raise SslzooError(
-                f"{source}: cannot read image {path} ({type(exc).__name__}); remove or replace that file."
-            ) from None
+def _folder_labels(paths: list[str]) -> tuple[list[str] | None, list[str]]:
+    """Class names per image when every image sits in a class subfolder (``CLASS/IMG``) and there are at least
+    two classes; otherwise ``None`` (an unlabelled collection, any nesting)."""
+    parts = [p.split("/") for p in paths]
+    classes = [q[0] for q in parts]
+    if all(len(q) == 2 for q in parts) and len(set(classes)) >= 2:
+        return classes, sorted(set(classes))
+    return None, []
 
 
 def _build_folder(root: Path):
+    """Splits from the cached folder index (:mod:`zoo.folders`): labelled by class subfolders, or unlabelled.
+
+    ``train/`` and ``test/`` (or ImageNet's ``val/``) subfolders are the splits when there is a ``train/``;
+    otherwise the whole tree is one collection.
+    """
     import datasets
 
-    source = f"folder:{root}"
-    if not root.is_dir():
-        raise SslzooError(f"{source}: no such folder; give a folder with one subfolder per class.")
-    images = _list_images(root)
-    if not images:
-        raise SslzooError(
-            f"{source} holds no images; put them in one subfolder per class (PATH/CLASS/IMAGE.png)."
-        )
-    _check_images(images, source)
-    split_dirs = [s for s in ("train", "test") if (root / s).is_dir()]
-    if split_dirs:
-        files = {s: [str(p) for p in images if p.is_relative_to(root / s)] for s in split_dirs}
-        class_of = {s: [p.parent.name for p in map(Path, fs)] for s, fs in files.items()}
+    from zoo.folders import index_folder
+
+    index = index_folder(root)
+    tops = {p.split("/", 1)[0] for p in index.paths if "/" in p}
+    folders = {"train": "train", "test": "test" if "test" in tops else "val"}
+    by_split: dict[str, list[int]] = {}
+    for i, path in enumerate(index.paths):
+        top = path.split("/", 1)[0]
+        for split, folder in folders.items():
+            if top == folder and "/" in path:
+                by_split.setdefault(split, []).append(i)
+    if "train" not in by_split:  # no train/ folder: the whole tree is the collection
+        by_split = {"train": list(range(len(index)))}
+        strip = 0
     else:
-        files = {"train": [str(p) for p in images]}
-        class_of = {"train": [Path(p).parent.name for p in files["train"]]}
-    names = sorted({c for cs in class_of.values() for c in cs})
-    index = {c: i for i, c in enumerate(names)}
-    dd = datasets.DatasetDict(
-        {
-            s: datasets.Dataset.from_dict(
-                {"image": files[s], "label": [index[c] for c in class_of[s]]}, features=_features(names)
-            )
-            for s in files
-        }
-    )
+        strip = 1
+    relative = {s: [index.paths[i].split("/", strip)[-1] for i in rows] for s, rows in by_split.items()}
+    labelled = {s: _folder_labels(paths) for s, paths in relative.items()}
+    names = sorted({c for classes, found in labelled.values() if classes for c in found})
+    position = {c: i for i, c in enumerate(names)}
+    splits = {}
+    for split, rows in by_split.items():
+        classes = labelled[split][0]
+        labels = [position[c] for c in classes] if classes else [-1] * len(rows)
+        ds = datasets.Dataset.from_dict(
+            {"image": [str(index.root / index.paths[i]) for i in rows], "label": labels},
+            features=_features(names),
+        )
+        # Content, not names: the fingerprint changes when any image's size or time does (caches follow it).
+        ds._fingerprint = hashlib.sha256(f"{index.fingerprint}:{split}".encode()).hexdigest()[:16]
+        splits[split] = ds
+    dd = datasets.DatasetDict(splits)
+    if "test" in dd or labelled["train"][0] is None:
+        return dd  # an unlabelled collection trains on all of it; no test split to carve
     return _ensure_test_split(dd)
 
 
@@ -467,11 +529,11 @@ def to_arrays(ds) -> tuple[np.ndarray, np.ndarray]:
     images_path, labels_path = cache / "images.npy", cache / "labels.npy"
     if images_path.is_file() and labels_path.is_file():
         return np.load(images_path, mmap_mode="r"), np.load(labels_path)
+    from zoo.imaging import channels_of_mode, to_channels
+
     arrays = []
     for image in ds["image"]:
-        arr = np.asarray(
-            image.convert("L") if image.mode in ("L", "I", "I;16", "1", "P") else image.convert("RGB")
-        )
+        arr = np.asarray(to_channels(image, channels_of_mode(image.mode)))
         arrays.append(arr[..., None] if arr.ndim == 2 else arr)
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:

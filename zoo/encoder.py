@@ -26,13 +26,16 @@ CHANNELS_LAST_MIN_IMAGES = 32
 
 
 class _ConvertMode:
-    """PIL ``image.convert(mode)`` as a picklable transform (``L`` for 1-channel encoders, ``RGB`` for 3)."""
+    """:func:`zoo.imaging.to_channels` as a picklable transform (``L`` for 1-channel encoders, ``RGB`` for 3):
+    the decoding rule training uses (16-bit scaled, transparency on white)."""
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
 
     def __call__(self, image):
-        return image if image.mode == self.mode else image.convert(self.mode)
+        from zoo.imaging import to_channels
+
+        return to_channels(image, 1 if self.mode == "L" else 3)
 
     def __repr__(self) -> str:
         return f"ConvertMode({self.mode!r})"

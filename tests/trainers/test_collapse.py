@@ -25,9 +25,9 @@ def _teacher_collapse(tmp_path, centering: bool) -> tuple[float, float]:
     trainer = Trainer(*build_configs("dino", options))
     trainer.fit()
     dino, ctx = trainer.method, trainer.ctx
-    images, _ = ctx.train.batch(torch.arange(512), ctx.device)
+    features = ctx.extract_features(dino.teacher_backbone, "train", torch.arange(512))
     with torch.no_grad():
-        logits = dino.teacher_head(dino.teacher_backbone(ctx.eval_images(images)))
+        logits = dino.teacher_head(features)
         p_t = torch.softmax((logits - dino.center) / 0.04, dim=-1)
     top = p_t.mean(0).argmax()
     return float(p_t[:, top].mean()), float((p_t.argmax(1) == top).float().mean())

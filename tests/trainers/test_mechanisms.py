@@ -73,7 +73,7 @@ def test_moco_updates_key_encoder_with_momentum_before_the_keys():
     key_before = moco.key_backbone.fc.weight.clone()
     query = moco.backbone.fc.weight.clone()
     x = torch.rand(4, 1, 8, 8)
-    batch = Batch(x, [x, x], torch.arange(4), torch.zeros(4, dtype=torch.long), BatchRandom(0, 0, 4, 0, 4))
+    batch = Batch([x, x], torch.arange(4), torch.zeros(4, dtype=torch.long), BatchRandom(0, 0, 4, 0, 4))
     loss, logs = moco.training_step(batch, step(0))
     torch.testing.assert_close(moco.key_backbone.fc.weight, 0.8 * key_before + 0.2 * query)
     assert logs["momentum"] == 0.8
@@ -128,9 +128,7 @@ def test_dino_center_update_and_no_teacher_gradient():
     with torch.no_grad():
         teacher = [dino.teacher_head(dino.teacher_backbone(c)) for c in crops[:2]]
     expected = 0.7 * 0.5 + 0.3 * torch.cat(teacher).mean(0, keepdim=True)  # Eq. (4)
-    batch = Batch(
-        crops[0], crops, torch.arange(3), torch.zeros(3, dtype=torch.long), BatchRandom(0, 0, 3, 0, 3)
-    )
+    batch = Batch(crops, torch.arange(3), torch.zeros(3, dtype=torch.long), BatchRandom(0, 0, 3, 0, 3))
     loss, _ = dino.training_step(batch, step(50))
     torch.testing.assert_close(dino.center, expected)
     loss.backward()

@@ -22,7 +22,7 @@ from trainers.schedules import scaled_lr
 from zoo.errors import SslzooError
 
 # Options that make one optimiser step and nothing else: 3 photos, batch 2 (one step, the last image dropped),
-# one epoch, no k-NN monitor. The networks, crops and image side stay the recipe's.
+# one epoch, no k-NN monitor (the collection is unlabelled). The networks, crops and image side stay the recipe's.
 ONE_STEP = {"batch_size": 2, "epochs": 1, "knn_every": 0, "progress": False, "log_every": 1, "amp": "none"}
 # k-means cannot make 10,000 clusters of 3 images (that is one clear error, tested below): the clustering
 # recipes' cluster counts and PCA shrink to the folder; their networks do not.
@@ -36,20 +36,17 @@ DEFAULT_SUITE = {"dino-vits16", "mocov2-resnet50"}
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> str:
-    """A ``folder:`` dataset of scikit-image photos at 256 px: 3 to train on (two classes), 2 to test."""
+    """An unlabelled ``folder:`` collection of three scikit-image photos at their own sizes, modes and formats,
+    nested at different depths: 512×512 RGB PNG, 451×300 JPEG, 600×400 RGBA PNG."""
     from PIL import Image
     from skimage import data
 
     root = tmp_path_factory.mktemp("photos")
-    layout = {
-        "train": [("a", "astronaut"), ("a", "chelsea"), ("b", "coffee")],
-        "test": [("a", "camera"), ("b", "rocket")],
-    }
-    for split, items in layout.items():
-        for i, (cls, name) in enumerate(items):
-            (root / split / cls).mkdir(parents=True, exist_ok=True)
-            image = Image.fromarray(getattr(data, name)()).convert("RGB").resize((256, 256))
-            image.save(root / split / cls / f"{name}{i}.png")
+    (root / "cats").mkdir()
+    (root / "kitchen" / "2020").mkdir(parents=True)
+    Image.fromarray(data.astronaut()).save(root / "astronaut.png")
+    Image.fromarray(data.chelsea()).save(root / "cats" / "chelsea.jpg", quality=90)
+    Image.fromarray(data.coffee()).convert("RGBA").save(root / "kitchen" / "2020" / "coffee.png")
     return f"folder:{root}"
 
 
@@ -177,7 +174,7 @@ def test_views_the_backbone_cannot_take_are_one_line_before_training(photos, tmp
     args += ["--arch-args", "dynamic_img_size=False", "--epochs", "1", "--no-progress", "--knn-every", "0"]
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "96×96" in err[0] and "vit_small_patch16_224" in err[0]
+    assert len(err) == 1 and "96 px" in err[0] and "vit_small_patch16_224" in err[0]
     assert not (out / "checkpoints").exists()
 
 

@@ -135,7 +135,7 @@ class TestFolder:
     def test_unreadable_image_is_named(self, tmp_path):
         _write_png(tmp_path / "a" / "good.png", 1)
         (tmp_path / "a" / "bad.png").write_bytes(b"not a png")
-        with pytest.raises(SslzooError, match=r"cannot read image .*bad\.png"):
+        with pytest.raises(SslzooError, match=r"not readable images .*bad\.png"):
             datasets.load_dataset(f"folder:{tmp_path}")
 
 

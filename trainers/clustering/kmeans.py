@@ -264,6 +264,6 @@ def round_nmi(new, previous=None, true_labels=None) -> dict[str, float]:
     scores: dict[str, float] = {}
     if previous is not None and (np.asarray(previous) >= 0).all():
         scores["nmi_prev"] = nmi(new, previous)
-    if true_labels is not None:
+    if true_labels is not None and (np.asarray(true_labels) >= 0).all():  # an unlabelled collection has -1
         scores["nmi_true"] = nmi(new, true_labels)
     return scores

@@ -14,7 +14,8 @@ Lifecycle, as the engine runs it::
         method.on_epoch_start(ctx, epoch)     # NOT called when resuming in the middle of this epoch
         order = method.epoch_indices(ctx, epoch)   # None → a seeded shuffle of the train split
         for each global batch of `order` (this rank's contiguous slice of it):
-            views = method.make_views(images, rng)           # no grad, no autocast
+            crops = [the method.view_specs() crops]          # cut per sample in DataLoader workers
+            views = method.make_views(crops, rng)            # colour ops on the device; no grad, no autocast
             loss, logs = method.training_step(batch, step)   # under autocast, through DDP when distributed
             [backward, grad clipping, optimiser step]
             method.on_after_step(step)                        # EMA updates and other post-step bookkeeping
@@ -61,7 +62,8 @@ from torch import nn
 
 if TYPE_CHECKING:
     from trainers.augment import BatchRandom
-    from trainers.engine import TrainContext
+    from trainers.context import TrainContext
+    from trainers.views import CropSpec
 
 __all__ = ["Batch", "Method", "StepInfo", "feature_dim", "momentum_update"]
 
@@ -95,14 +97,12 @@ class Batch:
     """One rank's share of a global batch.
 
     Attributes:
-        images: (B, C, h, w) float images in [0, 1] at the dataset's native size, not augmented, not normalised.
         views: What :meth:`Method.make_views` returned: a list of normalised (B, C, H, W) views.
         indices: (B,) int64 positions in the train split (for pseudo-labels kept per sample).
         labels: (B,) int64 true labels — for monitoring only, never for self-supervised training.
         rng: Per-sample random numbers for this step (see :class:`trainers.augment.BatchRandom`).
     """
 
-    images: torch.Tensor
     views: list[torch.Tensor]
     indices: torch.Tensor
     labels: torch.Tensor
@@ -119,19 +119,22 @@ class Method(nn.Module):
             (``{"optimizer": "sgd", "lr": 0.06}``); options given by the user win.
         find_unused_parameters: Set when some parameters get no gradient in a step (per-super-class heads):
             DDP then looks for them.
+        needs_random_access: Set when the method revisits images by index (pseudo-labels of the whole split):
+            it cannot train on a stream.
 
     Args:
         cfg: An instance of ``Config``.
         ctx: The engine's :class:`trainers.engine.TrainContext` (device, image size, ``create_backbone()``, …).
 
     Subclasses must set ``self.backbone`` (the encoder that gets exported, unless :meth:`encoder` says otherwise)
-    and implement :meth:`make_views` and :meth:`training_step`.
+    and implement :meth:`view_specs`, :meth:`make_views` and :meth:`training_step`.
     """
 
     name: ClassVar[str] = ""
     Config: ClassVar[type] = dataclass(type("NoOptions", (), {}))
     defaults: ClassVar[dict[str, Any]] = {}
     find_unused_parameters: ClassVar[bool] = False
+    needs_random_access: ClassVar[bool] = False
 
     def __init__(self, cfg: Any, ctx: TrainContext) -> None:
         super().__init__()
@@ -139,10 +142,15 @@ class Method(nn.Module):
         self.ctx = ctx
 
     # ------------------------------------------------------------------ required
-    def make_views(self, images: torch.Tensor, rng: BatchRandom) -> list[torch.Tensor]:
-        """Augment a batch: (B, C, h, w) floats in [0, 1] → list of normalised (B, C, H, W) views.
+    def view_specs(self) -> list[CropSpec]:
+        """The geometric part of each view (:class:`trainers.views.CropSpec`: size, crop scale, flip), cut per
+        sample from the full-resolution image in DataLoader workers. Called once, after ``__init__``."""
+        raise NotImplementedError
 
-        Runs without gradient and outside autocast. Use the batched transforms of :mod:`trainers.augment`.
+    def make_views(self, crops: list[torch.Tensor], rng: BatchRandom) -> list[torch.Tensor]:
+        """Colour the crops: one (B, C, S, S) float tensor in [0, 1] per spec → list of normalised views.
+
+        Runs on the device without gradient and outside autocast. Use :class:`trainers.augment.ColorAugment`.
         """
         raise NotImplementedError
 
@@ -151,11 +159,6 @@ class Method(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, float]]:
         """Return the scalar loss of this rank's batch, optionally with extra values to log (``{"acc": 0.5}``)."""
         raise NotImplementedError
-
-    @classmethod
-    def view_sizes(cls, cfg: Any, image_size: int) -> set[int]:
-        """Square sides of the views :meth:`make_views` returns (checked against the backbone before training)."""
-        return {image_size}
 
     # ------------------------------------------------------------------ optional hooks
     def on_train_start(self, ctx: TrainContext) -> None:

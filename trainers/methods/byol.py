@@ -16,12 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.augment import BatchRandom, SimCLRAugment
+from trainers.augment import BatchRandom, ColorAugment
 from trainers.methods.base import Batch, Method, StepInfo, momentum_update
 from trainers.schedules import cosine_schedule
+from trainers.views import CropSpec
 
 if TYPE_CHECKING:
-    from trainers.engine import TrainContext
+    from trainers.context import TrainContext
 
 __all__ = ["BYOL", "BYOLConfig", "byol_loss", "mlp"]
 
@@ -68,13 +69,16 @@ class BYOL(Method):
         self.predictor = mlp(cfg.proj_dim, cfg.proj_hidden_dim, cfg.proj_dim)
         self.target_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
         self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
-        common = {"scale": (cfg.crop_min_scale, 1.0), "jitter": cfg.jitter}
+        self.crop = CropSpec(ctx.image_size, (cfg.crop_min_scale, 1.0))
         # The two asymmetric views of Table 6: blur always / rarely, solarisation only on the second.
-        self.augment1 = SimCLRAugment(ctx.image_size, ctx.mean, ctx.std, blur_p=1.0, **common)
-        self.augment2 = SimCLRAugment(ctx.image_size, ctx.mean, ctx.std, blur_p=0.1, solarize_p=0.2, **common)
+        self.augment1 = ColorAugment(ctx.mean, ctx.std, jitter=cfg.jitter, blur_p=1.0)
+        self.augment2 = ColorAugment(ctx.mean, ctx.std, jitter=cfg.jitter, blur_p=0.1, solarize_p=0.2)
 
-    def make_views(self, images: torch.Tensor, rng: BatchRandom) -> list[torch.Tensor]:
-        return [self.augment1(images, rng), self.augment2(images, rng)]
+    def view_specs(self) -> list[CropSpec]:
+        return [self.crop, self.crop]
+
+    def make_views(self, crops: list[torch.Tensor], rng: BatchRandom) -> list[torch.Tensor]:
+        return [self.augment1(crops[0], rng), self.augment2(crops[1], rng)]
 
     def tau(self, step: StepInfo) -> float:
         """τ = 1 − (1 − τ_base)·(cos(πk/K) + 1)/2 (§3.2)."""

@@ -20,13 +20,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.augment import BatchRandom, SimCLRAugment
+from trainers.augment import BatchRandom, ColorAugment
 from trainers.clustering import UniformLabelSampler, cluster_features, round_nmi, solve_once
 from trainers.methods.base import Batch, Method, StepInfo, feature_dim
+from trainers.views import CropSpec
 from zoo.errors import SslzooError
 
 if TYPE_CHECKING:
-    from trainers.engine import TrainContext
+    from trainers.context import TrainContext
 
 __all__ = ["DeepCluster", "DeepClusterConfig", "check_minimums"]
 
@@ -85,6 +86,7 @@ class DeepClusterConfig:
 class DeepCluster(Method):
     """Backbone + linear classifier over the current k-means pseudo-labels."""
 
+    needs_random_access = True  # pseudo-labels of every image, by index
     name = "deepcluster"
     Config = DeepClusterConfig
     # The paper trains AlexNet/VGG with SGD (lr 0.05, wd 1e-5) for 500 epochs; for a few CPU epochs of a small
@@ -100,15 +102,8 @@ class DeepCluster(Method):
         self.register_buffer("pseudo_labels", torch.full((ctx.num_train,), -1, dtype=torch.long))
         self.rounds: list[dict[str, float]] = []
         # Random resized crops and flips only (Sec. 4): colour cues would make clusters trivial.
-        self.augment = SimCLRAugment(
-            ctx.image_size,
-            ctx.mean,
-            ctx.std,
-            scale=(cfg.crop_min_scale, 1.0),
-            jitter_p=0.0,
-            gray_p=0.0,
-            blur_p=0.0,
-        )
+        self.crop = CropSpec(ctx.image_size, (cfg.crop_min_scale, 1.0))
+        self.augment = ColorAugment(ctx.mean, ctx.std, jitter_p=0.0, gray_p=0.0, blur_p=0.0)
 
     # ------------------------------------------------------------------ what DeeperCluster overrides
     def check_cluster_count(self, num_train: int) -> None:
@@ -164,8 +159,11 @@ class DeepCluster(Method):
         sampler.set_epoch(epoch)
         return torch.from_numpy(sampler.global_indices())
 
-    def make_views(self, images: torch.Tensor, rng: BatchRandom) -> list[torch.Tensor]:
-        return [self.augment(images, rng)]
+    def view_specs(self) -> list[CropSpec]:
+        return [self.crop]
+
+    def make_views(self, crops: list[torch.Tensor], rng: BatchRandom) -> list[torch.Tensor]:
+        return [self.augment(crops[0], rng)]
 
     def encoder_model_args(self, model_args: dict[str, Any]) -> dict[str, Any]:
         # With Sobel filters the exported architecture is sslzoo_sobel around the configured one.

@@ -19,15 +19,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.augment import BatchRandom, DINOAugment
+from trainers.augment import BatchRandom, ColorAugment
 from trainers.distributed import all_reduce_mean
 from trainers.methods.base import Batch, Method, StepInfo, momentum_update
 from trainers.schedules import cosine_schedule, linear_warmup
+from trainers.views import CropSpec
 
 if TYPE_CHECKING:
-    from trainers.engine import TrainContext
+    from trainers.context import TrainContext
 
-__all__ = ["DINO", "DINOConfig", "DINOHead", "dino_loss", "local_crop_side"]
+__all__ = ["DINO", "DINOConfig", "DINOHead", "dino_loss"]
 
 
 @dataclass
@@ -57,11 +58,6 @@ class DINOConfig:
         metadata={"help": "fix the weight-norm scale g of the head's last layer to 1 (off: g is trained)"},
     )
     jitter: float = field(default=0.5, metadata={"help": "colour-distortion strength"})
-
-
-def local_crop_side(image_size: int, local_crop_size: int | None) -> int:
-    """``local_crop_size``, or the reference's 96/224 of the global side (at least 8 px)."""
-    return local_crop_size or max(8, round(image_size * 96 / 224))
 
 
 class DINOHead(nn.Module):
@@ -163,25 +159,21 @@ class DINO(Method):
                 module.drop_prob = 0.0
         self.teacher_head = copy.deepcopy(self.head).requires_grad_(False)
         self.register_buffer("center", torch.zeros(1, cfg.out_dim))
-        local = local_crop_side(ctx.image_size, cfg.local_crop_size)
-        self.augment = DINOAugment(
-            ctx.image_size,
-            local,
-            ctx.mean,
-            ctx.std,
-            n_local=cfg.n_local_crops,
-            global_scale=(cfg.global_crop_min_scale, 1.0),
-            local_scale=(0.05, cfg.local_crop_max_scale),
-            jitter=cfg.jitter,
-        )
+        local = cfg.local_crop_size or max(8, round(ctx.image_size * 96 / 224))
+        # Multi-crop (§3.1, main_dino.py DataAugmentationDINO): 2 global + N local crops of one image, bicubic.
+        self.global_crop = CropSpec(ctx.image_size, (cfg.global_crop_min_scale, 1.0), interpolation="bicubic")
+        self.local_crop = CropSpec(local, (0.05, cfg.local_crop_max_scale), interpolation="bicubic")
+        # BYOL's colour operations: blur always on the first global crop, rarely + solarise on the second.
+        self.global1 = ColorAugment(ctx.mean, ctx.std, jitter=cfg.jitter, blur_p=1.0)
+        self.global2 = ColorAugment(ctx.mean, ctx.std, jitter=cfg.jitter, blur_p=0.1, solarize_p=0.2)
+        self.local = ColorAugment(ctx.mean, ctx.std, jitter=cfg.jitter, blur_p=0.5)
 
-    @classmethod
-    def view_sizes(cls, cfg: DINOConfig, image_size: int) -> set[int]:
-        local = {local_crop_side(image_size, cfg.local_crop_size)} if cfg.n_local_crops else set()
-        return {image_size, *local}
+    def view_specs(self) -> list[CropSpec]:
+        return [self.global_crop] * 2 + [self.local_crop] * self.cfg.n_local_crops
 
-    def make_views(self, images: torch.Tensor, rng: BatchRandom) -> list[torch.Tensor]:
-        return self.augment(images, rng)
+    def make_views(self, crops: list[torch.Tensor], rng: BatchRandom) -> list[torch.Tensor]:
+        colours = [self.global1, self.global2] + [self.local] * self.cfg.n_local_crops
+        return [colour(c, rng) for colour, c in zip(colours, crops)]
 
     def encoder(self) -> nn.Module:
         return self.teacher_backbone  # the paper evaluates the teacher

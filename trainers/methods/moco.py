@@ -18,13 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.augment import BatchRandom, SimCLRAugment
+from trainers.augment import BatchRandom, ColorAugment
 from trainers.distributed import all_gather_no_grad, rank, world_size
 from trainers.methods.base import Batch, Method, StepInfo, momentum_update
 from trainers.schedules import cosine_schedule
+from trainers.views import CropSpec
 
 if TYPE_CHECKING:
-    from trainers.engine import TrainContext
+    from trainers.context import TrainContext
 
 __all__ = ["MoCo", "MoCoConfig", "info_nce_loss"]
 
@@ -80,12 +81,14 @@ class MoCo(Method):
         self.key_projector = copy.deepcopy(self.projector).requires_grad_(False)
         self.register_buffer("queue", F.normalize(torch.randn(cfg.queue_size, cfg.proj_dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
-        self.augment = SimCLRAugment(
-            ctx.image_size, ctx.mean, ctx.std, scale=(cfg.crop_min_scale, 1.0), jitter=cfg.jitter
-        )
+        self.crop = CropSpec(ctx.image_size, (cfg.crop_min_scale, 1.0))
+        self.augment = ColorAugment(ctx.mean, ctx.std, jitter=cfg.jitter)
 
-    def make_views(self, images: torch.Tensor, rng: BatchRandom) -> list[torch.Tensor]:
-        return [self.augment(images, rng), self.augment(images, rng)]
+    def view_specs(self) -> list[CropSpec]:
+        return [self.crop, self.crop]
+
+    def make_views(self, crops: list[torch.Tensor], rng: BatchRandom) -> list[torch.Tensor]:
+        return [self.augment(c, rng) for c in crops]
 
     def momentum(self, step: StepInfo) -> float:
         end = self.cfg.momentum if self.cfg.momentum_end is None else self.cfg.momentum_end

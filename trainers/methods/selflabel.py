@@ -20,13 +20,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.augment import BatchRandom, SimCLRAugment
+from trainers.augment import BatchRandom, ColorAugment
 from trainers.clustering import round_nmi, sinkhorn_labels, solve_once
 from trainers.methods.base import Batch, Method, StepInfo
 from trainers.methods.deepcluster import check_minimums
+from trainers.views import CropSpec
 
 if TYPE_CHECKING:
-    from trainers.engine import TrainContext
+    from trainers.context import TrainContext
 
 __all__ = ["SelfLabel", "SelfLabelConfig", "label_update_epochs"]
 
@@ -82,6 +83,7 @@ class _HeadLogits(nn.Module):
 class SelfLabel(Method):
     """Backbone + ``num_heads`` linear K-way heads trained with cross-entropy to equipartitioned labels."""
 
+    needs_random_access = True  # pseudo-labels of every image, by index
     name = "selflabel"
     Config = SelfLabelConfig
     # The paper uses SGD (lr 0.05, wd 1e-5) for 400 epochs; AdamW suits a few CPU epochs of a small CNN.
@@ -100,9 +102,8 @@ class SelfLabel(Method):
         self.register_buffer("pseudo_labels", start)  # (H, N)
         self.update_epochs = label_update_epochs(ctx.cfg.epochs, cfg.label_updates)
         self.rounds: list[dict[str, float]] = []
-        self.augment = SimCLRAugment(
-            ctx.image_size, ctx.mean, ctx.std, scale=(cfg.crop_min_scale, 1.0), jitter=cfg.jitter, blur_p=0.0
-        )
+        self.crop = CropSpec(ctx.image_size, (cfg.crop_min_scale, 1.0))
+        self.augment = ColorAugment(ctx.mean, ctx.std, jitter=cfg.jitter, blur_p=0.0)
 
     def on_epoch_start(self, ctx: TrainContext, epoch: int) -> None:
         if epoch not in self.update_epochs:
@@ -129,8 +130,11 @@ class SelfLabel(Method):
         ctx.log(**scores)
         self.pseudo_labels.copy_(labels.to(self.pseudo_labels.device))
 
-    def make_views(self, images: torch.Tensor, rng: BatchRandom) -> list[torch.Tensor]:
-        return [self.augment(images, rng)]
+    def view_specs(self) -> list[CropSpec]:
+        return [self.crop]
+
+    def make_views(self, crops: list[torch.Tensor], rng: BatchRandom) -> list[torch.Tensor]:
+        return [self.augment(crops[0], rng)]
 
     def training_step(self, batch: Batch, step: StepInfo):
         features = self.backbone(batch.views[0])

@@ -14,12 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.augment import BatchRandom, SimCLRAugment
+from trainers.augment import BatchRandom, ColorAugment
 from trainers.distributed import all_gather_with_grad, rank
 from trainers.methods.base import Batch, Method, StepInfo
+from trainers.views import CropSpec
 
 if TYPE_CHECKING:
-    from trainers.engine import TrainContext
+    from trainers.context import TrainContext
 
 __all__ = ["SimCLR", "SimCLRConfig", "nt_xent_loss"]
 
@@ -75,12 +76,14 @@ class SimCLR(Method):
             nn.ReLU(inplace=True),
             nn.Linear(cfg.proj_hidden_dim, cfg.proj_dim),
         )
-        self.augment = SimCLRAugment(
-            ctx.image_size, ctx.mean, ctx.std, scale=(cfg.crop_min_scale, 1.0), jitter=cfg.jitter
-        )
+        self.crop = CropSpec(ctx.image_size, (cfg.crop_min_scale, 1.0))
+        self.augment = ColorAugment(ctx.mean, ctx.std, jitter=cfg.jitter)
 
-    def make_views(self, images: torch.Tensor, rng: BatchRandom) -> list[torch.Tensor]:
-        return [self.augment(images, rng), self.augment(images, rng)]
+    def view_specs(self) -> list[CropSpec]:
+        return [self.crop, self.crop]
+
+    def make_views(self, crops: list[torch.Tensor], rng: BatchRandom) -> list[torch.Tensor]:
+        return [self.augment(c, rng) for c in crops]
 
     def training_step(self, batch: Batch, step: StepInfo):
         x1, x2 = batch.views

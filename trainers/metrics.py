@@ -1,0 +1,61 @@
+"""``metrics.jsonl`` (one JSON row per logged step) and the ``curves.png`` drawn from it, on rank 0 only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from zoo.atomic import save_figure_atomic, write_lines_atomic
+
+__all__ = ["MetricsLog"]
+
+
+class MetricsLog:
+    """``metrics.jsonl`` rows (rank 0 only) and the ``curves.png`` drawn from them."""
+
+    def __init__(self, run_dir: Path, enabled: bool) -> None:
+        self.path = run_dir / "metrics.jsonl"
+        self.png = run_dir / "curves.png"
+        self.enabled = enabled
+        self.rows: list[dict[str, Any]] = []
+
+    def restore(self, upto_step: int) -> None:
+        """Keep the rows of steps a resumed run has already done; drop those the killed run did after."""
+        if not self.path.is_file():
+            return
+        self.rows = [
+            r for r in map(json.loads, self.path.read_text().splitlines()) if r.get("step", 0) <= upto_step
+        ]
+        if self.enabled:
+            self._rewrite()
+
+    def _rewrite(self) -> None:
+        write_lines_atomic(self.path, (json.dumps(r) + "\n" for r in self.rows))
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if self.enabled:
+            with self.path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def plot(self, title: str) -> None:
+        if not self.enabled or not self.rows:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        # nmi_true: the clustering methods' pseudo-labels against the true labels, one point per round.
+        keys = [k for k in ("loss", "lr", "knn_acc", "nmi_true") if any(k in r for r in self.rows)]
+        fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
+        for ax, key in zip(axes[0], keys):
+            pts = [(r["step"], r[key]) for r in self.rows if key in r]
+            ax.plot(*zip(*pts), marker="o" if key in ("knn_acc", "nmi_true") else None, markersize=3)
+            ax.set_xlabel("step")
+            ax.set_title(key)
+            ax.grid(alpha=0.3)
+        fig.suptitle(title)
+        fig.tight_layout()
+        save_figure_atomic(fig, self.png)
