@@ -159,7 +159,6 @@ RECIPES: dict[str, Recipe] = {
             ("proj_dim", 128, f"{_MOCO} main_moco.py --moco-dim 128"),
             ("crop_min_scale", 0.2, f"{_MOCO} main_moco.py aug-plus RandomResizedCrop(224, scale=(0.2, 1.))"),
             ("jitter", 0.5, f"{_MOCO} main_moco.py ColorJitter(0.4, 0.4, 0.4, 0.1) p=0.8 = strength 0.5"),
-            ("shuffle_bn", True, "He et al. 2020 §3.3 shuffling BN"),
             differs="weight decay skips biases and BN parameters (the reference decays all); the cosine is per "
             "step (the reference's per epoch); Gaussian blur p is sslzoo's default",
         ),

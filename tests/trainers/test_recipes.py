@@ -109,9 +109,9 @@ def test_cli_options_override_the_recipe_and_absent_ones_do_not(monkeypatch, tmp
     monkeypatch.setattr(
         trainers.engine, "train", lambda method, **o: seen.update(o, method=method) or tmp_path
     )
-    assert main(["train", "--recipe", "mocov2-resnet50", "--lr", "0.1", "--no-shuffle-bn"]) == 0
+    assert main(["train", "--recipe", "mocov2-resnet50", "--lr", "0.1", "--temperature", "0.5"]) == 0
     assert seen["method"] == "moco" and seen["recipe"] == "mocov2-resnet50"
-    assert (seen["lr"], seen["shuffle_bn"]) == (0.1, False)  # given: they win
+    assert (seen["lr"], seen["temperature"]) == (0.1, 0.5)  # given: they win
     assert (seen["queue_size"], seen["epochs"], seen["batch_size"]) == (
         65536,
         200,
