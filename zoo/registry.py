@@ -60,6 +60,9 @@ class Preprocessing:
 # DINO and DINOv2 evaluate with Resize(256, interpolation=3 (bicubic)) + CenterCrop(224) (eval_linear.py).
 BICUBIC_224 = Preprocessing(interpolation="bicubic")
 IMAGENET_224 = Preprocessing()
+# SwAV, DeepCluster-v2 and SeLa-v2 normalise with std 0.228 for red, not 0.229: facebookresearch/swav
+# eval_linear.py (and src/multicropdataset.py in training), Resize(256) + CenterCrop(224) bilinear.
+SWAV_224 = Preprocessing(std=(0.228, 0.224, 0.225))
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,9 @@ class ModelEntry:
         filename: File inside a Hub repo (``model.safetensors``).
         key_mapping: From the checkpoint's layout to timm's keys.
         preprocessing: Evaluation preprocessing.
-        sha256: Expected SHA-256 of the weights file, checked after download when given.
+        sha256: Expected SHA-256 of the weights file (hex, or a prefix of it), checked before the file is read.
+        md5: Expected MD5 of the weights file where no SHA-256 is published (a full hex digest, or a prefix).
+        unpinned: Why an official file has neither a hash nor a Hub revision pinned (empty when it is pinned).
         licence: Licence of the weights.
         paper: Citation and link.
         published: Published numbers, e.g. ``{"imagenet_knn": 74.5, "imagenet_linear": 77.0}`` (top-1 %).
@@ -95,6 +100,8 @@ class ModelEntry:
     key_mapping: KeyMapping = IDENTITY
     preprocessing: Preprocessing | None = IMAGENET_224
     sha256: str | None = None
+    md5: str | None = None
+    unpinned: str = ""
     licence: str = "unknown"
     paper: str = ""
     published: dict[str, float] = field(default_factory=dict)
@@ -129,18 +136,36 @@ _GAP = "global-average-pooled last ResNet stage"
 _MOCOV2_MAP = KeyMapping(container=("state_dict",), prefix="module.encoder_q.", drop=("fc.",))
 _MOCOV3_VIT_MAP = KeyMapping(container=("state_dict",), prefix="module.base_encoder.", drop=("head.",))
 _MOCOV3_R50_MAP = KeyMapping(container=("state_dict",), prefix="module.base_encoder.", drop=("fc.",))
-_SWAV_MAP = KeyMapping(prefix="module.", drop=("projection_head.", "prototypes"))
+# SwAV's eval_linear.py: descend into "state_dict" when the file has one (a training checkpoint), strip "module.".
+_SWAV_MAP = KeyMapping(
+    container=("state_dict",),
+    container_optional=True,
+    prefix="module.",
+    drop=("projection_head.", "prototypes"),
+)
 _DL = "https://dl.fbaipublicfiles.com"
 
+# Why an official file is not pinned (stated per entry, listed by `sslzoo models`' tests): nothing to check against.
+_NO_HUB_REVISION = (
+    "the commit of timm's Hub repo could not be looked up offline when this entry was written, so the repo's main "
+    "branch is loaded; the identity records the commit actually read"
+)
+_NO_PUBLISHED_HASH = (
+    "upstream publishes no checksum for this file (README and hubconf give only the URL) and it could not be "
+    "downloaded to hash it when this entry was written; the file is identified by its own SHA-256 instead"
+)
 
-def _dino_vit(name: str, arch: str, dim: int, knn: float, linear: float) -> ModelEntry:
+
+def _dino_vit(name: str, timm_arch: str, arch: str, dim: int, knn: float, linear: float) -> ModelEntry:
     return ModelEntry(
         name=name,
         method="dino",
+        # Same weights and keys as timm's arch, with DINO's per-forward position interpolation (zoo.dino_vit).
         arch=arch,
-        source=f"hf-hub:timm/{arch}.dino",
+        source=f"hf-hub:timm/{timm_arch}.dino",
         dim=dim,
         preprocessing=BICUBIC_224,
+        unpinned=_NO_HUB_REVISION,
         licence="apache-2.0",
         paper=_DINO_PAPER,
         published={"imagenet_knn": knn, "imagenet_linear": linear},
@@ -149,17 +174,21 @@ def _dino_vit(name: str, arch: str, dim: int, knn: float, linear: float) -> Mode
     )
 
 
-def _dinov2(size: str, dim: int, knn: float, linear: float) -> ModelEntry:
-    arch = f"vit_{size}_patch14_dinov2"
+def _dinov2(
+    size: str, dim: int, knn: float, linear: float, revision: str | None = None, sha256: str | None = None
+) -> ModelEntry:
+    repo = f"timm/vit_{size}_patch14_dinov2.lvd142m"
     return ModelEntry(
         name=f"dinov2-vit{size[0]}14",
         method="dinov2",
-        arch=arch,
-        source=f"hf-hub:timm/{arch}.lvd142m",
+        # Trained at 518 px (37×37 positions), evaluated at 224 px: the positions are interpolated at every
+        # forward as dinov2/models/vision_transformer.py does (zoo.dino_vit), not resampled once on load.
+        arch=f"sslzoo_vit_{size}_patch14_dinov2",
+        source=f"hf-hub:{repo}@{revision}" if revision else f"hf-hub:{repo}",
         dim=dim,
-        # Trained at 518 px; the linear and k-NN protocol runs at 224 px (position embedding resampled on load).
-        model_args={"img_size": 224},
         preprocessing=BICUBIC_224,
+        sha256=sha256,
+        unpinned="" if revision else _NO_HUB_REVISION,
         licence="apache-2.0",
         paper=_DINOV2_PAPER,
         published={"imagenet_knn": knn, "imagenet_linear": linear},
@@ -176,6 +205,8 @@ def _swav_family(name: str, method: str, file: str, linear: float) -> ModelEntry
         source=f"{_DL}/deepcluster/{file}",
         dim=2048,
         key_mapping=_SWAV_MAP,
+        preprocessing=SWAV_224,
+        unpinned=_NO_PUBLISHED_HASH,
         licence="cc-by-nc-4.0",
         paper=_SWAV_PAPER,
         published={"imagenet_linear": linear},
@@ -185,10 +216,10 @@ def _swav_family(name: str, method: str, file: str, linear: float) -> ModelEntry
 
 
 _ENTRIES: tuple[ModelEntry, ...] = (
-    _dino_vit("dino-vits16", "vit_small_patch16_224", 384, 74.5, 77.0),
-    _dino_vit("dino-vits8", "vit_small_patch8_224", 384, 78.3, 79.7),
-    _dino_vit("dino-vitb16", "vit_base_patch16_224", 768, 76.1, 78.2),
-    _dino_vit("dino-vitb8", "vit_base_patch8_224", 768, 77.4, 80.1),
+    _dino_vit("dino-vits16", "vit_small_patch16_224", "sslzoo_vit_small_patch16_dino", 384, 74.5, 77.0),
+    _dino_vit("dino-vits8", "vit_small_patch8_224", "sslzoo_vit_small_patch8_dino", 384, 78.3, 79.7),
+    _dino_vit("dino-vitb16", "vit_base_patch16_224", "sslzoo_vit_base_patch16_dino", 768, 76.1, 78.2),
+    _dino_vit("dino-vitb8", "vit_base_patch8_224", "sslzoo_vit_base_patch8_dino", 768, 77.4, 80.1),
     ModelEntry(
         name="dino-resnet50",
         method="dino",
@@ -198,16 +229,41 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         # A flat torchvision state dict of the backbone; its fc was replaced by Identity before saving.
         key_mapping=KeyMapping(drop=("fc.",)),
         preprocessing=BICUBIC_224,
+        unpinned=_NO_PUBLISHED_HASH,
         licence="apache-2.0",
         paper=_DINO_PAPER,
         published={"imagenet_knn": 67.5, "imagenet_linear": 75.3},
         published_source=_DINO_NUMBERS,
         embedding=_GAP,
     ),
-    _dinov2("small", 384, 79.0, 81.1),
-    _dinov2("base", 768, 82.1, 84.5),
-    _dinov2("large", 1024, 83.5, 86.3),
+    # Revisions and SHA-256s (the LFS object ids) of timm's repos as pinned by independent projects that verify them.
+    _dinov2(
+        "small",
+        384,
+        79.0,
+        81.1,
+        revision="4610ca143709d58a633b6397a74412c2c3842454",
+        sha256="04d27f3400d059fc0cfd7d17dd1909a75bf3ea8fb3eeb48b97cb99e57ee20081",
+    ),
+    _dinov2(
+        "base",
+        768,
+        82.1,
+        84.5,
+        revision="4685c99dabffe5affac90bd99dbffd25801ae58d",
+        sha256="55cbb5d887b336d430e649c277b85a1429e724871f9d02ac16203235886d8c7b",
+    ),
+    _dinov2(
+        "large",
+        1024,
+        83.5,
+        86.3,
+        revision="4741e1cafbf45415e77074bb0cb42dba76c8684a",
+        sha256="0424a5d1b515278cba3c6640ccbeaacc41de59d3a93df0dd5e494285eea2b355",
+    ),
     _dinov2("giant", 1536, 83.5, 86.5),
+    # MoCo's READMEs publish no checksum; these MD5s are those a third-party loader asserts after downloading the
+    # same URLs (the only published digests found). MoCo v3's ResNet-50 has none.
     ModelEntry(
         name="mocov2-resnet50",
         method="mocov2",
@@ -215,6 +271,7 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         source=f"{_DL}/moco/moco_checkpoints/moco_v2_800ep/moco_v2_800ep_pretrain.pth.tar",
         dim=2048,
         key_mapping=_MOCOV2_MAP,
+        md5="a04e12f8b0e44fdcac1fb4e06f33727b",
         licence="mit",
         paper=_MOCOV2_PAPER,
         published={"imagenet_linear": 71.1},
@@ -230,6 +287,7 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         # MoCo v3's ViT-S has 12 heads (timm's has 6); its fixed sin-cos position embedding is in the checkpoint.
         model_args={"num_heads": 12},
         key_mapping=_MOCOV3_VIT_MAP,
+        md5="f32f0062e8884e64bcd2044c67bd3e43",
         licence="cc-by-nc-4.0",
         paper=_MOCOV3_PAPER,
         published={"imagenet_linear": 73.2},
@@ -243,6 +301,7 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         source=f"{_DL}/moco-v3/vit-b-300ep/vit-b-300ep.pth.tar",
         dim=768,
         key_mapping=_MOCOV3_VIT_MAP,
+        md5="7fe6d104c5ba222fecc6dc838f2dbcf9",
         licence="cc-by-nc-4.0",
         paper=_MOCOV3_PAPER,
         published={"imagenet_linear": 76.7},
@@ -256,6 +315,7 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         source=f"{_DL}/moco-v3/r-50-1000ep/r-50-1000ep.pth.tar",
         dim=2048,
         key_mapping=_MOCOV3_R50_MAP,
+        unpinned=_NO_PUBLISHED_HASH,
         licence="cc-by-nc-4.0",
         paper=_MOCOV3_PAPER,
         published={"imagenet_linear": 74.6},
@@ -269,9 +329,10 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         name="selflabel-resnet50",
         method="selflabel",
         arch="resnet50",
-        source="http://www.robots.ox.ac.uk/~vgg/research/self-label/asset/new_models/resnet50-10x3k_pp.pth",
+        source="https://www.robots.ox.ac.uk/~vgg/research/self-label/asset/new_models/resnet50-10x3k_pp.pth",
         dim=2048,
         key_mapping=KeyMapping(container=("state_dict",), drop=("fc.",)),
+        unpinned=_NO_PUBLISHED_HASH,
         licence="mit",
         paper=_SELFLABEL_PAPER,
         published={"imagenet_linear": 68.8},

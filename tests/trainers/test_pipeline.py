@@ -284,3 +284,24 @@ def test_streamed_training_runs_and_refuses_methods_that_need_random_access(phot
     assert zoo.load(run).dim > 0
     with pytest.raises(zoo.SslzooError, match="cannot do"):
         train("deepcluster", dataset=name, out=str(tmp_path / "dc"), **{**FOLDER_RUN, **SMALL["deepcluster"]})
+
+
+def test_a_crop_the_backbone_cannot_take_is_one_line_before_training(tmp_path):
+    options = {**FOLDER_RUN, **SMALL["dino"], "arch": "sslzoo_vit_nano_patch4", "image_size": 28}
+    options["arch_args"] = ("dynamic_img_size=False",)  # fixed 28-px position embeddings, 16-px local crops
+    out = tmp_path / "run"
+    with pytest.raises(zoo.SslzooError, match="takes 28-px inputs only, but a view is 32 px"):
+        train("dino", dataset="digits", out=str(out), **options)
+    assert not out.exists()
+
+
+def test_what_workers_receive_pickles_for_spawned_workers(photos):
+    import pickle
+
+    from trainers.loader import _Collate, _ViewDataset
+
+    source = load_source(f"folder:{photos}", "train")
+    dataset = pickle.loads(pickle.dumps(_ViewDataset(source, [CropSpec(32)], seed=0, epoch=1)))
+    collate = pickle.loads(pickle.dumps(_Collate(source.labels)))
+    views = collate([dataset[0], dataset[1]])
+    assert views.crops[0].shape == (2, 3, 32, 32) and views.labels.tolist() == source.labels[:2].tolist()
