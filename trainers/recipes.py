@@ -207,7 +207,12 @@ RECIPES: dict[str, Recipe] = {
             "dino",
             "DINO ViT-S/16, the repository's 300-epoch run (README 'Boosting DINO performance', 73.3% k-NN, "
             "76.0% linear), 2×224 + 10×96 crops",
-            ("arch", "vit_small_patch16_224", f"{_DINO} README --arch vit_small (patch 16)"),
+            (
+                "arch",
+                "sslzoo_vit_small_patch16_dino",
+                f"{_DINO} README --arch vit_small --patch_size 16: its vision_transformer.py, position "
+                "embeddings interpolated at every forward (zoo/dino_vit.py; the zoo's dino-vits16 entry)",
+            ),
             (
                 "arch_args",
                 ("drop_path_rate=0.1",),

@@ -142,7 +142,7 @@ def test_sslzoo_recipes_lists_and_shows(capsys):
     listing = capsys.readouterr().out
     for recipe in RECIPES.values():
         assert recipe.name in listing
-    assert "vit_small_patch16_224" in listing and "4096" in listing
+    assert "sslzoo_vit_small_patch16_dino" in listing and "4096" in listing
     assert main(["recipes", "byol-resnet50"]) == 0
     shown = capsys.readouterr().out
     assert "--momentum" in shown and "_EMA_PRESETS[1000]" in shown
@@ -173,7 +173,8 @@ def test_engine_scales_the_peak_lr_to_the_global_batch(tmp_path):
 def test_views_the_backbone_cannot_take_are_one_line_before_training(photos, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--recipe", "dino-vits16", "--dataset", photos, "--out", str(out), "--batch-size", "2"]
-    args += ["--arch-args", "dynamic_img_size=False", "--epochs", "1", "--no-progress", "--knn-every", "0"]
+    args += ["--arch", "vit_small_patch16_224", "--arch-args", "dynamic_img_size=False"]  # timm's, fixed size
+    args += ["--epochs", "1", "--no-progress", "--knn-every", "0"]
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "96 px" in err[0] and "vit_small_patch16_224" in err[0]
@@ -223,7 +224,9 @@ def test_recipe_runs_one_full_size_step(name, photos, tmp_path, monkeypatch):
     encoder = zoo.load(str(run))
     assert encoder.model.pretrained_cfg["input_size"][-1] == side
     # The full-size backbone (head removed): timm's ResNet-50, ViT-S/16, VGG-16-BN parameter counts.
-    expected = {"resnet50": 23.5, "vit_small_patch16_224": 21.7, "vgg16_bn": 134.3}[recipe.options["arch"]]
+    expected = {"resnet50": 23.5, "sslzoo_vit_small_patch16_dino": 21.7, "vgg16_bn": 134.3}[
+        recipe.options["arch"]
+    ]
     assert _n_params(encoder.model) == pytest.approx(expected, abs=0.3)
     if recipe.method == "dino":
         state = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)["method"]
