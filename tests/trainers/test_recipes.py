@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _photos import unlabelled_folder
 
 import zoo
 from app.cli import main
@@ -38,18 +39,8 @@ DEFAULT_SUITE = {"dino-vits16", "mocov2-resnet50"}
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> str:
-    """An unlabelled ``folder:`` collection of three scikit-image photos at their own sizes, modes and formats,
-    nested at different depths: 512×512 RGB PNG, 451×300 JPEG, 600×400 RGBA PNG."""
-    from PIL import Image
-    from skimage import data
-
-    root = tmp_path_factory.mktemp("photos")
-    (root / "cats").mkdir()
-    (root / "kitchen" / "2020").mkdir(parents=True)
-    Image.fromarray(data.astronaut()).save(root / "astronaut.png")
-    Image.fromarray(data.chelsea()).save(root / "cats" / "chelsea.jpg", quality=90)
-    Image.fromarray(data.coffee()).convert("RGBA").save(root / "kitchen" / "2020" / "coffee.png")
-    return f"folder:{root}"
+    """An unlabelled ``folder:`` collection of three photos of mixed sizes, modes and formats, nested."""
+    return f"folder:{unlabelled_folder(tmp_path_factory.mktemp('photos'), count=3)}"
 
 
 # ------------------------------------------------------------------------------------------------ the table
