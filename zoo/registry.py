@@ -22,7 +22,9 @@ from zoo._keymaps import IDENTITY, KeyMapping
 from zoo.errors import SslzooError
 
 __all__ = [
+    "LINEAR_RECIPES",
     "MODELS",
+    "LinearRecipe",
     "ModelEntry",
     "Preprocessing",
     "get_entry",
@@ -57,6 +59,112 @@ class Preprocessing:
         }
 
 
+@dataclass(frozen=True)
+class LinearRecipe:
+    """A paper's linear evaluation: a linear layer trained by SGD on frozen features of augmented images.
+
+    The numbers are those of the official script behind the published accuracy (``source``); the evaluators run
+    it as ``sslzoo eval --protocols linear-paper`` (:mod:`evaluators.paper_linear`).
+
+    Attributes:
+        name: Key in :data:`LINEAR_RECIPES`.
+        source: The official file (and README/CONFIG line) this recipe is read from.
+        epochs: Training epochs.
+        batch_size: Total batch size of the published run (all GPUs together).
+        lrs: Base learning rate(s); several = one head per value trained on the same features, the best reported
+            (DINOv2's sweep).
+        lr_scaling: ``"linear"``: ``lr × batch / 256`` with the batch actually used; ``"none"``: as given.
+        schedule: ``"cosine"`` (to 0 over the run) or ``"step"`` (× 0.1 at each of ``milestones``).
+        milestones: Epochs of the step schedule.
+        steps_per_epoch: Iterations per epoch when the script counts its own (DINOv2: 1250); ``None`` = one pass.
+        schedule_per_step: Cosine over iterations instead of epochs.
+        momentum: SGD momentum.
+        weight_decay: SGD weight decay.
+        train_interpolation: ``RandomResizedCrop``'s interpolation (the flip is always there).
+        report: ``"best"``: best validation top-1 over epochs (what DINO, MoCo and SwAV print at the end);
+            ``"last"``: after the last epoch.
+        tolerance: Points within which a reproduction counts as matching the published number.
+        note: What the recipe leaves open.
+    """
+
+    name: str
+    source: str
+    epochs: int
+    batch_size: int
+    lrs: tuple[float, ...]
+    lr_scaling: str = "linear"
+    schedule: str = "cosine"
+    milestones: tuple[int, ...] = ()
+    steps_per_epoch: int | None = None
+    schedule_per_step: bool = False
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    train_interpolation: str = "bilinear"
+    report: str = "best"
+    tolerance: float = 0.5
+    note: str = ""
+
+
+LINEAR_RECIPES: dict[str, LinearRecipe] = {
+    r.name: r
+    for r in (
+        LinearRecipe(
+            name="dino",
+            source="facebookresearch/dino eval_linear.py (defaults; README: 8 GPUs × 128)",
+            epochs=100,
+            batch_size=1024,
+            lrs=(0.001,),
+            note="DINO's README advises tweaking the LR per checkpoint; its eval logs hold the values used.",
+        ),
+        LinearRecipe(
+            name="dinov2",
+            source="facebookresearch/dinov2 dinov2/eval/linear.py (defaults)",
+            epochs=10,
+            batch_size=1024,
+            lrs=(1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1),
+            steps_per_epoch=1250,
+            schedule_per_step=True,
+            train_interpolation="bicubic",
+            report="last",
+            note="Upstream also sweeps the features ({1, 4} blocks × avgpool) and keeps the best classifier on "
+            "the evaluation split; here the features are the entry's linear_features.",
+        ),
+        LinearRecipe(
+            name="mocov2",
+            source="facebookresearch/moco main_lincls.py (README: --lr 30.0 --batch-size 256)",
+            epochs=100,
+            batch_size=256,
+            lrs=(30.0,),
+            lr_scaling="none",
+            schedule="step",
+            milestones=(60, 80),
+        ),
+        LinearRecipe(
+            name="mocov3",
+            source="facebookresearch/moco-v3 main_lincls.py (defaults; CONFIG.md: ResNet-50 default LR)",
+            epochs=90,
+            batch_size=1024,
+            lrs=(0.1,),
+        ),
+        LinearRecipe(
+            name="mocov3-vit",
+            source="facebookresearch/moco-v3 main_lincls.py (CONFIG.md: -a vit_small/vit_base --lr=3)",
+            epochs=90,
+            batch_size=1024,
+            lrs=(3.0,),
+        ),
+        LinearRecipe(
+            name="swav",
+            source="facebookresearch/swav eval_linear.py (defaults; README: 8 GPUs × 32)",
+            epochs=100,
+            batch_size=256,
+            lrs=(0.3,),
+            lr_scaling="none",
+            weight_decay=1e-6,
+        ),
+    )
+}
+
 # DINO and DINOv2 evaluate with Resize(256, interpolation=3 (bicubic)) + CenterCrop(224) (eval_linear.py).
 BICUBIC_224 = Preprocessing(interpolation="bicubic")
 IMAGENET_224 = Preprocessing()
@@ -88,6 +196,8 @@ class ModelEntry:
         published: Published numbers, e.g. ``{"imagenet_knn": 74.5, "imagenet_linear": 77.0}`` (top-1 %).
         published_source: Where the numbers come from.
         embedding: What :meth:`Encoder.forward` returns, in words.
+        linear_features: The features the paper's linear probe read (a ``zoo.encoder.FEATURE_KINDS`` key).
+        linear_recipe: The paper's linear evaluation (a :data:`LINEAR_RECIPES` key), or ``None`` when unknown.
     """
 
     name: str
@@ -107,6 +217,8 @@ class ModelEntry:
     published: dict[str, float] = field(default_factory=dict)
     published_source: str = ""
     embedding: str = ""
+    linear_features: str = "default"
+    linear_recipe: str | None = None
 
     @property
     def is_vit(self) -> bool:
@@ -171,6 +283,9 @@ def _dino_vit(name: str, timm_arch: str, arch: str, dim: int, knn: float, linear
         published={"imagenet_knn": knn, "imagenet_linear": linear},
         published_source=_DINO_NUMBERS,
         embedding=_CLS,
+        # eval_linear.py's help: n_last_blocks=4 for ViT-Small, n=1 + avgpool_patchtokens for ViT-Base.
+        linear_features="last4_cls" if "small" in arch else "cls_avgpool",
+        linear_recipe="dino",
     )
 
 
@@ -194,6 +309,8 @@ def _dinov2(
         published={"imagenet_knn": knn, "imagenet_linear": linear},
         published_source=_DINOV2_NUMBERS,
         embedding=_CLS,
+        linear_features="cls_avgpool",  # the released 1-layer linear heads read [CLS] + mean patch token
+        linear_recipe="dinov2",
     )
 
 
@@ -212,6 +329,7 @@ def _swav_family(name: str, method: str, file: str, linear: float) -> ModelEntry
         published={"imagenet_linear": linear},
         published_source="https://github.com/facebookresearch/swav#model-zoo",
         embedding=_GAP,
+        linear_recipe="swav",
     )
 
 
@@ -235,6 +353,7 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         published={"imagenet_knn": 67.5, "imagenet_linear": 75.3},
         published_source=_DINO_NUMBERS,
         embedding=_GAP,
+        linear_recipe="dino",
     ),
     # Revisions and SHA-256s (the LFS object ids) of timm's repos as pinned by independent projects that verify them.
     _dinov2(
@@ -277,6 +396,7 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         published={"imagenet_linear": 71.1},
         published_source="https://github.com/facebookresearch/moco#models",
         embedding=_GAP,
+        linear_recipe="mocov2",
     ),
     ModelEntry(
         name="mocov3-vits16",
@@ -293,6 +413,7 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         published={"imagenet_linear": 73.2},
         published_source="https://github.com/facebookresearch/moco-v3/blob/main/CONFIG.md",
         embedding=_CLS,
+        linear_recipe="mocov3-vit",
     ),
     ModelEntry(
         name="mocov3-vitb16",
@@ -307,6 +428,7 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         published={"imagenet_linear": 76.7},
         published_source="https://github.com/facebookresearch/moco-v3/blob/main/CONFIG.md",
         embedding=_CLS,
+        linear_recipe="mocov3-vit",
     ),
     ModelEntry(
         name="mocov3-resnet50",
@@ -321,6 +443,7 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         published={"imagenet_linear": 74.6},
         published_source="https://github.com/facebookresearch/moco-v3/blob/main/CONFIG.md",
         embedding=_GAP,
+        linear_recipe="mocov3",
     ),
     _swav_family("swav-resnet50", "swav", "swav_800ep_pretrain.pth.tar", 75.3),
     _swav_family("deepclusterv2-resnet50", "deepclusterv2", "deepclusterv2_800ep_pretrain.pth.tar", 75.2),
