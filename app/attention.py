@@ -60,14 +60,67 @@ def overlay(image: Image.Image, heat: np.ndarray, alpha: float = 0.55, cmap: str
     return Image.blend(image.convert("RGB"), heat_img, alpha)
 
 
-def mask_overlay(image: Image.Image, mask: np.ndarray, dim: float = 0.2) -> Image.Image:
-    """Keep the image where ``mask`` (``(h, w)`` bool, at patch resolution) is set; darken it elsewhere."""
-    weights = Image.fromarray(np.uint8(np.where(mask, 255, round(255 * dim)))).resize(
-        image.size, Image.Resampling.NEAREST
+def head_colours(n: int) -> list[tuple[int, int, int]]:
+    """``n`` fully saturated colours evenly spaced in hue (DINO's ``random_colors``, without the shuffle)."""
+    import colorsys
+
+    return [tuple(round(255 * c) for c in colorsys.hsv_to_rgb(i / max(n, 1), 1.0, 1.0)) for i in range(n)]
+
+
+def mask_overlay(
+    image: Image.Image, mask: np.ndarray, colour: tuple[int, int, int] = (255, 0, 0), alpha: float = 0.5
+) -> Image.Image:
+    """DINO's ``display_instances``: tint the masked patches with ``colour`` and outline them with contours.
+
+    Args:
+        image: The picture the map was computed on (any size; the mask is stretched over it).
+        mask: ``(h, w)`` boolean mask at patch resolution.
+        colour: RGB tint and contour colour.
+        alpha: Tint strength inside the mask (DINO: 0.5).
+    """
+    from PIL import ImageDraw
+    from skimage.measure import find_contours
+
+    rgb = image.convert("RGB")
+    big = (
+        np.asarray(
+            Image.fromarray(np.uint8(np.asarray(mask, dtype=bool)) * 255).resize(
+                rgb.size, Image.Resampling.NEAREST
+            )
+        )
+        > 127
     )
-    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
-    out = rgb * (np.asarray(weights, dtype=np.float32)[..., None] / 255.0)
-    return Image.fromarray(np.uint8(np.round(out)))
+    pixels = np.asarray(rgb, dtype=np.float32)
+    tint = np.asarray(colour, dtype=np.float32)
+    # apply_mask in visualize_attention.py: image * (1 - alpha * mask) + alpha * mask * colour
+    weight = alpha * big[..., None]
+    out = Image.fromarray(np.uint8(np.round(pixels * (1 - weight) + weight * tint)))
+    padded = np.pad(big.astype(np.float32), 1)  # so masks touching the border still close their contours
+    draw = ImageDraw.Draw(out)
+    width = max(1, round(max(rgb.size) / 160))
+    for verts in find_contours(padded, 0.5):
+        points = [(float(x) - 1, float(y) - 1) for y, x in verts]
+        if len(points) > 1:
+            draw.line(points + points[:1], fill=colour, width=width)
+    return out
+
+
+def with_colour_bar(image: Image.Image, lo: float, hi: float, cmap: str = "inferno") -> Image.Image:
+    """``image`` with a vertical colour bar on its right, labelled with the map's ``hi`` (top) and ``lo`` values."""
+    import matplotlib
+    from PIL import ImageDraw
+
+    height = image.height
+    ramp = matplotlib.colormaps[cmap](np.linspace(1.0, 0.0, height))[:, :3]
+    bar = np.uint8(np.round(np.repeat(ramp[:, None, :], 12, axis=1) * 255))
+    label_width = 48
+    out = Image.new("RGB", (image.width + 16 + label_width, height), (255, 255, 255))
+    out.paste(image.convert("RGB"), (0, 0))
+    out.paste(Image.fromarray(bar), (image.width + 4, 0))
+    draw = ImageDraw.Draw(out)
+    draw.text((image.width + 18, 0), f"{hi:.3g}", fill=(0, 0, 0))
+    draw.text((image.width + 18, height - 12), f"{lo:.3g}", fill=(0, 0, 0))
+    return out
 
 
 @torch.no_grad()
