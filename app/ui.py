@@ -55,6 +55,7 @@ CSS = """
 /* Neighbour captions in full (label · similarity) under the image instead of cut off over it. */
 #neighbours-gallery .thumbnail-lg { display: flex; flex-direction: column; height: auto !important; }
 #neighbours-gallery .thumbnail-lg > img { aspect-ratio: 1; height: auto !important; }
+#gallery-browser .caption-label { display: none; }
 #neighbours-gallery .caption-label { position: static !important; white-space: normal !important;
   max-width: 100% !important; overflow: visible !important; text-overflow: clip !important; border: none; }
 """
@@ -181,12 +182,13 @@ def build_app(backend: Backend | None = None, model: str | None = None, gallery:
                             elem_id="gallery-browser",
                         )
                         with gr.Accordion("or upload a query image", open=False):
-                            query = gr.Image(
-                                label="query image (upload)",
+                            # A file box, not an image box: the image box refuses other files in the browser
+                            # with a passing toast, and the page must say in its message why a file cannot be used.
+                            query = gr.File(
+                                label="query image: PNG, JPEG, WebP, GIF, BMP, TIFF (searched on upload)",
                                 type="filepath",
-                                image_mode=None,
-                                sources=["upload", "clipboard"],
-                                height=200,
+                                file_count="single",
+                                height=120,
                                 elem_id="query-image",
                             )
                             search_btn = gr.Button("Search with the upload", variant="primary")
