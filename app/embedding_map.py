@@ -23,11 +23,13 @@ WIDTH, HEIGHT, MARGIN = 900, 560, 24
 LEGEND_WIDTH = 170
 
 MAP_JS = """
-const tip = element.querySelector('.map-tip');
+// The SVG (and its tooltip box) arrive later than this script runs, so look them up on every event.
+const tipOf = () => element.querySelector('.map-tip');
 const find = (e) => e.target.closest ? e.target.closest('circle[data-i]') : null;
 element.addEventListener('mouseover', (e) => {
   const p = find(e);
-  if (!p) return;
+  const tip = tipOf();
+  if (!p || !tip) return;
   tip.replaceChildren();
   const img = document.createElement('img');
   img.src = p.dataset.src;
@@ -37,11 +39,13 @@ element.addEventListener('mouseover', (e) => {
   tip.style.display = 'block';
 });
 element.addEventListener('mousemove', (e) => {
+  const tip = tipOf();
+  if (!tip) return;
   const box = element.getBoundingClientRect();
   tip.style.left = (e.clientX - box.left + 14) + 'px';
   tip.style.top = (e.clientY - box.top + 14) + 'px';
 });
-element.addEventListener('mouseout', (e) => { if (find(e)) tip.style.display = 'none'; });
+element.addEventListener('mouseout', (e) => { const tip = tipOf(); if (tip && find(e)) tip.style.display = 'none'; });
 element.addEventListener('click', (e) => {
   const p = find(e);
   if (!p) return;

@@ -167,8 +167,39 @@ def test_non_image_upload_shows_the_message_in_the_page(page, tmp_path):
 
     notes = tmp_path / "notes.txt"
     notes.write_text("not an image at all")
+    message = page.locator("#neighbours-message")
+    expect(message).to_contain_text(
+        "gallery image #0"
+    )  # the first view is in: nothing will overwrite the message
     page.get_by_text("or upload a query image").click()
     page.locator("#query-image input[type='file']").set_input_files(str(notes))
-    message = page.locator("#neighbours-message")
     expect(message).to_contain_text("notes.txt is not an image")
     _save(page, tmp_path, "app-bad-upload")
+
+
+@pytest.mark.browser
+def test_embedding_map_hover_shows_the_image_and_click_queries_it(page, served, tmp_path):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Embedding map").click()
+    page.get_by_role("button", name="Draw the map").click()
+    points = page.locator("#map-plot circle[data-i]")
+    expect(points).to_have_count(360)
+    # A point drawn on top of the others at its own centre (points overlap), hovered where a person would.
+    index = page.evaluate(
+        """() => [...document.querySelectorAll('#map-plot circle[data-i]')].find(c => {
+             const r = c.getBoundingClientRect();
+             return document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2) === c;
+           }).dataset.i"""
+    )
+    point = page.locator(f"#map-plot circle[data-i='{index}']")
+    index = int(index)
+    point.hover()
+    tip = page.locator("#map-plot .map-tip")
+    expect(tip).to_be_visible()
+    expect(tip).to_contain_text(f"#{index} · {point.get_attribute('data-label')}")
+    _all_rendered(page, "#map-plot .map-tip img")
+    _save(page, tmp_path, "app-embedding-map", full_page=False)
+    point.click()
+    expect(page.locator("#neighbours-message")).to_contain_text(f"gallery image #{index},")
+    assert index not in _gallery_indices(page, "#neighbours-gallery img")
