@@ -7,7 +7,7 @@ back on the server. No plotting library is needed in the browser, and it works o
 
 >>> import numpy as np
 >>> html = map_svg(np.array([[0.0, 0.0], [1.0, 2.0]]), [0, 1], np.array([0, 1]), ["a", "b"], lambda i: f"{i}.png", "t")
->>> html.count("<circle"), selected_index(html.replace('data-selected=""', 'data-selected="1"'))
+>>> html.count("data-i="), selected_index(html.replace('data-selected=""', 'data-selected="1"'))
 (2, 1)
 """
 
