@@ -1,4 +1,4 @@
-"""Attention maps as pictures: per-head overlays, the head mean, and DINO's thresholded attention mask.
+"""Attention maps as pictures (per-head overlays with colour bars, DINO's thresholded masks) and their inputs.
 
 DINO (Caron et al., 2021, Fig. 3 and ``visualize_attention.py``) shows the last block's attention from the [CLS]
 query to every patch, one map per head, and a mask that keeps, per head, the most-attended patches that together
@@ -12,6 +12,8 @@ of the last spatial feature map, and the page labels it as such.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -169,3 +171,55 @@ def vit_cls_attention(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     prefix = model.num_prefix_tokens
     h, w = x.shape[-2] // model.patch_embed.patch_size[0], x.shape[-1] // model.patch_embed.patch_size[1]
     return probs[:, :, prefix:].reshape(n, attn.num_heads, h, w)
+
+
+# ------------------------------------------------------------------------------------------------ model inputs
+def find_transform(transform: Any, kind: type) -> Any:
+    """The first step of type ``kind`` in a (composed) transform, or ``None``."""
+    for step in getattr(transform, "transforms", [transform]):
+        if isinstance(step, kind):
+            return step
+    return None
+
+
+def is_vit(encoder: Any) -> bool:
+    """Whether the encoder's model has ViT blocks with a [CLS] token (so it has [CLS] attention maps)."""
+    model = encoder.model
+    return (
+        hasattr(model, "blocks")
+        and hasattr(model, "patch_embed")
+        and getattr(model, "cls_token", None) is not None
+        and hasattr(model.blocks[-1], "attn")
+    )
+
+
+def native_size(encoder: Any) -> int:
+    """The input side length the encoder was built for (a ViT's ``img_size``, else its eval crop)."""
+    from torchvision import transforms
+
+    if is_vit(encoder):
+        return int(encoder.model.patch_embed.img_size[0])
+    crop = find_transform(encoder.transform, transforms.CenterCrop)
+    if crop is not None:
+        return int(crop.size[0])
+    return int(getattr(encoder.model, "pretrained_cfg", {}).get("input_size", (3, 224, 224))[-1])
+
+
+def patch_size(encoder: Any) -> int:
+    """A ViT's patch side in pixels; 1 for a CNN."""
+    return int(encoder.model.patch_embed.patch_size[0]) if is_vit(encoder) else 1
+
+
+def attention_input(encoder: Any, image: Image.Image, size: int) -> torch.Tensor:
+    """``(1, C, size, size)``: the whole image squashed to ``size × size`` (as DINO's visualize_attention.py),
+    in the encoder's colour mode and normalised as in training."""
+    from torchvision import transforms
+
+    steps = [
+        transforms.Resize((size, size), interpolation=transforms.InterpolationMode.BICUBIC, antialias=True),
+        transforms.ToTensor(),
+    ]
+    norm = find_transform(encoder.transform, transforms.Normalize)
+    if norm is not None:
+        steps.append(norm)
+    return transforms.Compose(steps)(image.convert("L" if encoder.in_chans == 1 else "RGB"))[None]

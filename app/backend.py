@@ -31,13 +31,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from app.attention import similarity_map
+from app.attention import attention_input, find_transform, is_vit, native_size, patch_size, similarity_map
 from app.images import read_image
 from zoo.errors import SslzooError
 
 GALLERY_SPLIT = "test"
 KNN_TEMPERATURE = 0.07  # DINO's k-NN temperature (eval_knn.py)
-MAX_TSNE_POINTS = 2000  # t-SNE is O(N log N) per iteration; 2,000 points take ~10 s on two cores
 MAX_INPUT_SIZE = 518
 # An upload is "far from the gallery" when its best similarity is below what 99% of gallery images reach to their
 # own nearest neighbour (the 1st percentile of the gallery's leave-one-out nearest-neighbour similarities).
@@ -197,40 +196,6 @@ def _nearest_other(index: GalleryIndex, chunk: int = 1024) -> np.ndarray:
     return out
 
 
-def _find_transform(transform: Any, kind: type) -> Any:
-    for step in getattr(transform, "transforms", [transform]):
-        if isinstance(step, kind):
-            return step
-    return None
-
-
-def is_vit(encoder: Any) -> bool:
-    """Whether the encoder's model has ViT blocks with a [CLS] token (so it has [CLS] attention maps)."""
-    model = encoder.model
-    return (
-        hasattr(model, "blocks")
-        and hasattr(model, "patch_embed")
-        and getattr(model, "cls_token", None) is not None
-        and hasattr(model.blocks[-1], "attn")
-    )
-
-
-def native_size(encoder: Any) -> int:
-    """The input side length the encoder was built for (a ViT's ``img_size``, else its eval crop)."""
-    from torchvision import transforms
-
-    if is_vit(encoder):
-        return int(encoder.model.patch_embed.img_size[0])
-    crop = _find_transform(encoder.transform, transforms.CenterCrop)
-    if crop is not None:
-        return int(crop.size[0])
-    return int(getattr(encoder.model, "pretrained_cfg", {}).get("input_size", (3, 224, 224))[-1])
-
-
-def patch_size(encoder: Any) -> int:
-    return int(encoder.model.patch_embed.patch_size[0]) if is_vit(encoder) else 1
-
-
 class Backend:
     """Loaded encoders, galleries and indexes, shared by all requests (thread-safe; model work is queued).
 
@@ -382,7 +347,7 @@ class Backend:
 
         enc = self.encoder(model)
         x = enc.transform(image)
-        norm = _find_transform(enc.transform, transforms.Normalize)
+        norm = find_transform(enc.transform, transforms.Normalize)
         if norm is not None:
             mean = torch.as_tensor(norm.mean, dtype=x.dtype).view(-1, 1, 1)
             std = torch.as_tensor(norm.std, dtype=x.dtype).view(-1, 1, 1)
@@ -487,22 +452,6 @@ class Backend:
                     self._resized.popitem(last=False)
             return self._resized[key]
 
-    def _input_tensor(self, enc: Any, image: Image.Image, size: int) -> torch.Tensor:
-        """The whole image squashed to ``size × size`` (as DINO's visualize_attention), normalised like training."""
-        from torchvision import transforms
-
-        norm = _find_transform(enc.transform, transforms.Normalize)
-        mode = "L" if enc.in_chans == 1 else "RGB"
-        steps = [
-            transforms.Resize(
-                (size, size), interpolation=transforms.InterpolationMode.BICUBIC, antialias=True
-            )
-        ]
-        steps.append(transforms.ToTensor())
-        if norm is not None:
-            steps.append(norm)
-        return transforms.Compose(steps)(image.convert(mode))[None]
-
     @torch.inference_mode()
     def attention(self, model: str, upload: Any, size: int | None = None) -> AttentionResult:
         """[CLS] attention of the last block per head (ViT), or the global-vs-spatial similarity map (CNN).
@@ -518,7 +467,7 @@ class Backend:
         size = int(size or native)
         patch = patch_size(enc)
         size = int(np.clip(round(size / patch) * patch, patch * 2, MAX_INPUT_SIZE))
-        x = self._input_tensor(enc, image, size)
+        x = attention_input(enc, image, size)
         if is_vit(enc):
             sized = self._encoder_at_size(model, size)
             maps = np.asarray(sized.attention_maps(x.to(sized.dtype)), dtype=np.float64)[0]
@@ -543,41 +492,18 @@ class Backend:
 
     # ------------------------------------------------------------------------------------------ embedding map
     def projection(self, model: str, gallery: str, method: str = "pca", seed: int = 0) -> dict[str, Any]:
-        """2-D map of the gallery embeddings: PCA of all of them, or t-SNE of at most :data:`MAX_TSNE_POINTS`.
+        """2-D map of the gallery embeddings (:func:`app.embedding_map.project`: PCA, or t-SNE of a subset).
 
         Returns:
             ``{"coords": (M, 2), "indices": (M,), "labels": (M,), "classes", "method", "explained"}``;
             ``explained`` is PCA's explained-variance ratio of the two axes (``None`` for t-SNE).
         """
+        from app.embedding_map import project
+
         gal = self.gallery(gallery)
-        feats = self.gallery_index(model, gallery).feats
-        method = (method or "pca").lower()
-        indices = np.arange(len(feats))
-        explained = None
-        if len(feats) < 3:
-            raise SslzooError(f"gallery {gallery!r} has {len(feats)} images; a 2-D map needs at least 3.")
-        if method == "pca":
-            from sklearn.decomposition import PCA
-
-            pca = PCA(n_components=2, random_state=seed)
-            coords = pca.fit_transform(feats)
-            explained = pca.explained_variance_ratio_.tolist()
-        elif method in ("tsne", "t-sne"):
-            from sklearn.manifold import TSNE
-
-            if len(feats) > MAX_TSNE_POINTS:
-                indices = np.sort(
-                    np.random.default_rng(seed).choice(len(feats), MAX_TSNE_POINTS, replace=False)
-                )
-            perplexity = float(min(30.0, (len(indices) - 1) / 3))
-            coords = TSNE(
-                2, perplexity=perplexity, init="pca", random_state=seed, metric="cosine"
-            ).fit_transform(feats[indices])
-            method = "t-sne"
-        else:
-            raise SslzooError(f"unknown projection {method!r}; choose pca or t-sne.")
+        coords, indices, method, explained = project(self.gallery_index(model, gallery).feats, method, seed)
         return {
-            "coords": np.asarray(coords, dtype=np.float64),
+            "coords": coords,
             "indices": indices,
             "labels": gal.labels[indices],
             "classes": gal.classes,
