@@ -16,8 +16,10 @@ renamed into place, so a reader sees either no file or the whole file, and an ex
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -32,10 +34,13 @@ MAX_TILE_SIDE = (
 
 
 class TileStore:
-    """A folder of PNG files for the page (created under the system temp folder unless given)."""
+    """A folder of PNG files for the page: ``folder``, or a new temporary folder removed when Python exits."""
 
     def __init__(self, folder: str | Path | None = None) -> None:
-        self.folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="sslzoo-app-tiles-"))
+        if folder is None:
+            folder = tempfile.mkdtemp(prefix="sslzoo-app-tiles-")
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)  # ours alone: made just above
+        self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def _write(self, image: Image.Image | bytes, name: str) -> str:

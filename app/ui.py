@@ -346,8 +346,12 @@ def build_app(backend: Backend | None = None, model: str | None = None, gallery:
             **private,
         )
         # A new model, gallery or k: the shown query again under it (or a cleared result).
-        for changed in (model_box.change, gallery_box.change, k_slider.release):
+        for changed in (model_box.change, gallery_box.change):
             changed(friendly(4)(requery), nb_inputs, nb_outputs, **search, **private)
+        # k follows the slider and the typed box alike (.change); only the last of a drag's values is run.
+        k_slider.change(
+            friendly(4)(requery), nb_inputs, nb_outputs, trigger_mode="always_last", **search, **private
+        )
 
         # -------------------------------------------------------------------------------- gallery browser
         browser_args = [gallery_box, class_box, page_box, browser_seed]
