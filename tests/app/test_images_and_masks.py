@@ -21,11 +21,12 @@ def test_rgba_is_flattened_onto_white():
     assert image.getpixel((1, 1)) == (255, 255, 255) and image.getpixel((0, 0)) == (0, 0, 255)
 
 
-def test_sixteen_bit_grayscale_is_stretched_not_clipped():
-    values = np.array([[0, 1000], [2000, 4000]], dtype=np.uint16)  # all would clip to 255 with convert("L")
+def test_sixteen_bit_grayscale_is_scaled_as_in_training_not_clipped():
+    values = np.array([[0, 1000], [2000, 65535]], dtype=np.uint16)  # would clip to 255 with convert("L")
     image, note = read_image(Image.fromarray(values))
     assert "8 bits" in note
-    np.testing.assert_array_equal(np.asarray(image)[..., 0], [[0, 64], [128, 255]])
+    # The one decoding rule (zoo.imaging): 65535 → 255, i.e. a division by 257, as training sees the file.
+    np.testing.assert_array_equal(np.asarray(image)[..., 0], [[0, 4], [8, 255]])
 
 
 def test_cmyk_becomes_rgb_and_big_images_shrink(tmp_path):
