@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from zoo import architectures, dino_vit  # noqa: F401  (register sslzoo_* models with timm)
+from zoo import architectures, dino_vit, sobel  # noqa: F401  (register sslzoo_* models with timm)
 from zoo._loader import load
 from zoo.datasets import dataset_names, describe_dataset, load_dataset, to_arrays
 from zoo.encoder import Encoder
