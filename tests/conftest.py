@@ -60,3 +60,12 @@ def torch_hub_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.setattr(torch.hub, "_hub_dir", str(root))
     (root / "checkpoints").mkdir(parents=True)
     return root
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say how many bad inputs tests/test_bad_inputs.py tried (its rows that ran)."""
+    tried = getattr(config, "bad_inputs_tried", None)
+    if tried:
+        terminalreporter.write_line(
+            f"bad inputs tried: {tried[0]} (of {tried[1]} command lines and {tried[2]} Python calls)"
+        )
