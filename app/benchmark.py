@@ -618,7 +618,7 @@ def _say(cfg: BenchmarkConfig, text: str) -> None:
 # ------------------------------------------------------------------------------------------------ CLI
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``sslzoo benchmark`` and ``sslzoo readme-leaderboard``."""
-    from zoo.config import add_dataclass_arguments
+    from zoo.config import LEADERBOARD_HELP, add_dataclass_arguments
 
     p = subparsers.add_parser(
         "benchmark",
@@ -641,9 +641,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dataset", default=FULL_DATASET, help=f"dataset whose records to show (default: {FULL_DATASET})"
     )
-    p.add_argument(
-        "--leaderboard", type=Path, default=None, help="records folder (default: the repository's)"
-    )
+    p.add_argument("--leaderboard", type=Path, default=None, help=LEADERBOARD_HELP)
     p.set_defaults(handler=_readme)
 
 

@@ -18,11 +18,10 @@ from typing import Any
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``export``, ``push`` and ``card`` on the top-level ``sslzoo`` parser."""
+    from zoo.config import LEADERBOARD_HELP
+
     source_help = (
         "a training run folder, a folder written by zoo.save_encoder, a registry name or hf-hub:ORG/NAME"
-    )
-    leaderboard_help = (
-        "folder of evaluation records (default: $SSLZOO_LEADERBOARD or the repository's leaderboard/)"
     )
 
     p = subparsers.add_parser(
@@ -34,7 +33,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "--repo", default=None, help="Hub repo ORG/NAME it is meant for (names the card's snippets)"
     )
     p.add_argument("--name", default=None, help="model name in the card (default: the repo's or run's name)")
-    p.add_argument("--leaderboard", type=Path, default=None, help=leaderboard_help)
+    p.add_argument("--leaderboard", type=Path, default=None, help=LEADERBOARD_HELP)
     p.set_defaults(handler=_export)
 
     p = subparsers.add_parser(
@@ -53,7 +52,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "--dry-run", action="store_true", help="validate and list what would be sent; upload nothing"
     )
     p.add_argument("--message", default=None, help="commit message")
-    p.add_argument("--leaderboard", type=Path, default=None, help=leaderboard_help)
+    p.add_argument("--leaderboard", type=Path, default=None, help=LEADERBOARD_HELP)
     p.set_defaults(handler=_push)
 
     p = subparsers.add_parser("card", help="regenerate a model card from the leaderboard's records")
@@ -65,7 +64,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--repo", default=None, help="Hub repo ORG/NAME the card is for (names its loading snippets)"
     )
-    p.add_argument("--leaderboard", type=Path, default=None, help=leaderboard_help)
+    p.add_argument("--leaderboard", type=Path, default=None, help=LEADERBOARD_HELP)
     p.epilog = (
         "A registry entry's card goes to model_cards/NAME.md (and into its folder when the entry ships one); a run's "
         "or folder's card goes to its encoder folder's README.md."

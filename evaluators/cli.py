@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from zoo.config import add_dataclass_arguments, dataclass_from_namespace
+from zoo.config import DEVICE_HELP, LEADERBOARD_HELP, add_dataclass_arguments, dataclass_from_namespace
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -28,14 +28,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     add_dataclass_arguments(p, EvalConfig)
     p.add_argument("--json", action="store_true", help="print the records as JSON")
     p.add_argument("--no-record", action="store_true", help="do not write to the leaderboard")
-    p.add_argument("--leaderboard", type=Path, default=None, help="leaderboard folder (default: the repo's)")
+    p.add_argument("--leaderboard", type=Path, default=None, help=LEADERBOARD_HELP)
     p.set_defaults(handler=_eval)
 
     p = subparsers.add_parser(
         "leaderboard",
         help="render the leaderboard (markdown + PNG), or re-run rows and check they reproduce",
     )
-    p.add_argument("--leaderboard", type=Path, default=None, help="leaderboard folder (default: the repo's)")
+    p.add_argument("--leaderboard", type=Path, default=None, help=LEADERBOARD_HELP)
     p.add_argument("--dataset", default=None, help="only this dataset's rows")
     p.add_argument(
         "--reproduce",
@@ -50,7 +50,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--use-cache", action="store_true", help="reproduce from cached features (default: re-embed)"
     )
-    p.add_argument("--device", default=None, help="device for re-runs (default: automatic)")
+    p.add_argument("--device", default="auto", help=f"{DEVICE_HELP}, for re-runs (default: auto)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=_leaderboard)
 

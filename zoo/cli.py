@@ -7,8 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zoo.atomic import save_npy_atomic
-from zoo.config import add_dataclass_arguments, dataclass_from_namespace
+from zoo.config import DEVICE_HELP, add_dataclass_arguments, dataclass_from_namespace
 
 
 @dataclass
@@ -18,9 +17,7 @@ class EmbedConfig:
     out: str = field(default="features.npy", metadata={"help": "where to write the (N, D) float32 features"})
     split: str = field(default="test", metadata={"help": "dataset split to embed"})
     batch_size: int = field(default=256, metadata={"help": "images per forward pass"})
-    device: str | None = field(
-        default=None, metadata={"help": "cpu, cuda, cuda:1 … (none: CUDA when available)"}
-    )
+    device: str = field(default="auto", metadata={"help": DEVICE_HELP})
     num_workers: int = field(
         default=0, metadata={"help": "DataLoader workers decoding and transforming images"}
     )
@@ -180,9 +177,10 @@ def _embed(args: argparse.Namespace) -> int:
     import numpy as np
 
     import zoo
+    from zoo.atomic import save_npy_atomic
 
     cfg = dataclass_from_namespace(EmbedConfig, args)
-    encoder = zoo.load(args.model, device=cfg.device)
+    encoder = zoo.load(args.model, device=None if cfg.device == "auto" else cfg.device)
     ds = zoo.load_dataset(args.dataset, split=cfg.split)
     feats = encoder.embed(ds, batch_size=cfg.batch_size, progress=True, num_workers=cfg.num_workers).numpy()
     out = Path(cfg.out)

@@ -11,7 +11,7 @@ import timm
 import torch
 from huggingface_hub import ModelCard
 
-import zoo
+import zoo.architectures  # registers the sslzoo_* architectures with timm
 from app.cli import main
 from zoo import publish
 from zoo.registry import MODELS

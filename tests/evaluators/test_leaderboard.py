@@ -126,7 +126,7 @@ def test_eval_an_exported_encoder_folder_then_hit_the_feature_cache(board, tmp_p
     import timm
     import torch
 
-    import zoo
+    import zoo.architectures  # registers the sslzoo_* architectures with timm
 
     torch.manual_seed(1)
     net = timm.create_model("sslzoo_cnn4", in_chans=1, num_classes=0)

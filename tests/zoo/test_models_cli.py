@@ -8,7 +8,7 @@ import numpy as np
 import timm
 import torch
 
-import zoo
+import zoo.architectures  # registers the sslzoo_* architectures with timm
 from app.cli import main
 from zoo.registry import MODELS
 
