@@ -17,9 +17,7 @@ run's ``benchmark.json``).
 from __future__ import annotations
 
 import json
-import os
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +55,12 @@ def ship(
     Returns:
         The shipped folder and its evaluation records.
     """
-    from app.publish_cli import records_for
+    from app.publish_cli import write_entry_cards
     from evaluators.evaluate import EvalConfig, protocol_params, run_protocols
     from evaluators.records import read_records, write_records
-    from zoo.cards import TEMPLATE_PATH, render_card, results_from_records
+    from zoo.cards import results_from_records
     from zoo.export import METADATA_FILE, write_json_atomic
-    from zoo.publish import CARD_FILE, card_spec, export_folder, validate_folder
+    from zoo.publish import export_folder, pinned_results, validate_folder
     from zoo.registry import MODELS, SHIPPED_DIR, shipped_entries
 
     run_dir = Path(run_dir)
@@ -107,14 +105,12 @@ def ship(
     )
     write_records(records, leaderboard)
 
+    # The card shows, for good, the records it ships with and the baselines' beside them: pinned in sslzoo.json.
     all_records = [r.to_dict() for r in read_records(leaderboard)]
-    results = results_from_records(records_for(name, all_records, folder=folder))
-    spec = card_spec(folder, name=name, load_name=name)
-    render_card(spec, results).save(folder / CARD_FILE)
-    cards = Path(cards_dir) if cards_dir else TEMPLATE_PATH.parent
-    cards.mkdir(parents=True, exist_ok=True)
-    figures = [os.path.relpath(folder / f, cards.resolve()) for f in spec.figures]
-    render_card(replace(spec, figures=figures), results).save(cards / f"{name}.md")
+    write_entry_cards(
+        MODELS[name], all_records, latest=True, cards_dir=Path(cards_dir) if cards_dir else None
+    )
+    results = results_from_records(pinned_results(folder)["model"])
     validate_folder(folder, reference=run_dir / "encoder", expected=results)
     return folder, records
 
