@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evaluators.generated import machine_text
 from zoo.atomic import save_figure_atomic
 from zoo.errors import SslzooError
 
@@ -477,16 +478,6 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         )
     lines += ["", summary["note"], ""]
     return "\n".join(lines)
-
-
-def machine_text(machine: dict[str, Any]) -> str:
-    """``{"cpu_count": 2, "gpu": None, ...}`` → ``"2 CPU cores (x86_64, 2 torch threads), no GPU"``."""
-    gpu = machine.get("gpu") or "no GPU"
-    threads = machine.get("torch_threads")
-    return (
-        f"{machine.get('cpu_count')} CPU cores ({machine.get('processor')}"
-        f"{f', {threads} torch thread' + ('s' if threads != 1 else '') if threads else ''}), {gpu}"
-    )
 
 
 # ------------------------------------------------------------------------------------------------ the job

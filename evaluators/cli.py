@@ -67,10 +67,16 @@ def _eval(args: argparse.Namespace) -> int:
     command = "sslzoo " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["eval"] else ""
     records = evaluate(args.model, args.dataset, config, progress=not args.json, command=command)
     written = [] if args.no_record else write_records(records, args.leaderboard)
+    if written:  # the files generated from the records follow them
+        from evaluators.generated import regenerate
+
+        written += regenerate(written[0].parent)
     if args.json:
         print(json.dumps([r.to_dict() for r in records], indent=2, default=str))
         return 0
-    table = Table(title=f"{args.model} on {args.dataset}")
+    from zoo.scores import format_points, points
+
+    table = Table(title=f"{args.model} on {args.dataset} (scores in %)")
     for col in ("protocol", "metric", "value", "parameters", "seconds"):
         table.add_column(col, justify="right" if col in ("value", "seconds") else "left")
     for r in records:
@@ -78,7 +84,7 @@ def _eval(args: argparse.Namespace) -> int:
         for i, (name, value) in enumerate(r.metrics.items()):
             if name.endswith("_std"):
                 continue
-            shown = f"{value * 100:.2f}" if r.protocol == "clustering" else f"{value:.2f}"
+            shown = format_points(points(name, value))
             table.add_row(
                 r.protocol if i == 0 else "",
                 name,
@@ -98,7 +104,9 @@ def _eval(args: argparse.Namespace) -> int:
         )
     )
     if written:
-        console.print(f"recorded in {', '.join(map(str, written))} (rows {', '.join(r.id for r in records)})")
+        console.print(
+            f"recorded as rows {', '.join(r.id for r in records)}; written: {', '.join(map(str, written))}"
+        )
     return 0
 
 
@@ -106,7 +114,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from evaluators.leaderboard import render_markdown, reproduce, save_chart, select_records
+    from evaluators.leaderboard import render_markdown, reproduce, select_records
     from evaluators.records import default_leaderboard_dir, read_records
     from zoo.errors import SslzooError
 
@@ -118,10 +126,10 @@ def _leaderboard(args: argparse.Namespace) -> int:
             print(json.dumps([r.to_dict() for r in records], indent=2, default=str))
             return 0
         if records and args.dataset is None:
-            (folder / "README.md").write_text(markdown)
-            chart = save_chart(records, folder / "leaderboard.png")
+            from evaluators.generated import regenerate
+
             print(markdown)
-            print(f"written: {folder / 'README.md'}, {chart}")
+            print(f"written: {', '.join(map(str, regenerate(folder)))}")
         else:
             print(markdown)
         return 0
