@@ -48,7 +48,9 @@ def test_markdown_table_and_chart(board):
         "raw-pixels-centred",
         "random-sslzoo_cnn4",
     ]
-    assert "| 98.25 | 99.00 | – | 50.00 | – | – | 62.50 |" in rows[0]  # clustering scores shown in %, 2 decimals
+    assert (
+        "| 98.25 | 99.00 | – | 50.00 | – | – | 62.50 |" in rows[0]
+    )  # clustering scores shown in %, 2 decimals
     assert "Missing baseline rows" not in text
     assert "Missing baseline rows: raw-pixels" in render_markdown([_record("mine")])
     png = save_chart(records, board / "chart.png")
