@@ -76,8 +76,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     p.epilog = (
         "A registry entry's card goes to model_cards/NAME.md, and a shipped model's (models/NAME) also to "
-        "models/NAME/README.md; a run's or folder's card goes to its encoder folder's README.md. --out writes "
-        "only there."
+        "models/NAME/README.md; a run's or folder's card goes to its encoder folder's README.md. --out replaces "
+        "the model_cards/ path."
     )
     p.set_defaults(handler=_card)
 
@@ -386,18 +386,21 @@ def write_entry_cards(
     latest: bool = False,
     cards_dir: Path | None = None,
 ) -> dict[Path, str]:
-    """Write :func:`entry_cards` (only the first to ``out`` when given); returns every file written → what it is."""
+    """Write :func:`entry_cards` (the ``model_cards/`` copy to ``out`` when given); returns every file written → what
+    it is."""
     from zoo.publish import METADATA_FILE, pin_results
 
+    if out is not None:  # the model_cards/ copy goes there instead, its figures linked from there
+        cards_dir = Path(out).parent
     cards, pin = entry_cards(entry, records, repo_id=repo_id, latest=latest, cards_dir=cards_dir)
-    written: dict[Path, str] = {}
     if out is not None:
-        cards = {Path(out): next(iter(cards.values()))}
+        cards[Path(out)] = cards.pop(Path(cards_dir) / f"{entry.name}.md")
+    written: dict[Path, str] = {}
     for path, card in cards.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         _save_atomic(card, path)
         written[path] = f"{len(card.data.eval_results or [])} model-index rows"
-    if pin is not None and out is None:
+    if pin is not None:
         folder = next(iter(cards)).parent
         pin_results(folder, *pin)
         written[folder / METADATA_FILE] = f"{len(pin[0])} records pinned"

@@ -142,12 +142,15 @@ def card_spec(
 
 
 def _shipped_name(folder: Path) -> str | None:
-    """The registry name of a shipped mini-zoo folder (``models/NAME``), else None."""
-    from zoo.registry import MODELS, SHIPPED_DIR
+    """The registry name whose weights are ``folder`` (a ``folder:`` entry such as ``models/NAME``), else None."""
+    from zoo.registry import MODELS
 
-    entry = MODELS.get(folder.name)
-    shipped = folder.resolve().parent == SHIPPED_DIR.resolve()
-    return folder.name if shipped and entry is not None and entry.source.startswith("folder:") else None
+    here = folder.resolve()
+    for name in MODELS:
+        root = shipped_folder(name)
+        if root is not None and here in (root.resolve(), (root / "encoder").resolve()):
+            return name
+    return None
 
 
 def shipped_folder(name: str) -> Path | None:
