@@ -8,7 +8,8 @@ Choices that keep the picture honest:
 * a noisy loss is drawn faintly, with an exponential moving average over it (TensorBoard's smoothing, debiased);
 * scores are in percent and their axis spans at least :data:`MIN_SPAN_POINTS` points, so 82.0 → 82.2 stays flat
   instead of being zoomed into a peak;
-* the k-NN monitor says what it is: a quick estimate on a subset of the train split, not ``sslzoo eval``.
+* the k-NN monitor says what it is: a quick estimate on a subset of the train split, not ``sslzoo eval`` (its
+  size from a ``knn_bank`` row value when the engine logs one, else ``knn_max_train`` of ``train_config.json``).
 
 >>> rows = [{"step": 10, "epoch": 1.0, "loss": 4.2, "lr": 1e-3, "knn_acc": 0.82}]
 >>> plot_curves(rows, "/tmp/sslzoo-curves-doctest.png", "simclr on digits")  # doctest: +SKIP
@@ -51,9 +52,12 @@ def _knn_subset(run_dir: Path) -> int | None:
     return int(value) if isinstance(value, int | float) else None
 
 
-def _panels(knn_subset: int | None) -> dict[str, tuple[str, float]]:
+def _panels(knn_subset: int | None, knn_bank: int | None = None) -> dict[str, tuple[str, float]]:
     """Row key → (panel title, scale to the shown unit)."""
-    subset = f"≤ {knn_subset:,}" if knn_subset else "a subset of the"
+    if knn_bank:  # the engine logged the bank's exact size
+        subset = f"{knn_bank:,}"
+    else:
+        subset = f"up to {knn_subset:,}" if knn_subset else "a subset of the"
     return {
         "loss": ("training loss", 1.0),
         "lr": ("learning rate", 1.0),
@@ -97,7 +101,8 @@ def curves_figure(rows: Sequence[dict[str, Any]], title: str, *, knn_subset: int
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    panels = _panels(knn_subset)
+    banks = [r["knn_bank"] for r in rows if isinstance(r.get("knn_bank"), int | float)]
+    panels = _panels(knn_subset, int(banks[-1]) if banks else None)
     keys = [k for k in panels if any(k in r for r in rows)]
     if not keys:
         return None
