@@ -54,10 +54,8 @@ def _knn_subset(run_dir: Path) -> int | None:
 
 def _panels(knn_subset: int | None, knn_bank: int | None = None) -> dict[str, tuple[str, float]]:
     """Row key → (panel title, scale to the shown unit)."""
-    if knn_bank:  # the engine logged the bank's exact size
-        subset = f"{knn_bank:,}"
-    else:
-        subset = f"up to {knn_subset:,}" if knn_subset else "a subset of the"
+    # The exact size when the engine logged it, else the configured maximum.
+    subset = f"{knn_bank:,}" if knn_bank else (f"up to {knn_subset:,}" if knn_subset else "a subset of the")
     return {
         "loss": ("training loss", 1.0),
         "lr": ("learning rate", 1.0),
