@@ -173,7 +173,7 @@ def test_readme_leaderboard_is_written_between_the_markers(quick, tmp_path):
     assert text.startswith("# title\n\nbefore\n") and text.endswith(f"{README_END}\nafter\n")
     table = text.split(README_START)[1].split(README_END)[0]
     raw = next(r for r in summary["rows"] if r["model"] == "raw-pixels")
-    assert f"| `raw-pixels` | baseline | {raw['knn_top1']:.1f} |" in table
+    assert f"| `raw-pixels` | baseline | {raw['knn_top1']:.2f} |" in table  # percent, two decimals
     assert "sslzoo readme-leaderboard" in table and "CPU cores" in table
 
     readme.write_text("no markers here\n")
