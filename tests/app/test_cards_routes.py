@@ -71,3 +71,22 @@ def test_timm_alone_snippet_of_the_card_runs_in_a_fresh_interpreter(exported, hu
     env = {**os.environ, "HF_HUB_CACHE": str(hub_cache.root), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_shipped_card_keeps_the_records_it_shipped_with_unless_asked():
+    from app.publish_cli import _records, entry_cards
+    from zoo.registry import MODELS
+
+    records = _records(None)
+    adhoc = dict(next(r for r in records if r["model"] == SHIPPED and r["protocol"] == "knn"))
+    adhoc.update(metrics={"top1": 12.34, "top5": 56.78}, created="2030-01-01T00:00:00+00:00")
+    later = [
+        adhoc if r["id"] == adhoc["id"] else r for r in records
+    ]  # the row re-evaluated, as eval replaces it
+    cards, pin = entry_cards(MODELS[SHIPPED], later)
+    shipped = shipped_folder(SHIPPED) / CARD_FILE
+    assert str(cards[shipped]) == shipped.read_text() and pin is None  # as shipped
+    cards, pin = entry_cards(MODELS[SHIPPED], later, latest=True)
+    assert (
+        "| **12.34** |" in str(cards[shipped]) and pin[0][0]["metrics"]["top1"] == 12.34
+    )  # asked: the latest
