@@ -34,6 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "evaluators.cli",
         "k-NN, linear probe and clustering scores of a model's frozen features; writes leaderboard records",
     ),
+    "reproduce": (
+        "evaluators.cli",
+        "re-measure a registry model's published ImageNet numbers (k-NN, the paper's linear evaluation)",
+    ),
     "leaderboard": (
         "evaluators.cli",
         "render the leaderboard (markdown + PNG), or re-run rows and check they reproduce",

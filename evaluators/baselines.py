@@ -82,10 +82,17 @@ class CentredPixels(RawPixels):
 
 
 def _in_chans(dataset: str) -> int:
-    import zoo
+    from PIL import Image
 
-    image = zoo.load_dataset(dataset, split="test")[0]["image"]
-    return 1 if image.mode in ("L", "I", "I;16", "1") else 3
+    from evaluators.sources import FileSplit, open_split
+
+    split = open_split(dataset, "test")
+    if isinstance(split, FileSplit):
+        with Image.open(split.paths[0]) as image:
+            mode = image.mode
+    else:
+        mode = split[0]["image"].mode
+    return 1 if mode in ("L", "I", "I;16", "1") else 3
 
 
 def random_init_encoder(arch: str, in_chans: int, seed: int = RANDOM_SEED):

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
 from pathlib import Path
 
 from zoo.config import DEVICE_HELP, LEADERBOARD_HELP, add_dataclass_arguments, dataclass_from_namespace
+
+# The options of `sslzoo eval` that `sslzoo reproduce` takes (the protocols and their settings are the papers').
+REPRODUCE_OPTIONS = (
+    "paper_epochs",
+    "paper_batch_size",
+    "paper_steps_per_epoch",
+    "batch_size",
+    "num_workers",
+    "device",
+    "cache",
+)
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -30,6 +42,27 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-record", action="store_true", help="do not write to the leaderboard")
     p.add_argument("--leaderboard", type=Path, default=None, help=LEADERBOARD_HELP)
     p.set_defaults(handler=_eval)
+
+    p = subparsers.add_parser(
+        "reproduce",
+        help="re-measure a registry model's published ImageNet numbers (k-NN, the paper's linear evaluation)",
+        description="Run the protocols NAME's published ImageNet numbers come from, on an ImageNet folder "
+        "(train/ and val/ with synset folders, or a flat val/ with LOC_val_solution.csv or "
+        "ILSVRC2012_validation_ground_truth.txt + meta.mat), print measured vs published with the tolerance and "
+        "record the results. Exit 1 when a comparable run misses its number. Under torchrun every rank embeds "
+        "its shard and trains the linear heads with DDP.",
+    )
+    p.add_argument("name", help="registry name with published numbers (see `sslzoo models`)")
+    p.add_argument("--dataset", default=None, help="folder:PATH of ImageNet-1k (train/ and val/)")
+    add_dataclass_arguments(
+        p,
+        EvalConfig,
+        skip=[f.name for f in dataclasses.fields(EvalConfig) if f.name not in REPRODUCE_OPTIONS],
+    )
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.add_argument("--no-record", action="store_true", help="do not write to the leaderboard")
+    p.add_argument("--leaderboard", type=Path, default=None, help=LEADERBOARD_HELP)
+    p.set_defaults(handler=_reproduce)
 
     p = subparsers.add_parser(
         "leaderboard",
@@ -59,13 +92,16 @@ def _eval(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from evaluators.evaluate import EvalConfig, evaluate
+    from evaluators._dist import rank_world
+    from evaluators.evaluate import PROTOCOL_DESCRIPTIONS, EvalConfig, evaluate
     from evaluators.records import write_records
 
     config = dataclass_from_namespace(EvalConfig, args)
     config.protocol_names()  # fail on a bad protocol before loading anything
     command = "sslzoo " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["eval"] else ""
     records = evaluate(args.model, args.dataset, config, progress=not args.json, command=command)
+    if rank_world()[0] != 0:  # under torchrun rank 0 reports for all
+        return 0
     written = [] if args.no_record else write_records(records, args.leaderboard)
     if written:  # the files generated from the records follow them
         from evaluators.generated import regenerate
@@ -80,7 +116,7 @@ def _eval(args: argparse.Namespace) -> int:
     for col in ("protocol", "metric", "value", "parameters", "seconds"):
         table.add_column(col, justify="right" if col in ("value", "seconds") else "left")
     for r in records:
-        params = ", ".join(f"{k}={v}" for k, v in r.params.items() if k != "weight_decays")
+        params = ", ".join(f"{k}={v}" for k, v in r.params.items() if k != "weight_decays" and v is not None)
         for i, (name, value) in enumerate(r.metrics.items()):
             if name.endswith("_std"):
                 continue
@@ -94,6 +130,8 @@ def _eval(args: argparse.Namespace) -> int:
             )
     console = Console()
     console.print(table)
+    for name in dict.fromkeys(r.protocol for r in records):
+        console.print(f"{name}: {PROTOCOL_DESCRIPTIONS[name]}")
     first = records[0]
     console.print(
         f"features: {first.splits['train']} train + {first.splits['test']} test, D={first.feature_dim}, "
@@ -108,6 +146,55 @@ def _eval(args: argparse.Namespace) -> int:
             f"recorded as rows {', '.join(r.id for r in records)}; written: {', '.join(map(str, written))}"
         )
     return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from evaluators._dist import rank_world
+    from evaluators.evaluate import EvalConfig
+    from evaluators.records import write_records
+    from evaluators.reproduce import imagenet_root, reproduce
+
+    imagenet_root(args.dataset)  # one line and exit 2 without ImageNet, before loading anything
+    config = dataclass_from_namespace(EvalConfig, args)
+    command = "sslzoo " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else ""
+    comparisons, records, notes = reproduce(
+        args.name, args.dataset, config, progress=not args.json, command=command
+    )
+    if rank_world()[0] != 0:
+        return 0
+    written = [] if args.no_record else write_records(records, args.leaderboard)
+    if written:  # the files generated from the records follow them
+        from evaluators.generated import regenerate
+
+        written += regenerate(written[0].parent)
+    missed = [c for c in comparisons if c.comparable and not c.ok]
+    if args.json:
+        print(json.dumps({"comparisons": [c.to_dict() for c in comparisons], "notes": notes}, indent=2))
+        return 1 if missed else 0
+    table = Table(title=f"{args.name}: measured vs published (ImageNet top-1 %)")
+    for col in ("metric", "protocol", "published", "measured", "Δ points", "tolerance", "ok"):
+        table.add_column(col, justify="left" if col in ("metric", "protocol") else "right")
+    for c in comparisons:
+        verdict = ("yes" if c.ok else "[red]NO[/]") if c.comparable else "not comparable"
+        table.add_row(
+            c.metric,
+            c.protocol,
+            f"{c.published:.1f}",
+            f"{c.measured:.2f}",
+            f"{c.delta:+.2f}",
+            f"±{c.tolerance}",
+            verdict,
+        )
+    console = Console()
+    console.print(table)
+    for note in notes:
+        console.print(f"note: {note}")
+    if written:
+        console.print(f"recorded in {', '.join(map(str, written))} (rows {', '.join(r.id for r in records)})")
+    return 1 if missed else 0
 
 
 def _leaderboard(args: argparse.Namespace) -> int:

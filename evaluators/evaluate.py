@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from evaluators.clustering import cluster_metrics
 from evaluators.features import Features, extract_features, preprocessing_description
 from evaluators.knn import knn_classify
@@ -24,14 +26,29 @@ from evaluators.records import FRACTION_METRICS, Record, code_commit, library_ve
 from zoo.config import DEVICE_HELP
 from zoo.errors import SslzooError
 
-PROTOCOLS = ("knn", "linear", "clustering")
+# Protocols on cached features, then protocols that read images (their features change every epoch).
+FEATURE_PROTOCOLS = ("knn", "linear", "clustering")
+IMAGE_PROTOCOLS = ("linear-paper",)
+PROTOCOLS = (*FEATURE_PROTOCOLS, *IMAGE_PROTOCOLS)
+PROTOCOL_DESCRIPTIONS = {
+    "knn": "DINO's weighted k-NN on cached features",
+    "linear": "fast linear probe: full-batch L-BFGS logistic regression on cached features (not the papers')",
+    "clustering": "k-means of the test split's features: NMI, AMI, ARI, accuracy",
+    "linear-paper": "the paper's linear evaluation: SGD on augmented images, its recipe (slow; GPUs, torchrun)",
+}
 
 
 @dataclass
 class EvalConfig:
     """Options of ``sslzoo eval`` (protocol parameters, then how to run)."""
 
-    protocols: str = field(default="knn,linear,clustering", metadata={"help": "comma-separated protocols"})
+    protocols: str = field(
+        default="knn,linear,clustering",
+        metadata={
+            "help": "comma-separated: knn, linear (the fast L-BFGS probe), clustering, linear-paper (the paper's "
+            "SGD recipe on augmented images)"
+        },
+    )
     k: int = field(default=20, metadata={"help": "k-NN: neighbours that vote"})
     temperature: float = field(default=0.07, metadata={"help": "k-NN: vote weight exp(sim / T)"})
     weight_decays: tuple[float, ...] = field(
@@ -41,14 +58,36 @@ class EvalConfig:
     val_fraction: float = field(
         default=0.2, metadata={"help": "linear probe: share of train held out to pick λ"}
     )
-    max_iter: int = field(default=200, metadata={"help": "linear probe: L-BFGS iterations per fit"})
+    max_iter: int = field(default=200, metadata={"help": "linear (fast) probe: L-BFGS iterations per fit"})
     seed: int = field(default=0, metadata={"help": "linear probe: seed of the validation split"})
     n_clusters: int | None = field(
         default=None, metadata={"help": "clustering: k (none = number of classes)"}
     )
     cluster_seeds: int = field(default=3, metadata={"help": "clustering: k-means runs averaged"})
     cluster_niter: int = field(default=25, metadata={"help": "clustering: k-means iterations"})
+    linear_recipe: str | None = field(
+        default=None,
+        metadata={
+            "help": "linear-paper: recipe (dino, dinov2, mocov2, mocov3, mocov3-vit, swav; none = the entry's)"
+        },
+    )
+    probe_features: str | None = field(
+        default=None,
+        metadata={"help": "linear-paper: features (default, last4_cls, cls_avgpool, …; none = the entry's)"},
+    )
+    paper_epochs: int | None = field(
+        default=None, metadata={"help": "linear-paper: epochs (none = the recipe's)"}
+    )
+    paper_batch_size: int | None = field(
+        default=None,
+        metadata={"help": "linear-paper: total batch (none = the recipe's; LR rescaled if it scales)"},
+    )
+    paper_steps_per_epoch: int | None = field(
+        default=None,
+        metadata={"help": "linear-paper: iterations per epoch (none = the recipe's or one pass)"},
+    )
     batch_size: int = field(default=256, metadata={"help": "images per forward pass when embedding"})
+    num_workers: int = field(default=0, metadata={"help": "DataLoader workers decoding images (per rank)"})
     device: str = field(default="auto", metadata={"help": DEVICE_HELP})
     cache: bool = field(default=True, metadata={"help": "read/write the feature cache"})
 
@@ -62,9 +101,33 @@ class EvalConfig:
         return names
 
 
-def protocol_params(config: EvalConfig) -> dict[str, dict[str, Any]]:
+def paper_linear_params(config: EvalConfig, model: str) -> dict[str, Any]:
+    """``linear-paper``'s parameters: the recipe and features named in ``config`` or the registry entry's."""
+    from zoo.registry import LINEAR_RECIPES, MODELS
+
+    entry = MODELS.get(model)
+    recipe = config.linear_recipe or (entry.linear_recipe if entry else None)
+    if recipe is None:
+        raise SslzooError(
+            f"{model} has no paper linear recipe in the registry; pass --linear-recipe "
+            f"({', '.join(LINEAR_RECIPES)})."
+        )
+    if recipe not in LINEAR_RECIPES:
+        raise SslzooError(f"unknown linear recipe {recipe!r}; choose from {', '.join(LINEAR_RECIPES)}.")
+    return {
+        "recipe": recipe,
+        "features": config.probe_features or (entry.linear_features if entry else "default"),
+        "epochs": config.paper_epochs,
+        "batch_size": config.paper_batch_size,
+        "steps_per_epoch": config.paper_steps_per_epoch,
+        "seed": config.seed,
+    }
+
+
+def protocol_params(config: EvalConfig, model: str = "") -> dict[str, dict[str, Any]]:
     """The parameters of each requested protocol, as stored in its record."""
-    every = {
+    names = config.protocol_names()
+    every: dict[str, Any] = {
         "knn": {"k": config.k, "temperature": config.temperature},
         "linear": {
             "weight_decays": list(config.weight_decays),
@@ -79,11 +142,18 @@ def protocol_params(config: EvalConfig) -> dict[str, dict[str, Any]]:
             "niter": config.cluster_niter,
         },
     }
-    return {name: every[name] for name in config.protocol_names()}
+    if "linear-paper" in names:
+        every["linear-paper"] = paper_linear_params(config, model)
+    return {name: every[name] for name in names}
 
 
 def _knn(train: Features, test: Features, p: dict[str, Any], device: str | None):
-    out = knn_classify(
+    chunked = isinstance(train.feats, np.memmap)  # larger than RAM should hold: stream the bank in chunks
+    if chunked:
+        from evaluators.knn_chunked import knn_classify_chunked as classify
+    else:
+        classify = knn_classify
+    out = classify(
         train.feats,
         train.labels,
         test.feats,
@@ -92,7 +162,7 @@ def _knn(train: Features, test: Features, p: dict[str, Any], device: str | None)
         temperature=p["temperature"],
         device=device,
     )
-    return {"top1": out["top1"], "top5": out["top5"]}, {}
+    return {"top1": out["top1"], "top5": out["top5"]}, ({"search": "chunked"} if chunked else {})
 
 
 def _linear(train: Features, test: Features, p: dict[str, Any], device: str | None):
@@ -119,10 +189,35 @@ def _clustering(train: Features, test: Features, p: dict[str, Any], device: str 
     return {k: v for k, v in out.items() if k != "n_clusters"}, {"n_clusters": out["n_clusters"]}
 
 
+def _paper_linear(encoder: Any, dataset: str, p: dict[str, Any], num_workers: int, progress: bool):
+    from evaluators.paper_linear import run_paper_linear
+    from evaluators.sources import open_split
+
+    out = run_paper_linear(
+        encoder,
+        open_split(dataset, "train"),
+        open_split(dataset, "test"),
+        p["recipe"],
+        features=p["features"],
+        epochs=p.get("epochs"),
+        batch_size=p.get("batch_size"),
+        steps_per_epoch=p.get("steps_per_epoch"),
+        num_workers=num_workers,
+        seed=p.get("seed", 0),
+        progress=progress,
+    )
+    details = {"epoch": out["epoch"], "lr": out["lr"], "history": out["history"], "run": out["params"]}
+    return {"top1": out["top1"], "top5": out["top5"]}, details
+
+
 RUNNERS: dict[str, Callable[..., tuple[dict[str, float], dict[str, Any]]]] = {
     "knn": _knn,
     "linear": _linear,
     "clustering": _clustering,
+}
+# Protocols that read images themselves: (encoder, dataset, params, num_workers, progress) → (metrics, details).
+IMAGE_RUNNERS: dict[str, Callable[..., tuple[dict[str, float], dict[str, Any]]]] = {
+    "linear-paper": _paper_linear
 }
 
 
@@ -137,6 +232,7 @@ def run_protocols(
     progress: bool = True,
     encoder: Any = None,
     command: str = "",
+    num_workers: int = 0,
 ) -> list[Record]:
     """Embed ``dataset`` with ``model`` (train and test, cached) and run each protocol with its parameters.
 
@@ -150,41 +246,62 @@ def run_protocols(
         progress: Show progress bars.
         encoder: An already loaded encoder for ``model`` (skips loading).
         command: The command line, stored in the records.
+        num_workers: DataLoader workers decoding images.
 
     Returns:
         One :class:`Record` per protocol, in the order of ``params``.
     """
+    from evaluators._dist import join_torchrun
     from evaluators.baselines import resolve_encoder
 
     device = None if device == "auto" else device  # None: each step picks CUDA when present
-    unknown = [p for p in params if p not in RUNNERS]
+    unknown = [p for p in params if p not in PROTOCOLS]
     if unknown:
         raise SslzooError(f"unknown protocol {', '.join(unknown)}; choose from {', '.join(PROTOCOLS)}.")
+    device = join_torchrun() or device  # under torchrun: this rank's own GPU (or the CPU with gloo)
     encoder = encoder if encoder is not None else resolve_encoder(model, dataset, device=device)
-    train = extract_features(
-        encoder, dataset, "train", batch_size=batch_size, use_cache=use_cache, progress=progress
-    )
-    test = extract_features(
-        encoder, dataset, "test", batch_size=batch_size, use_cache=use_cache, progress=progress
-    )
+    if any(name in IMAGE_RUNNERS for name in params):
+        from evaluators.paper_linear import require_features
+
+        require_features(encoder)
+    extract = {
+        "batch_size": batch_size,
+        "use_cache": use_cache,
+        "progress": progress,
+        "num_workers": num_workers,
+    }
+    if any(name in RUNNERS for name in params):
+        train = extract_features(encoder, dataset, "train", **extract)
+        test = extract_features(encoder, dataset, "test", **extract)
+        labels = (train.labels, test.labels)
+        feature_dim, features_time = int(train.feats.shape[1]), train.seconds + test.seconds
+    else:  # image protocols only: nothing to embed up front
+        from evaluators.sources import open_split, split_labels
+
+        labels = tuple(split_labels(open_split(dataset, split)) for split in ("train", "test"))
+        kind = params.get("linear-paper", {}).get("features", "default")
+        feature_dim, features_time = int(encoder.feature_dim(kind)), 0.0
     commit, dirty = code_commit()
     shared = {
         "model_identity": encoder.identity,
         "preprocessing": preprocessing_description(encoder),
-        "splits": {"train": len(train.labels), "test": len(test.labels)},
-        "num_classes": int(max(train.labels.max(), test.labels.max())) + 1,
-        "feature_dim": int(train.feats.shape[1]),
+        "splits": {"train": len(labels[0]), "test": len(labels[1])},
+        "num_classes": int(max(labels[0].max(), labels[1].max())) + 1,
+        "feature_dim": feature_dim,
         "versions": library_versions(),
         "commit": commit,
         "code_dirty": dirty,
-        "features_time_s": round(train.seconds + test.seconds, 3),
+        "features_time_s": round(features_time, 3),
         "machine": machine_info(),
         "command": command,
     }
     records = []
     for name, p in params.items():
         start = time.perf_counter()
-        metrics, details = RUNNERS[name](train, test, p, device)
+        if name in IMAGE_RUNNERS:
+            metrics, details = IMAGE_RUNNERS[name](encoder, dataset, p, num_workers, progress)
+        else:
+            metrics, details = RUNNERS[name](train, test, p, device)
         records.append(
             Record(
                 model=model,
@@ -210,10 +327,11 @@ def evaluate(
     return run_protocols(
         model,
         dataset,
-        protocol_params(config),
+        protocol_params(config, model),
         batch_size=config.batch_size,
         device=config.device,
         use_cache=config.cache,
         progress=progress,
         command=command,
+        num_workers=config.num_workers,
     )

@@ -8,6 +8,12 @@ per key holding ``feats.npy`` (N, D) float32, ``labels.npy`` (N,) int64 and ``me
 Under ``torchrun`` (an initialised ``torch.distributed`` group) each rank embeds every ``world_size``-th image and
 the shards are gathered back in dataset order, so all ranks return the full features.
 
+At ImageNet scale (features over ``MMAP_OVER_MB``, e.g. 1.28 M × 768 float32 = 3.9 GB) no split is held in RAM:
+the encoder writes its rows straight into a memory-mapped ``feats.npy`` (the cache entry, or a temporary file when
+the cache is off), each rank filling its own contiguous block of the same file, and the result is returned
+memory-mapped; ``evaluators.knn_chunked`` searches it in chunks. Images are decoded and transformed in
+``num_workers`` DataLoader workers. ImageNet's flat val split is read as a file list (:mod:`evaluators.sources`).
+
 An encoder here is anything with ``identity`` (str), ``transform`` (or a ``preprocessing`` string) and
 ``embed(dataset, batch_size=..., progress=...) -> (N, D)``: a :class:`zoo.Encoder` or a baseline from
 :mod:`evaluators.baselines`.
@@ -21,8 +27,10 @@ An encoder here is anything with ``identity`` (str), ``transform`` (or a ``prepr
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +38,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from evaluators._dist import rank_world
 from zoo.atomic import atomic_folder
 from zoo.errors import SslzooError
 
 FORMAT_VERSION = 1
+# Splits whose features are larger than this are written to and read from a memory-mapped file.
+MMAP_OVER_MB = float(os.environ.get("SSLZOO_MMAP_OVER_MB", 2048))
 
 
 class EncoderLike(Protocol):
@@ -89,7 +100,8 @@ def _read_entry(folder: Path, key_fields: dict[str, Any]) -> tuple[np.ndarray, n
         meta = json.loads((folder / "meta.json").read_text())
         if any(meta.get(k) != v for k, v in key_fields.items()):
             return None
-        feats = np.load(folder / "feats.npy")
+        big = meta.get("n", 0) * meta.get("dim", 0) * 4 > MMAP_OVER_MB * 2**20
+        feats = np.load(folder / "feats.npy", mmap_mode="r" if big else None)
         labels = np.load(folder / "labels.npy")
     except (OSError, ValueError):  # missing or damaged entry: embed again
         return None
@@ -108,11 +120,7 @@ def _write_entry(folder: Path, feats: np.ndarray, labels: np.ndarray, meta: dict
 
 def _distributed() -> tuple[int, int]:
     """(rank, world size) of an initialised ``torch.distributed`` group, else (0, 1)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+    return rank_world()
 
 
 def _as_numpy(x: Any) -> np.ndarray:
@@ -121,17 +129,42 @@ def _as_numpy(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float32)
 
 
-def embed_split(encoder: EncoderLike, ds: Any, *, batch_size: int = 256, progress: bool = True) -> np.ndarray:
-    """Embed a ``datasets.Dataset`` split: (N, D) float32, sharded across ranks under ``torchrun``."""
+def _embed_kwargs(encoder: EncoderLike, num_workers: int, kind: str) -> dict[str, Any]:
+    """The optional ``embed`` arguments this encoder takes (the pixel baselines take none)."""
+    wanted = {"num_workers": num_workers, "kind": kind}
+    accepted = inspect.signature(encoder.embed).parameters
+    for name, value in wanted.items():
+        if name not in accepted and value != (0 if name == "num_workers" else "default"):
+            raise SslzooError(f"{type(encoder).__name__}.embed does not take {name}={value!r}.")
+    return {k: v for k, v in wanted.items() if k in accepted}
+
+
+def embed_split(
+    encoder: EncoderLike,
+    ds: Any,
+    *,
+    batch_size: int = 256,
+    progress: bool = True,
+    num_workers: int = 0,
+    kind: str = "default",
+) -> np.ndarray:
+    """Embed a split (``datasets.Dataset`` or :class:`~evaluators.sources.FileSplit`): (N, D) float32, sharded
+    across ranks under ``torchrun``."""
+    from evaluators.sources import images_of
+
     rank, world = _distributed()
+    extra = _embed_kwargs(encoder, num_workers, kind)
     if world == 1:
-        return _as_numpy(encoder.embed(ds, batch_size=batch_size, progress=progress))
+        return _as_numpy(encoder.embed(images_of(ds), batch_size=batch_size, progress=progress, **extra))
     import torch.distributed as dist
 
     n = len(ds)
     shard = _as_numpy(
         encoder.embed(
-            ds.select(range(rank, n, world)), batch_size=batch_size, progress=progress and rank == 0
+            images_of(ds.select(range(rank, n, world))),
+            batch_size=batch_size,
+            progress=progress and rank == 0,
+            **extra,
         )
     )
     shards: list[Any] = [None] * world
@@ -140,6 +173,53 @@ def embed_split(encoder: EncoderLike, ds: Any, *, batch_size: int = 256, progres
     for r, part in enumerate(shards):
         out[r::world] = part  # rank r embedded rows r, r + world, r + 2·world, …
     return out
+
+
+def shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:
+    """Rows ``[start, stop)`` of a contiguous shard: rank r embeds one block of the memory-mapped file."""
+    return n * rank // world, n * (rank + 1) // world
+
+
+def embed_split_to_file(
+    encoder: EncoderLike,
+    ds: Any,
+    path: Path,
+    dim: int,
+    *,
+    batch_size: int = 256,
+    progress: bool = True,
+    num_workers: int = 0,
+    kind: str = "default",
+) -> None:
+    """Embed a split into the ``.npy`` file ``path`` ((N, dim) float32), never holding it in RAM.
+
+    Under ``torchrun`` rank 0 creates the file, every rank writes its contiguous block through a memory map, and
+    all ranks return once the file is complete (ranks must share ``path``'s file system: one node).
+    """
+    from evaluators.sources import images_of
+
+    rank, world = _distributed()
+    n = len(ds)
+    if rank == 0:
+        np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim)).flush()
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+    start, stop = shard_bounds(n, rank, world)
+    feats = np.lib.format.open_memmap(path, mode="r+")
+    if stop > start:
+        encoder.embed(
+            images_of(ds.select(range(start, stop)) if world > 1 else ds),
+            batch_size=batch_size,
+            progress=progress and rank == 0,
+            out=feats[start:stop],
+            **_embed_kwargs(encoder, num_workers, kind),
+        )
+    feats.flush()
+    del feats
+    if world > 1:
+        dist.barrier()
 
 
 def extract_features(
@@ -152,6 +232,8 @@ def extract_features(
     refresh: bool = False,
     progress: bool = True,
     cache_dir: str | Path | None = None,
+    num_workers: int = 0,
+    kind: str = "default",
 ) -> Features:
     """Features and labels of ``dataset``'s ``split``, from the cache when possible.
 
@@ -164,11 +246,13 @@ def extract_features(
         refresh: Embed again even when cached (and overwrite the entry).
         progress: Show the encoder's progress bar.
         cache_dir: Cache folder (default: :func:`cache_root`).
+        num_workers: DataLoader workers decoding and transforming images.
+        kind: Which features of a ``zoo.Encoder`` (``zoo.encoder.FEATURE_KINDS``); part of the cache key.
 
     Returns:
-        :class:`Features`.
+        :class:`Features` (``feats`` memory-mapped when larger than ``MMAP_OVER_MB``).
     """
-    import zoo
+    from evaluators.sources import open_split, split_labels
 
     identity = getattr(encoder, "identity", None)
     if not identity:
@@ -176,6 +260,10 @@ def extract_features(
             f"{type(encoder).__name__} has no identity; pass a zoo.Encoder (or set .identity to a weights hash)."
         )
     preprocessing = preprocessing_description(encoder)
+    if (
+        kind != "default"
+    ):  # other features of the same images: their own entry (default keys stay as they were)
+        preprocessing += f" | features={kind}"
     key = feature_key(identity, dataset, split, preprocessing)
     fields = {"identity": identity, "dataset": dataset, "split": split, "preprocessing": preprocessing}
     use_cache = use_cache and getattr(encoder, "cacheable", True)
@@ -185,10 +273,21 @@ def extract_features(
         if hit is not None:
             return Features(hit[0], hit[1], key, cached=True, seconds=0.0)
 
-    ds = zoo.load_dataset(dataset, split=split)
-    labels = np.asarray(ds["label"], dtype=np.int64)
+    ds = open_split(dataset, split)
+    labels = split_labels(ds)
+    dim = _feature_dim(encoder, kind)
+    if (
+        dim
+        and len(labels) * dim * 4 > MMAP_OVER_MB * 2**20
+        and "out" in inspect.signature(encoder.embed).parameters
+    ):
+        return _extract_to_file(
+            encoder, ds, labels, dim, folder, fields, key, use_cache, batch_size, progress, num_workers, kind
+        )
     start = time.perf_counter()
-    feats = embed_split(encoder, ds, batch_size=batch_size, progress=progress)
+    feats = embed_split(
+        encoder, ds, batch_size=batch_size, progress=progress, num_workers=num_workers, kind=kind
+    )
     seconds = time.perf_counter() - start
     if feats.ndim != 2 or len(feats) != len(labels):
         raise SslzooError(
@@ -198,3 +297,73 @@ def extract_features(
     if use_cache and _distributed()[0] == 0:
         _write_entry(folder, feats, labels, {**fields, "n": len(feats), "dim": int(feats.shape[1])})
     return Features(feats, labels, key, cached=False, seconds=seconds)
+
+
+def _feature_dim(encoder: Any, kind: str) -> int:
+    width = getattr(encoder, "feature_dim", None)
+    return int(width(kind)) if callable(width) else 0
+
+
+def _extract_to_file(
+    encoder: Any,
+    ds: Any,
+    labels: np.ndarray,
+    dim: int,
+    folder: Path,
+    fields: dict[str, Any],
+    key: str,
+    use_cache: bool,
+    batch_size: int,
+    progress: bool,
+    num_workers: int,
+    kind: str,
+) -> Features:
+    """The large-split path: features written into a memory-mapped file (the cache entry), returned mapped."""
+    import torch.distributed as dist
+
+    rank, world = _distributed()
+    # Rank 0 picks the temporary folder (beside the cache entry, or in the cache root when not caching).
+    tmp = [tempfile.mkdtemp(prefix=f".{key}-", dir=_mkdir(folder.parent)) if rank == 0 else None]
+    if world > 1:
+        dist.broadcast_object_list(tmp, src=0)
+    tmp_dir = Path(tmp[0])
+    start = time.perf_counter()
+    embed_split_to_file(
+        encoder,
+        ds,
+        tmp_dir / "feats.npy",
+        dim,
+        batch_size=batch_size,
+        progress=progress,
+        num_workers=num_workers,
+        kind=kind,
+    )
+    seconds = time.perf_counter() - start
+    if rank == 0:
+        np.save(tmp_dir / "labels.npy", labels)
+        (tmp_dir / "meta.json").write_text(
+            json.dumps({**fields, "n": len(labels), "dim": dim}, indent=2) + "\n"
+        )
+        if use_cache:
+            if folder.exists():
+                import shutil
+
+                shutil.rmtree(folder)
+            os.replace(tmp_dir, folder)
+    if world > 1:
+        dist.barrier()
+    where = folder if use_cache else tmp_dir
+    feats = np.load(where / "feats.npy", mmap_mode="r")
+    if not use_cache:
+        if world > 1:
+            dist.barrier()  # every rank has mapped the file before rank 0 unlinks it (the mapping stays valid)
+        if rank == 0:
+            import shutil
+
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+    return Features(feats, labels, key, cached=False, seconds=seconds)
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -227,8 +227,28 @@ def knn_classify(
         backend=backend,
         progress=progress,
     )
-    neighbor_labels = y_train.cpu()[idx]
-    y = y_test.cpu()
+    results = score_neighbors(sims, y_train.cpu()[idx], y_test.cpu(), ks, num_classes, temperature)
+    return results[ks[0]] if isinstance(k, int) else results
+
+
+def score_neighbors(
+    sims: torch.Tensor,
+    neighbor_labels: torch.Tensor,
+    y: torch.Tensor,
+    ks: Sequence[int],
+    num_classes: int,
+    temperature: float,
+) -> dict[int, dict[str, Any]]:
+    """Steps 3-4 for each ``k`` from one sorted search: ``{k: {"top1", "top5", "predictions"}}``.
+
+    Args:
+        sims: (M, max k) similarities, most similar first.
+        neighbor_labels: (M, max k) their labels.
+        y: (M,) test labels.
+        ks: The k values to score.
+        num_classes: C.
+        temperature: T.
+    """
     results: dict[int, dict[str, Any]] = {}
     for kk in ks:
         # Steps 3-4: vote exp(sim/T) per neighbour, rank classes; stable sort = ties to the lower class index.
@@ -241,4 +261,4 @@ def knn_classify(
             "top5": 100.0 * correct[:, :top5_width].any(dim=1).sum().item() / len(y),
             "predictions": ranking[:, 0].numpy(),
         }
-    return results[ks[0]] if isinstance(k, int) else results
+    return results

@@ -51,7 +51,12 @@ def _describe(r: Record) -> str:
     if r.protocol == "knn":
         return f"DINO's weighted vote, k={p.get('k')}, T={p.get('temperature')}"
     if r.protocol == "linear":
-        return "logistic regression on L2-normalised features, λ chosen on a split of train"
+        return "fast probe: logistic regression on L2-normalised features, λ chosen on a split of train"
+    if r.protocol == "linear-paper":
+        return (
+            f"the paper's linear evaluation ({p.get('recipe')} recipe, {p.get('features')} features, SGD on "
+            "augmented images)"
+        )
     if r.protocol == "clustering":
         return f"faiss k-means on the {p.get('split', 'test')} split, mean of {p.get('seeds')} seeds"
     return ", ".join(f"{k}={v}" for k, v in p.items())

@@ -49,3 +49,14 @@ def hub_cache(tmp_path, monkeypatch) -> HubCache:
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(root))
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
     return HubCache(root)
+
+
+@pytest.fixture
+def torch_hub_dir(tmp_path, monkeypatch) -> Path:
+    """An empty torch.hub directory (``checkpoints/`` is where URL weights are cached) for this test."""
+    import torch.hub
+
+    root = tmp_path / "torch-hub"
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(root))
+    (root / "checkpoints").mkdir(parents=True)
+    return root

@@ -146,18 +146,21 @@ class _StreamViews(torch.utils.data.IterableDataset):
             yield crops, position, [], int(row.get("label", -1))
 
 
-def _collate(labels: torch.Tensor):
-    def collate(samples: list[tuple[list[np.ndarray], int, list[int]]] | _Batched) -> Views:
+class _Collate:
+    """Samples (or a pre-cut :class:`_Batched`) → :class:`Views`; a class, so spawned workers can pickle it."""
+
+    def __init__(self, labels: torch.Tensor) -> None:
+        self.labels = labels
+
+    def __call__(self, samples: list[tuple] | _Batched) -> Views:
         if isinstance(samples, _Batched):
             indices = torch.tensor(samples.indices, dtype=torch.int64)
-            return Views([torch.from_numpy(c) for c in samples.crops], indices, labels[indices])
+            return Views([torch.from_numpy(c) for c in samples.crops], indices, self.labels[indices])
         crops = [torch.from_numpy(np.stack([s[0][v] for s in samples])) for v in range(len(samples[0][0]))]
         indices = torch.tensor([s[1] for s in samples], dtype=torch.int64)
         # Streamed samples carry their own label; indexed ones look it up.
-        own = torch.tensor([s[3] for s in samples]) if len(samples[0]) > 3 else labels[indices]
+        own = torch.tensor([s[3] for s in samples]) if len(samples[0]) > 3 else self.labels[indices]
         return Views(crops, indices, own, [i for s in samples for i in s[2]])
-
-    return collate
 
 
 def _worker_init(_: int) -> None:
@@ -202,7 +205,7 @@ class ViewLoader:
             _ViewDataset(self.source, self.specs, self.seed, epoch),
             batch_sampler=batches,
             num_workers=workers,
-            collate_fn=_collate(self.source.labels),
+            collate_fn=_Collate(self.source.labels),
             pin_memory=self.pin_memory,
             worker_init_fn=_worker_init if workers else None,
             prefetch_factor=4 if workers else None,
@@ -256,7 +259,7 @@ class ViewLoader:
             batch_size=per_rank,
             drop_last=True,
             num_workers=self.workers,
-            collate_fn=_collate(self.source.labels),
+            collate_fn=_Collate(self.source.labels),
             pin_memory=self.pin_memory,
             worker_init_fn=_worker_init if self.workers else None,
             generator=torch.Generator().manual_seed(self.seed),

@@ -1,13 +1,15 @@
 """Fetching weight files: Hub repos through ``huggingface_hub`` (the standard HF cache), URLs through ``torch.hub``.
 
 Both caches are the ones users already have, so ``HF_HUB_OFFLINE=1`` works once a file is cached. When it is not,
-the error names the repo and file and says how to get it.
+the error names the repo and file and says how to get it. A file pinned by hash is checked before it is read; one this
+process downloaded and that does not match is deleted (it never enters the cache), one already there is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
@@ -15,6 +17,7 @@ from urllib.parse import urlparse
 from zoo.errors import SslzooError
 
 __all__ = [
+    "check_digest",
     "hub_cached_file",
     "hub_file",
     "offline",
@@ -26,7 +29,7 @@ __all__ = [
 ]
 
 HUB_PREFIX = "hf-hub:"
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+_DIGEST_CACHE: dict[tuple[str, int, int], dict[str, str]] = {}
 
 
 def offline() -> bool:
@@ -46,12 +49,26 @@ def parse_hub_id(source: str) -> tuple[str, str | None]:
     return repo_id, revision or None
 
 
-def hub_file(repo_id: str, filename: str, revision: str | None = None) -> Path:
+def hub_file(repo_id: str, filename: str, revision: str | None = None, sha256: str | None = None) -> Path:
     """Path of ``filename`` from Hub repo ``repo_id`` in the HF cache, downloading it first when online.
 
+    Args:
+        repo_id: ``ORG/NAME``.
+        filename: File in the repo.
+        revision: Commit, branch or tag; ``None`` is ``main``.
+        sha256: Expected SHA-256 (or a prefix); a file downloaded now that does not match is deleted again.
+
     Raises:
-        SslzooError: offline and not cached, unknown repo/file/revision, or no connection.
+        SslzooError: offline and not cached, unknown repo/file/revision, no connection, or a hash mismatch.
     """
+    cached = hub_cached_file(repo_id, filename, revision) is not None
+    path = _hub_download(repo_id, filename, revision)
+    if sha256:
+        check_digest(path, sha256=sha256, downloaded=not cached)
+    return path
+
+
+def _hub_download(repo_id: str, filename: str, revision: str | None) -> Path:
     import huggingface_hub
     from huggingface_hub import errors
 
@@ -102,61 +119,139 @@ def url_cached_file(url: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
 
 
-def url_file(url: str, sha256: str | None = None) -> Path:
-    """Path of ``url``'s file in torch.hub's cache, downloading it (atomically, with a progress bar) if needed.
+def url_file(url: str, sha256: str | None = None, md5: str | None = None) -> Path:
+    """Path of ``url``'s file in torch.hub's cache, downloading it (with a progress bar) if needed.
+
+    The download goes to a temporary name beside the cache entry and is moved into place only once its hash matches
+    the pin (``sha256`` or, where only that is published, ``md5``); a mismatching download is deleted.
 
     Raises:
-        SslzooError: offline and not cached, download failure, or a SHA-256 mismatch.
+        SslzooError: offline and not cached, download failure, or a hash mismatch.
     """
     import torch.hub
 
     dst = url_cached_file(url)
-    if not dst.is_file():
-        if offline():
-            raise SslzooError(
-                f"{dst.name} is not in torch.hub's cache ({dst.parent}) and HF_HUB_OFFLINE is set; download "
-                f"{url} to {dst} on a machine with internet, or unset HF_HUB_OFFLINE."
-            )
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            torch.hub.download_url_to_file(url, str(dst), progress=True)
-        except Exception as exc:  # urllib raises several unrelated types; all mean the same to the user
-            raise SslzooError(
-                f"could not download {url} ({exc}); download it by hand to {dst} and load again."
-            ) from None
-    if sha256:
-        check_sha256(dst, sha256)
+    if dst.is_file():
+        if sha256 or md5:
+            check_digest(dst, sha256=sha256, md5=md5, downloaded=False)
+        return dst
+    if offline():
+        raise SslzooError(
+            f"{dst.name} is not in torch.hub's cache ({dst.parent}) and HF_HUB_OFFLINE is set; download "
+            f"{url} to {dst} on a machine with internet, or unset HF_HUB_OFFLINE."
+        )
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    partial = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
+    try:
+        torch.hub.download_url_to_file(url, str(partial), progress=True)
+    except Exception as exc:  # urllib raises several unrelated types; all mean the same to the user
+        partial.unlink(missing_ok=True)
+        raise SslzooError(
+            f"could not download {url} ({exc}); download it by hand to {dst} and load again."
+        ) from None
+    if sha256 or md5:
+        check_digest(partial, sha256=sha256, md5=md5, downloaded=True, name=url)
+    os.replace(partial, dst)
     return dst
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file, remembered per (path, size, mtime) so repeated loads do not hash again."""
+def file_digests(path: str | Path) -> dict[str, str]:
+    """Hex SHA-256 and MD5 of a file (one read), remembered per (path, size, mtime) so loads do not hash again."""
     path = Path(path).resolve()
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        digest = hashlib.sha256()
+    if key not in _DIGEST_CACHE:
+        sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        _SHA_CACHE[key] = digest.hexdigest()
-    return _SHA_CACHE[key]
+                sha.update(block)
+                md5.update(block)
+        _DIGEST_CACHE[key] = {"sha256": sha.hexdigest(), "md5": md5.hexdigest()}
+    return _DIGEST_CACHE[key]
 
 
-def check_sha256(path: Path, expected: str) -> None:
-    actual = sha256_file(path)
-    if not actual.startswith(expected.lower()):
-        raise SslzooError(
-            f"{path} has SHA-256 {actual[:16]}…, expected {expected[:16]}…; the download is corrupted or the "
-            "file changed upstream: delete it and load again."
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file (cached, see :func:`file_digests`)."""
+    return file_digests(path)["sha256"]
+
+
+def check_digest(
+    path: Path,
+    *,
+    sha256: str | None = None,
+    md5: str | None = None,
+    downloaded: bool = False,
+    name: str | None = None,
+) -> None:
+    """Refuse a file whose SHA-256 (or MD5) does not start with the pinned hex digest.
+
+    Args:
+        path: The file.
+        sha256: Pinned SHA-256 (full or a prefix); checked when given.
+        md5: Pinned MD5, checked when no SHA-256 is pinned.
+        downloaded: The caller fetched the file just now: delete it (a Hub snapshot link with its blob).
+        name: What to call the file in the message (the URL of a download); defaults to ``path``.
+
+    Raises:
+        SslzooError: one line naming the file, both digests and what happened to the file.
+    """
+    algo, expected = ("sha256", sha256) if sha256 else ("md5", md5)
+    if not expected:
+        return
+    actual = file_digests(path)[algo]
+    if actual.startswith(expected.lower()):
+        return
+    label = name or str(path)
+    if downloaded:
+        _remove_download(path)
+        fate = "the download was deleted; the file changed upstream or the transfer was corrupted"
+    else:
+        fate = f"delete {path} and load again to download it afresh"
+    shown = "SHA-256" if algo == "sha256" else "MD5"
+    raise SslzooError(f"{label} has {shown} {actual[:16]}…, expected {expected[:16]}…: {fate}.")
+
+
+def _remove_download(path: Path) -> None:
+    """Delete a file fetched by this process: a Hub snapshot entry is a link to a blob, so remove both."""
+    blob = path.resolve() if path.is_symlink() else None
+    path.unlink(missing_ok=True)
+    if blob is not None:
+        blob.unlink(missing_ok=True)
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """What was found in a file torch or safetensors refused, in words (never torch's advice to drop weights_only)."""
+    text = str(exc)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return (
+            f"it pickles a {found.group(1)} object, which weights-only loading does not execute (it reads tensors "
+            "and plain containers only): this is not a plain weights file (a full training checkpoint?); use the "
+            "weights file the registry names, or save the state dict of a copy you trust as safetensors"
         )
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if not head:
+        return "the file is empty; delete it and download (or export) it again"
+    if head.startswith(b"version https://git-lfs"):
+        return "it is a Git LFS pointer, not the weights: fetch the file itself (git lfs pull)"
+    if head.lstrip().lower().startswith((b"<!doctype", b"<html", b"<?xml")):
+        return "it is a web page, not a checkpoint (a failed or redirected download); delete it and download it again"
+    if "Unsupported operand" in text or "invalid load key" in text:
+        return (
+            f"it is neither a PyTorch checkpoint nor a safetensors file (it starts with {head[:16]!r}); "
+            "delete it and download (or export) it again"
+        )
+    reason = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return f"{reason[:160]}; the file is corrupted or truncated — delete it and download (or export) it again"
 
 
 def read_checkpoint(path: str | Path) -> Mapping[str, object]:
     """Read a ``.safetensors`` file, or a ``.pth``/``.pth.tar``/``.bin`` with ``torch.load(weights_only=True)``.
 
     Raises:
-        SslzooError: the file is missing, truncated, corrupted, or pickles more than tensors and plain containers.
+        SslzooError: the file is missing, truncated, corrupted, not a checkpoint, or pickles more than tensors and
+            plain containers (the message names what it found).
     """
     import torch
 
@@ -170,8 +265,4 @@ def read_checkpoint(path: str | Path) -> Mapping[str, object]:
             return load_file(str(path), device="cpu")
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # safetensors, pickle and zip all raise their own types for a bad file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SslzooError(
-            f"cannot read checkpoint {path}: {reason[:200]}; the file is corrupted or truncated — delete it "
-            "and download (or export) it again."
-        ) from None
+        raise SslzooError(f"cannot read checkpoint {path}: {_unreadable(path, exc)}.") from None

@@ -24,17 +24,22 @@ class KeyMapping:
     """How to find the encoder's weights in a checkpoint.
 
     Attributes:
-        container: Keys to descend into, in order, when present (``("state_dict",)`` for MoCo's ``.pth.tar``).
+        container: Keys to descend into, in order (``("state_dict",)`` for MoCo's ``.pth.tar``).
+        container_optional: Descend only where the key is there, as SwAV's ``eval_linear.py`` does (its released
+            files are flat, its training checkpoints hold ``state_dict``).
         prefix: Keep only keys that start with this and strip it (``"module.encoder_q."``); ``""`` keeps all.
         drop: Key prefixes (after stripping) of heads that are not part of the encoder (``"fc."``, ``"prototypes"``).
     """
 
     container: tuple[str, ...] = ()
+    container_optional: bool = False
     prefix: str = ""
     drop: tuple[str, ...] = ()
 
     def describe(self) -> str:
         parts = [f"under {'/'.join(self.container)}" if self.container else "flat"]
+        if self.container and self.container_optional:
+            parts[0] += " when present"
         if self.prefix:
             parts.append(f"keys {self.prefix}*")
         if self.drop:
@@ -56,6 +61,8 @@ def apply_mapping(
     """
     state: Mapping[str, object] = checkpoint
     for key in mapping.container:
+        if mapping.container_optional and isinstance(state, Mapping) and key not in state:
+            continue
         if not isinstance(state, Mapping) or key not in state:
             found = ", ".join(list(state)[:5]) if isinstance(state, Mapping) else type(state).__name__
             raise SslzooError(
@@ -84,30 +91,12 @@ def apply_mapping(
     return out
 
 
-def _adapt_position_embedding(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Resample a ViT's absolute position embedding when the model runs at another resolution than it was trained.
-
-    DINOv2 is trained at 518 px and evaluated at 224 px (256-resize, 224-crop), exactly what timm does on load.
-    """
-    pos = state.get("pos_embed")
-    target = getattr(model, "pos_embed", None)
-    if pos is None or not isinstance(target, torch.Tensor) or pos.shape == target.shape:
-        return
-    from timm.layers import resample_abs_pos_embed
-
-    prefix = 0 if getattr(model, "no_embed_class", False) else getattr(model, "num_prefix_tokens", 1)
-    state["pos_embed"] = resample_abs_pos_embed(
-        pos, new_size=list(model.patch_embed.grid_size), num_prefix_tokens=prefix
-    )
-
-
 def load_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """``model.load_state_dict(state, strict=True)``, but any mismatch is one line naming the keys involved.
 
     Raises:
         SslzooError: missing keys, unexpected keys or wrong shapes.
     """
-    _adapt_position_embedding(model, state)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]

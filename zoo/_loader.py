@@ -14,10 +14,10 @@ from zoo import _hub
 from zoo._keymaps import IDENTITY, KeyMapping, apply_mapping, load_strict
 from zoo.encoder import Encoder, build_transform
 from zoo.errors import SslzooError
-from zoo.export import METADATA_FILE
+from zoo.export import METADATA_FILE, WEIGHTS_SHA256_KEY
 from zoo.registry import MODELS, ModelEntry, get_entry
 
-__all__ = ["REPO_ROOT", "is_cached", "load", "resolve_folder"]
+__all__ = ["REPO_ROOT", "check_recorded_sha256", "is_cached", "load", "resolve_folder"]
 
 CONFIG_FILE = "config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -145,9 +145,36 @@ def _weights_in(folder: Path) -> Path:
     raise SslzooError(f"{folder} has a config.json but no {' or '.join(WEIGHT_FILES)}; export it again.")
 
 
+def check_recorded_sha256(folder: Path, weights: Path) -> None:
+    """Refuse weights whose SHA-256 differs from the one :func:`zoo.save_encoder` recorded in ``sslzoo.json``.
+
+    Folders exported before the hash was recorded (no ``weights_sha256``) are read as they are.
+
+    Raises:
+        SslzooError: the weights changed after export (edited, half-copied, or an LFS pointer instead of the file).
+    """
+    meta_path = folder / METADATA_FILE
+    if not meta_path.is_file():
+        return
+    try:
+        expected = json.loads(meta_path.read_text()).get(WEIGHTS_SHA256_KEY)
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return  # the metadata is descriptive; an unreadable one does not stop the weights from loading
+    if not isinstance(expected, str) or not expected:
+        return
+    actual = _hub.sha256_file(weights)
+    if actual != expected:
+        raise SslzooError(
+            f"{weights} has SHA-256 {actual[:16]}…, but {meta_path.name} records {expected[:16]}… for it: the file "
+            "changed after export (a partial copy or a Git LFS pointer?); restore it (git lfs pull, or copy it "
+            "again) or export the encoder again."
+        )
+
+
 def _load_local(path: str | Path, device, dtype) -> Encoder:
     folder = resolve_folder(path)
     weights = _weights_in(folder)
+    check_recorded_sha256(folder, weights)
     model = _load_timm_folder({CONFIG_FILE: folder / CONFIG_FILE, "weights": weights}, str(weights))
     config = _read_config(folder / CONFIG_FILE)
     run_name = folder.parent.name if folder.name == "encoder" else folder.name
@@ -168,6 +195,7 @@ def _load_hub_repo(spec: str, device, dtype) -> Encoder:
             weights = _hub.hub_file(repo_id, WEIGHT_FILES[1], revision)
         except SslzooError:
             raise first from None  # the safetensors error is the one worth reading
+    check_recorded_sha256(config_path.parent, weights)  # when the repo's sslzoo.json is in the cache
     model = _load_timm_folder({CONFIG_FILE: config_path, "weights": weights}, f"{repo_id}/{weights.name}")
     config = _read_config(config_path)
     entry = _folder_entry(config_path.parent, config, spec).with_(source=spec)
@@ -180,16 +208,18 @@ def _load_hub_repo(spec: str, device, dtype) -> Encoder:
 
 
 def _entry_weights(entry: ModelEntry) -> tuple[Path, str]:
-    """Fetch an entry's weights file; returns (path, revision-like string for the identity)."""
+    """Fetch an entry's weights file, checked against its pin; returns (path, revision-like string for the identity).
+
+    A Hub file is identified by the commit it was read at, a URL file by its own SHA-256 (so a feature cache never
+    mixes two versions of a file that changed upstream).
+    """
     if entry.source.startswith(_hub.HUB_PREFIX):
         repo_id, revision = _hub.parse_hub_id(entry.source)
-        path = _hub.hub_file(repo_id, entry.filename, revision)
-        if entry.sha256:
-            _hub.check_sha256(path, entry.sha256)
+        path = _hub.hub_file(repo_id, entry.filename, revision, sha256=entry.sha256)
         return path, _hub.snapshot_revision(path) or revision or "main"
     if entry.source.startswith(("http://", "https://")):
-        path = _hub.url_file(entry.source, entry.sha256)
-        return path, entry.sha256[:16] if entry.sha256 else path.name
+        path = _hub.url_file(entry.source, sha256=entry.sha256, md5=entry.md5)
+        return path, _hub.sha256_file(path)[:16]
     raise SslzooError(f"entry {entry.name!r} has an unsupported source {entry.source!r}.")
 
 
@@ -207,7 +237,8 @@ def _load_entry(entry: ModelEntry, device, dtype) -> Encoder:
         folder = resolve_folder(folder)
         weights = _weights_in(folder)
         if entry.sha256:
-            _hub.check_sha256(weights, entry.sha256)
+            _hub.check_digest(weights, sha256=entry.sha256)
+        check_recorded_sha256(folder, weights)
         model = _load_timm_folder({CONFIG_FILE: folder / CONFIG_FILE, "weights": weights}, str(weights))
         identity = f"{entry.name}@sha256:{_hub.sha256_file(weights)[:16]}"
     else:

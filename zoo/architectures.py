@@ -175,3 +175,8 @@ def sslzoo_vit_nano_patch4(pretrained: bool = False, **kwargs) -> VisionTransfor
         **kwargs,
     }
     return build_model_with_cfg(VisionTransformer, "sslzoo_vit_nano_patch4", pretrained, **args)
+
+
+# DINO/DINOv2 ViTs with the papers' per-forward position interpolation: `import zoo.architectures` registers every
+# sslzoo_* architecture, theirs too.
+from zoo import dino_vit  # noqa: E402, F401

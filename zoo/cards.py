@@ -50,6 +50,11 @@ PROTOCOLS: dict[str, dict[str, str]] = {
         "task_name": "Image classification with frozen features (k-NN, linear probe)",
         "label": "linear probe",
     },
+    "linear-paper": {
+        "task_type": "image-classification",
+        "task_name": "Image classification with frozen features (k-NN, linear probe)",
+        "label": "linear evaluation (the paper's recipe)",
+    },
     "clustering": {
         "task_type": "image-feature-extraction",
         "task_name": "k-means clustering of frozen features",
@@ -64,6 +69,14 @@ METRICS: dict[tuple[str, str], tuple[str, str]] = {
     ("knn", "top5"): ("knn_top5", "k-NN top-5 accuracy (%)"),
     ("linear", "top1"): ("linear_top1", "Linear probe top-1 accuracy (%)"),
     ("linear", "top5"): ("linear_top5", "Linear probe top-5 accuracy (%)"),
+    ("linear-paper", "top1"): (
+        "linear_paper_top1",
+        "Linear evaluation top-1 accuracy, the paper's recipe (%)",
+    ),
+    ("linear-paper", "top5"): (
+        "linear_paper_top5",
+        "Linear evaluation top-5 accuracy, the paper's recipe (%)",
+    ),
     ("clustering", "nmi"): ("clustering_nmi", "k-means NMI (%)"),
     ("clustering", "ami"): ("clustering_ami", "k-means AMI (%)"),
     ("clustering", "ari"): ("clustering_ari", "k-means ARI (%)"),

@@ -19,10 +19,22 @@ from torch import nn
 from zoo.errors import SslzooError
 from zoo.registry import ModelEntry, Preprocessing
 
-__all__ = ["Encoder", "build_transform", "model_in_chans"]
+__all__ = ["FEATURE_KINDS", "Encoder", "build_transform", "model_in_chans"]
 
 # Below this many images, converting a CNN's weights to channels-last costs more than it saves.
 CHANNELS_LAST_MIN_IMAGES = 32
+
+# The features the papers' linear probes read, by name (see Encoder.features). ViT kinds take the tokens after the
+# final norm, as DINO's and DINOv2's ``get_intermediate_layers`` return them.
+FEATURE_KINDS: dict[str, str] = {
+    "default": "what forward returns: the entry's embedding (CLS token for ViTs, pooled map for CNNs)",
+    "last4_cls": "[CLS] of the last 4 blocks, concatenated (DINO eval_linear.py for ViT-S: n_last_blocks=4)",
+    "cls_avgpool": "[CLS] of the last block + mean of its patch tokens (DINO ViT-B: avgpool_patchtokens; "
+    "DINOv2's 1-layer linear head)",
+    "last4_cls_avgpool": "[CLS] of the last 4 blocks + mean patch token of the last (DINOv2's 4-layer linear head)",
+}
+# kind → (number of last blocks whose [CLS] is taken, whether the last block's mean patch token is appended)
+_VIT_KINDS = {"last4_cls": (4, False), "cls_avgpool": (1, True), "last4_cls_avgpool": (4, True)}
 
 
 class _ConvertMode:
@@ -124,6 +136,22 @@ class _HFImages(torch.utils.data.Dataset):
         return self.transform(self.ds[i]["image"])
 
 
+class _PathList(torch.utils.data.Dataset):
+    """Image files, decoded and transformed in the DataLoader's workers (the ImageNet-scale path)."""
+
+    def __init__(self, paths: Sequence[Any], transform: Callable) -> None:
+        self.paths, self.transform = paths, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        from PIL import Image
+
+        with Image.open(self.paths[i]) as image:
+            return self.transform(image)
+
+
 class Encoder(nn.Module):
     """An image encoder: ``forward`` maps ``(N, C, H, W)`` to the ``(N, D)`` embedding its paper evaluates.
 
@@ -201,6 +229,45 @@ class Encoder(nn.Module):
         """``(N, C, H, W)`` → ``(N, D)``: CLS token after the final norm for ViTs, average-pooled map for CNNs."""
         return self.model(x)
 
+    def features(self, x: torch.Tensor, kind: str = "default") -> torch.Tensor:
+        """``(N, C, H, W)`` → ``(N, feature_dim(kind))``: the features a paper's linear probe reads.
+
+        ``kind`` is one of :data:`FEATURE_KINDS`. The [CLS] tokens come first, then the mean patch token
+        (DINOv2's order; DINO's ``eval_linear.py`` interleaves the two vectors, a fixed permutation of the same
+        numbers that changes nothing for a linear classifier trained from an i.i.d. initialisation).
+
+        >>> import timm
+        >>> enc = Encoder.from_model(timm.create_model("vit_tiny_patch16_224", img_size=32), name="vit")
+        >>> enc.features(torch.zeros(2, 3, 32, 32), "last4_cls").shape
+        torch.Size([2, 768])
+        """
+        if kind == "default":
+            return self.model(x)
+        n_blocks, avgpool = self._vit_kind(kind)
+        # [(patch tokens (N, L, C), prefix tokens (N, P, C)) for each of the last n blocks], after the final norm.
+        outputs = self.model.get_intermediate_layers(x, n=n_blocks, return_prefix_tokens=True, norm=True)
+        parts = [prefix[:, 0] for _, prefix in outputs]
+        if avgpool:
+            parts.append(outputs[-1][0].mean(dim=1))  # register tokens are prefix tokens: not averaged
+        return torch.cat(parts, dim=-1)
+
+    def feature_dim(self, kind: str = "default") -> int:
+        """Width of :meth:`features` for ``kind``."""
+        if kind == "default":
+            return self.dim
+        n_blocks, avgpool = self._vit_kind(kind)
+        return int(self.model.embed_dim) * (n_blocks + int(avgpool))
+
+    def _vit_kind(self, kind: str) -> tuple[int, bool]:
+        if kind not in FEATURE_KINDS:
+            raise SslzooError(f"unknown feature kind {kind!r}; choose from {', '.join(FEATURE_KINDS)}.")
+        if not hasattr(self.model, "get_intermediate_layers") or not hasattr(self.model, "embed_dim"):
+            raise SslzooError(
+                f"feature kind {kind!r} reads a ViT's [CLS] tokens; {self.entry.name} is a "
+                f"{type(self.model).__name__} ({self.entry.arch}): use kind='default'."
+            )
+        return _VIT_KINDS[kind]
+
     def __repr__(self) -> str:
         return f"Encoder({self.entry.name!r}, arch={self.entry.arch!r}, dim={self.dim}, identity={self.identity!r})"
 
@@ -226,16 +293,21 @@ class Encoder(nn.Module):
             source: torch.utils.data.Dataset = _HFImages(images, self.transform)
         elif isinstance(images, Sequence) and not isinstance(images, str) and all(map(_is_pil, images)):
             source = _PILList(images, self.transform)
+        elif isinstance(images, Sequence) and not isinstance(images, str) and all(map(_is_path, images)):
+            source = _PathList(images, self.transform)
         else:
             raise SslzooError(
-                f"cannot embed a {type(images).__name__}: pass a list of PIL images, an already-transformed "
-                f"(N, {self.in_chans}, H, W) float tensor, or a datasets.Dataset with an 'image' column."
+                f"cannot embed a {type(images).__name__}: pass a list of PIL images or image file paths, an "
+                f"already-transformed (N, {self.in_chans}, H, W) float tensor, or a datasets.Dataset with an "
+                "'image' column."
             )
         loader = torch.utils.data.DataLoader(
             source,
             batch_size=batch_size,
             num_workers=num_workers,
             pin_memory=self.device.type == "cuda",
+            # Workers decode ahead of the model; a few batches each keep it fed without holding many in RAM.
+            prefetch_factor=4 if num_workers else None,
         )
         return iter(loader), len(source)
 
@@ -248,18 +320,23 @@ class Encoder(nn.Module):
         batch_size: int = 256,
         progress: bool = False,
         num_workers: int = 0,
+        kind: str = "default",
+        out: Any = None,
     ) -> torch.Tensor:
         """Embeddings of many images, in order.
 
         Args:
-            images: A list of PIL images, an already-transformed ``(N, C, H, W)`` float tensor, or a
-                ``datasets.Dataset`` with an ``image`` column.
+            images: A list of PIL images or image file paths, an already-transformed ``(N, C, H, W)`` float
+                tensor, or a ``datasets.Dataset`` with an ``image`` column.
             batch_size: Images per forward pass.
             progress: Show a progress bar.
-            num_workers: DataLoader workers decoding and transforming PIL images.
+            num_workers: DataLoader workers decoding and transforming the images.
+            kind: Which features (:data:`FEATURE_KINDS`; see :meth:`features`).
+            out: Optional ``(N, feature_dim(kind))`` float32 array or tensor to fill (e.g. a memory-mapped
+                ``.npy``, so a split larger than RAM never exists as one tensor); returned.
 
         Returns:
-            ``(N, D)`` float32 tensor on the CPU.
+            ``(N, D)`` float32 tensor on the CPU (or ``out``).
         """
         from tqdm.auto import tqdm
 
@@ -267,7 +344,12 @@ class Encoder(nn.Module):
         was_training = self.model.training
         self.model.eval()
         device, dtype = self.device, self.dtype
-        out = torch.empty(total, self.dim, dtype=torch.float32)
+        if out is None:
+            out = torch.empty(total, self.feature_dim(kind), dtype=torch.float32)
+        elif tuple(out.shape) != (total, self.feature_dim(kind)):
+            raise SslzooError(
+                f"out has shape {tuple(out.shape)}; expected ({total}, {self.feature_dim(kind)})."
+            )
         done = 0
         with (
             self._channels_last(total) as layout,
@@ -275,8 +357,8 @@ class Encoder(nn.Module):
         ):
             for x in batches:
                 x = x.to(device, dtype, non_blocking=True).contiguous(memory_format=layout)
-                feats = self.model(x)
-                out[done : done + len(x)] = feats.float().cpu()
+                feats = self.features(x, kind).float().cpu()
+                out[done : done + len(x)] = feats if isinstance(out, torch.Tensor) else feats.numpy()
                 done += len(x)
                 bar.update(len(x))
         self.model.train(was_training)
@@ -357,6 +439,12 @@ def _is_pil(obj: Any) -> bool:
     from PIL import Image
 
     return isinstance(obj, Image.Image)
+
+
+def _is_path(obj: Any) -> bool:
+    import os
+
+    return isinstance(obj, (str, os.PathLike))
 
 
 def _is_hf_dataset(obj: Any) -> bool:

@@ -22,9 +22,17 @@ from torch import nn
 
 from zoo.atomic import atomic_folder, write_json_atomic
 
-__all__ = ["METADATA_FILE", "save_encoder", "write_json_atomic"]
+__all__ = [
+    "METADATA_FILE",
+    "WEIGHTS_SHA256_KEY",
+    "record_weights_sha256",
+    "save_encoder",
+    "write_json_atomic",
+]
 
 METADATA_FILE = "sslzoo.json"
+# sslzoo.json's record of the weights file's SHA-256; zoo.load refuses a folder whose weights no longer match it.
+WEIGHTS_SHA256_KEY = "weights_sha256"
 
 
 def save_encoder(
@@ -44,7 +52,8 @@ def save_encoder(
             them to ``create_model`` when loading from the Hub.
         pretrained_cfg: Overrides of the evaluation preprocessing (``input_size``, ``mean``, ``std``,
             ``crop_pct``, ``interpolation``).
-        metadata: Our own provenance (method, training config, dataset, seed, commit), saved as ``sslzoo.json``.
+        metadata: Our own provenance (method, training config, dataset, seed, commit), saved as ``sslzoo.json``
+            together with the SHA-256 of ``model.safetensors`` (``weights_sha256``).
 
     Returns:
         The folder path.
@@ -60,4 +69,26 @@ def save_encoder(
     with atomic_folder(folder) as tmp:
         save_for_hf(model, tmp, model_args=model_args or None, safe_serialization=True)
         write_json_atomic(tmp / METADATA_FILE, metadata or {})
+        record_weights_sha256(tmp)
     return folder
+
+
+def record_weights_sha256(folder: str | Path, weights_file: str = "model.safetensors") -> str:
+    """Write the SHA-256 of ``folder/weights_file`` into ``folder/sslzoo.json`` (kept otherwise as it is).
+
+    :func:`save_encoder` calls it; it also brings folders exported before the hash was recorded up to date.
+
+    Returns:
+        The hex digest.
+    """
+    import json
+
+    from zoo._hub import sha256_file
+
+    folder = Path(folder)
+    digest = sha256_file(folder / weights_file)
+    meta_path = folder / METADATA_FILE
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta[WEIGHTS_SHA256_KEY] = digest
+    write_json_atomic(meta_path, meta)
+    return digest

@@ -23,7 +23,9 @@ from zoo._keymaps import IDENTITY, KeyMapping
 from zoo.errors import SslzooError
 
 __all__ = [
+    "LINEAR_RECIPES",
     "MODELS",
+    "LinearRecipe",
     "ModelEntry",
     "Preprocessing",
     "get_entry",
@@ -58,9 +60,118 @@ class Preprocessing:
         }
 
 
+@dataclass(frozen=True)
+class LinearRecipe:
+    """A paper's linear evaluation: a linear layer trained by SGD on frozen features of augmented images.
+
+    The numbers are those of the official script behind the published accuracy (``source``); the evaluators run
+    it as ``sslzoo eval --protocols linear-paper`` (:mod:`evaluators.paper_linear`).
+
+    Attributes:
+        name: Key in :data:`LINEAR_RECIPES`.
+        source: The official file (and README/CONFIG line) this recipe is read from.
+        epochs: Training epochs.
+        batch_size: Total batch size of the published run (all GPUs together).
+        lrs: Base learning rate(s); several = one head per value trained on the same features, the best reported
+            (DINOv2's sweep).
+        lr_scaling: ``"linear"``: ``lr × batch / 256`` with the batch actually used; ``"none"``: as given.
+        schedule: ``"cosine"`` (to 0 over the run) or ``"step"`` (× 0.1 at each of ``milestones``).
+        milestones: Epochs of the step schedule.
+        steps_per_epoch: Iterations per epoch when the script counts its own (DINOv2: 1250); ``None`` = one pass.
+        schedule_per_step: Cosine over iterations instead of epochs.
+        momentum: SGD momentum.
+        weight_decay: SGD weight decay.
+        train_interpolation: ``RandomResizedCrop``'s interpolation (the flip is always there).
+        report: ``"best"``: best validation top-1 over epochs (what DINO, MoCo and SwAV print at the end);
+            ``"last"``: after the last epoch.
+        tolerance: Points within which a reproduction counts as matching the published number.
+        note: What the recipe leaves open.
+    """
+
+    name: str
+    source: str
+    epochs: int
+    batch_size: int
+    lrs: tuple[float, ...]
+    lr_scaling: str = "linear"
+    schedule: str = "cosine"
+    milestones: tuple[int, ...] = ()
+    steps_per_epoch: int | None = None
+    schedule_per_step: bool = False
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    train_interpolation: str = "bilinear"
+    report: str = "best"
+    tolerance: float = 0.5
+    note: str = ""
+
+
+LINEAR_RECIPES: dict[str, LinearRecipe] = {
+    r.name: r
+    for r in (
+        LinearRecipe(
+            name="dino",
+            source="facebookresearch/dino eval_linear.py (defaults; README: 8 GPUs × 128)",
+            epochs=100,
+            batch_size=1024,
+            lrs=(0.001,),
+            note="DINO's README advises tweaking the LR per checkpoint; its eval logs hold the values used.",
+        ),
+        LinearRecipe(
+            name="dinov2",
+            source="facebookresearch/dinov2 dinov2/eval/linear.py (defaults)",
+            epochs=10,
+            batch_size=1024,
+            lrs=(1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1),
+            steps_per_epoch=1250,
+            schedule_per_step=True,
+            train_interpolation="bicubic",
+            report="last",
+            note="Upstream also sweeps the features ({1, 4} blocks × avgpool) and keeps the best classifier on "
+            "the evaluation split; here the features are the entry's linear_features.",
+        ),
+        LinearRecipe(
+            name="mocov2",
+            source="facebookresearch/moco main_lincls.py (README: --lr 30.0 --batch-size 256)",
+            epochs=100,
+            batch_size=256,
+            lrs=(30.0,),
+            lr_scaling="none",
+            schedule="step",
+            milestones=(60, 80),
+        ),
+        LinearRecipe(
+            name="mocov3",
+            source="facebookresearch/moco-v3 main_lincls.py (defaults; CONFIG.md: ResNet-50 default LR)",
+            epochs=90,
+            batch_size=1024,
+            lrs=(0.1,),
+        ),
+        LinearRecipe(
+            name="mocov3-vit",
+            source="facebookresearch/moco-v3 main_lincls.py (CONFIG.md: -a vit_small/vit_base --lr=3)",
+            epochs=90,
+            batch_size=1024,
+            lrs=(3.0,),
+        ),
+        LinearRecipe(
+            name="swav",
+            source="facebookresearch/swav eval_linear.py (defaults; README: 8 GPUs × 32)",
+            epochs=100,
+            batch_size=256,
+            lrs=(0.3,),
+            lr_scaling="none",
+            weight_decay=1e-6,
+        ),
+    )
+}
+
 # DINO and DINOv2 evaluate with Resize(256, interpolation=3 (bicubic)) + CenterCrop(224) (eval_linear.py).
 BICUBIC_224 = Preprocessing(interpolation="bicubic")
 IMAGENET_224 = Preprocessing()
+# SwAV, DeepCluster-v2 and SeLa-v2 normalise with std 0.228 for red, not 0.229: facebookresearch/swav
+# eval_linear.py (and src/multicropdataset.py in training), Resize(256) + CenterCrop(224) bilinear.
+SWAV_224 = Preprocessing(std=(0.228, 0.224, 0.225))
 
 
 @dataclass(frozen=True)
@@ -78,12 +189,16 @@ class ModelEntry:
         filename: File inside a Hub repo (``model.safetensors``).
         key_mapping: From the checkpoint's layout to timm's keys.
         preprocessing: Evaluation preprocessing.
-        sha256: Expected SHA-256 of the weights file, checked after download when given.
+        sha256: Expected SHA-256 of the weights file (hex, or a prefix of it), checked before the file is read.
+        md5: Expected MD5 of the weights file where no SHA-256 is published (a full hex digest, or a prefix).
+        unpinned: Why an official file has neither a hash nor a Hub revision pinned (empty when it is pinned).
         licence: Licence of the weights.
         paper: Citation and link.
         published: Published numbers, e.g. ``{"imagenet_knn": 74.5, "imagenet_linear": 77.0}`` (top-1 %).
         published_source: Where the numbers come from.
         embedding: What :meth:`Encoder.forward` returns, in words.
+        linear_features: The features the paper's linear probe read (a ``zoo.encoder.FEATURE_KINDS`` key).
+        linear_recipe: The paper's linear evaluation (a :data:`LINEAR_RECIPES` key), or ``None`` when unknown.
     """
 
     name: str
@@ -96,11 +211,15 @@ class ModelEntry:
     key_mapping: KeyMapping = IDENTITY
     preprocessing: Preprocessing | None = IMAGENET_224
     sha256: str | None = None
+    md5: str | None = None
+    unpinned: str = ""
     licence: str = "unknown"
     paper: str = ""
     published: dict[str, float] = field(default_factory=dict)
     published_source: str = ""
     embedding: str = ""
+    linear_features: str = "default"
+    linear_recipe: str | None = None
 
     @property
     def is_vit(self) -> bool:
@@ -130,42 +249,69 @@ _GAP = "global-average-pooled last ResNet stage"
 _MOCOV2_MAP = KeyMapping(container=("state_dict",), prefix="module.encoder_q.", drop=("fc.",))
 _MOCOV3_VIT_MAP = KeyMapping(container=("state_dict",), prefix="module.base_encoder.", drop=("head.",))
 _MOCOV3_R50_MAP = KeyMapping(container=("state_dict",), prefix="module.base_encoder.", drop=("fc.",))
-_SWAV_MAP = KeyMapping(prefix="module.", drop=("projection_head.", "prototypes"))
+# SwAV's eval_linear.py: descend into "state_dict" when the file has one (a training checkpoint), strip "module.".
+_SWAV_MAP = KeyMapping(
+    container=("state_dict",),
+    container_optional=True,
+    prefix="module.",
+    drop=("projection_head.", "prototypes"),
+)
 _DL = "https://dl.fbaipublicfiles.com"
 
+# Why an official file is not pinned (stated per entry, listed by `sslzoo models`' tests): nothing to check against.
+_NO_HUB_REVISION = (
+    "the commit of timm's Hub repo could not be looked up offline when this entry was written, so the repo's main "
+    "branch is loaded; the identity records the commit actually read"
+)
+_NO_PUBLISHED_HASH = (
+    "upstream publishes no checksum for this file (README and hubconf give only the URL) and it could not be "
+    "downloaded to hash it when this entry was written; the file is identified by its own SHA-256 instead"
+)
 
-def _dino_vit(name: str, arch: str, dim: int, knn: float, linear: float) -> ModelEntry:
+
+def _dino_vit(name: str, timm_arch: str, arch: str, dim: int, knn: float, linear: float) -> ModelEntry:
     return ModelEntry(
         name=name,
         method="dino",
+        # Same weights and keys as timm's arch, with DINO's per-forward position interpolation (zoo.dino_vit).
         arch=arch,
-        source=f"hf-hub:timm/{arch}.dino",
+        source=f"hf-hub:timm/{timm_arch}.dino",
         dim=dim,
         preprocessing=BICUBIC_224,
+        unpinned=_NO_HUB_REVISION,
         licence="apache-2.0",
         paper=_DINO_PAPER,
         published={"imagenet_knn": knn, "imagenet_linear": linear},
         published_source=_DINO_NUMBERS,
         embedding=_CLS,
+        # eval_linear.py's help: n_last_blocks=4 for ViT-Small, n=1 + avgpool_patchtokens for ViT-Base.
+        linear_features="last4_cls" if "small" in arch else "cls_avgpool",
+        linear_recipe="dino",
     )
 
 
-def _dinov2(size: str, dim: int, knn: float, linear: float) -> ModelEntry:
-    arch = f"vit_{size}_patch14_dinov2"
+def _dinov2(
+    size: str, dim: int, knn: float, linear: float, revision: str | None = None, sha256: str | None = None
+) -> ModelEntry:
+    repo = f"timm/vit_{size}_patch14_dinov2.lvd142m"
     return ModelEntry(
         name=f"dinov2-vit{size[0]}14",
         method="dinov2",
-        arch=arch,
-        source=f"hf-hub:timm/{arch}.lvd142m",
+        # Trained at 518 px (37×37 positions), evaluated at 224 px: the positions are interpolated at every
+        # forward as dinov2/models/vision_transformer.py does (zoo.dino_vit), not resampled once on load.
+        arch=f"sslzoo_vit_{size}_patch14_dinov2",
+        source=f"hf-hub:{repo}@{revision}" if revision else f"hf-hub:{repo}",
         dim=dim,
-        # Trained at 518 px; the linear and k-NN protocol runs at 224 px (position embedding resampled on load).
-        model_args={"img_size": 224},
         preprocessing=BICUBIC_224,
+        sha256=sha256,
+        unpinned="" if revision else _NO_HUB_REVISION,
         licence="apache-2.0",
         paper=_DINOV2_PAPER,
         published={"imagenet_knn": knn, "imagenet_linear": linear},
         published_source=_DINOV2_NUMBERS,
         embedding=_CLS,
+        linear_features="cls_avgpool",  # the released 1-layer linear heads read [CLS] + mean patch token
+        linear_recipe="dinov2",
     )
 
 
@@ -177,19 +323,22 @@ def _swav_family(name: str, method: str, file: str, linear: float) -> ModelEntry
         source=f"{_DL}/deepcluster/{file}",
         dim=2048,
         key_mapping=_SWAV_MAP,
+        preprocessing=SWAV_224,
+        unpinned=_NO_PUBLISHED_HASH,
         licence="cc-by-nc-4.0",
         paper=_SWAV_PAPER,
         published={"imagenet_linear": linear},
         published_source="https://github.com/facebookresearch/swav#model-zoo",
         embedding=_GAP,
+        linear_recipe="swav",
     )
 
 
 _ENTRIES: tuple[ModelEntry, ...] = (
-    _dino_vit("dino-vits16", "vit_small_patch16_224", 384, 74.5, 77.0),
-    _dino_vit("dino-vits8", "vit_small_patch8_224", 384, 78.3, 79.7),
-    _dino_vit("dino-vitb16", "vit_base_patch16_224", 768, 76.1, 78.2),
-    _dino_vit("dino-vitb8", "vit_base_patch8_224", 768, 77.4, 80.1),
+    _dino_vit("dino-vits16", "vit_small_patch16_224", "sslzoo_vit_small_patch16_dino", 384, 74.5, 77.0),
+    _dino_vit("dino-vits8", "vit_small_patch8_224", "sslzoo_vit_small_patch8_dino", 384, 78.3, 79.7),
+    _dino_vit("dino-vitb16", "vit_base_patch16_224", "sslzoo_vit_base_patch16_dino", 768, 76.1, 78.2),
+    _dino_vit("dino-vitb8", "vit_base_patch8_224", "sslzoo_vit_base_patch8_dino", 768, 77.4, 80.1),
     ModelEntry(
         name="dino-resnet50",
         method="dino",
@@ -199,16 +348,42 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         # A flat torchvision state dict of the backbone; its fc was replaced by Identity before saving.
         key_mapping=KeyMapping(drop=("fc.",)),
         preprocessing=BICUBIC_224,
+        unpinned=_NO_PUBLISHED_HASH,
         licence="apache-2.0",
         paper=_DINO_PAPER,
         published={"imagenet_knn": 67.5, "imagenet_linear": 75.3},
         published_source=_DINO_NUMBERS,
         embedding=_GAP,
+        linear_recipe="dino",
     ),
-    _dinov2("small", 384, 79.0, 81.1),
-    _dinov2("base", 768, 82.1, 84.5),
-    _dinov2("large", 1024, 83.5, 86.3),
+    # Revisions and SHA-256s (the LFS object ids) of timm's repos as pinned by independent projects that verify them.
+    _dinov2(
+        "small",
+        384,
+        79.0,
+        81.1,
+        revision="4610ca143709d58a633b6397a74412c2c3842454",
+        sha256="04d27f3400d059fc0cfd7d17dd1909a75bf3ea8fb3eeb48b97cb99e57ee20081",
+    ),
+    _dinov2(
+        "base",
+        768,
+        82.1,
+        84.5,
+        revision="4685c99dabffe5affac90bd99dbffd25801ae58d",
+        sha256="55cbb5d887b336d430e649c277b85a1429e724871f9d02ac16203235886d8c7b",
+    ),
+    _dinov2(
+        "large",
+        1024,
+        83.5,
+        86.3,
+        revision="4741e1cafbf45415e77074bb0cb42dba76c8684a",
+        sha256="0424a5d1b515278cba3c6640ccbeaacc41de59d3a93df0dd5e494285eea2b355",
+    ),
     _dinov2("giant", 1536, 83.5, 86.5),
+    # MoCo's READMEs publish no checksum; these MD5s are those a third-party loader asserts after downloading the
+    # same URLs (the only published digests found). MoCo v3's ResNet-50 has none.
     ModelEntry(
         name="mocov2-resnet50",
         method="mocov2",
@@ -216,11 +391,13 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         source=f"{_DL}/moco/moco_checkpoints/moco_v2_800ep/moco_v2_800ep_pretrain.pth.tar",
         dim=2048,
         key_mapping=_MOCOV2_MAP,
+        md5="a04e12f8b0e44fdcac1fb4e06f33727b",
         licence="mit",
         paper=_MOCOV2_PAPER,
         published={"imagenet_linear": 71.1},
         published_source="https://github.com/facebookresearch/moco#models",
         embedding=_GAP,
+        linear_recipe="mocov2",
     ),
     ModelEntry(
         name="mocov3-vits16",
@@ -231,11 +408,13 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         # MoCo v3's ViT-S has 12 heads (timm's has 6); its fixed sin-cos position embedding is in the checkpoint.
         model_args={"num_heads": 12},
         key_mapping=_MOCOV3_VIT_MAP,
+        md5="f32f0062e8884e64bcd2044c67bd3e43",
         licence="cc-by-nc-4.0",
         paper=_MOCOV3_PAPER,
         published={"imagenet_linear": 73.2},
         published_source="https://github.com/facebookresearch/moco-v3/blob/main/CONFIG.md",
         embedding=_CLS,
+        linear_recipe="mocov3-vit",
     ),
     ModelEntry(
         name="mocov3-vitb16",
@@ -244,11 +423,13 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         source=f"{_DL}/moco-v3/vit-b-300ep/vit-b-300ep.pth.tar",
         dim=768,
         key_mapping=_MOCOV3_VIT_MAP,
+        md5="7fe6d104c5ba222fecc6dc838f2dbcf9",
         licence="cc-by-nc-4.0",
         paper=_MOCOV3_PAPER,
         published={"imagenet_linear": 76.7},
         published_source="https://github.com/facebookresearch/moco-v3/blob/main/CONFIG.md",
         embedding=_CLS,
+        linear_recipe="mocov3-vit",
     ),
     ModelEntry(
         name="mocov3-resnet50",
@@ -257,11 +438,13 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         source=f"{_DL}/moco-v3/r-50-1000ep/r-50-1000ep.pth.tar",
         dim=2048,
         key_mapping=_MOCOV3_R50_MAP,
+        unpinned=_NO_PUBLISHED_HASH,
         licence="cc-by-nc-4.0",
         paper=_MOCOV3_PAPER,
         published={"imagenet_linear": 74.6},
         published_source="https://github.com/facebookresearch/moco-v3/blob/main/CONFIG.md",
         embedding=_GAP,
+        linear_recipe="mocov3",
     ),
     _swav_family("swav-resnet50", "swav", "swav_800ep_pretrain.pth.tar", 75.3),
     _swav_family("deepclusterv2-resnet50", "deepclusterv2", "deepclusterv2_800ep_pretrain.pth.tar", 75.2),
@@ -270,9 +453,10 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         name="selflabel-resnet50",
         method="selflabel",
         arch="resnet50",
-        source="http://www.robots.ox.ac.uk/~vgg/research/self-label/asset/new_models/resnet50-10x3k_pp.pth",
+        source="https://www.robots.ox.ac.uk/~vgg/research/self-label/asset/new_models/resnet50-10x3k_pp.pth",
         dim=2048,
         key_mapping=KeyMapping(container=("state_dict",), drop=("fc.",)),
+        unpinned=_NO_PUBLISHED_HASH,
         licence="mit",
         paper=_SELFLABEL_PAPER,
         published={"imagenet_linear": 68.8},

@@ -119,7 +119,7 @@ def test_leaderboard_renders_files_and_bad_input_is_one_line(board, capsys):
     capsys.readouterr()
     assert main(["eval", "raw-pixels", "digits", "--protocols", "knn,svm", "--no-record"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "sslzoo: error: unknown protocol svm; choose from knn, linear, clustering."
+        "sslzoo: error: unknown protocol svm; choose from knn, linear, clustering, linear-paper."
     )
     assert main(["leaderboard", "--leaderboard", str(board / "empty"), "--reproduce"]) == 2
 

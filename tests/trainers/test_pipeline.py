@@ -293,3 +293,15 @@ def test_a_crop_the_backbone_cannot_take_is_one_line_before_training(tmp_path):
     with pytest.raises(zoo.SslzooError, match="takes 28-px inputs only, but a view is 32 px"):
         train("dino", dataset="digits", out=str(out), **options)
     assert not out.exists()
+
+
+def test_what_workers_receive_pickles_for_spawned_workers(photos):
+    import pickle
+
+    from trainers.loader import _Collate, _ViewDataset
+
+    source = load_source(f"folder:{photos}", "train")
+    dataset = pickle.loads(pickle.dumps(_ViewDataset(source, [CropSpec(32)], seed=0, epoch=1)))
+    collate = pickle.loads(pickle.dumps(_Collate(source.labels)))
+    views = collate([dataset[0], dataset[1]])
+    assert views.crops[0].shape == (2, 3, 32, 32) and views.labels.tolist() == source.labels[:2].tolist()

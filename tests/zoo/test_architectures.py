@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -66,7 +67,12 @@ def test_save_encoder_round_trips_through_timm(tmp_path):
     config = json.loads((folder / "config.json").read_text())
     assert config["architecture"] == "sslzoo_vit_tiny_patch4" and config["num_features"] == 192
     assert config["pretrained_cfg"]["input_size"] == [1, 28, 28]
-    assert json.loads((folder / "sslzoo.json").read_text()) == {"method": "dino", "seed": 3}
+    weights_sha256 = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    assert json.loads((folder / "sslzoo.json").read_text()) == {
+        "method": "dino",
+        "seed": 3,
+        "weights_sha256": weights_sha256,
+    }
     loaded = timm.create_model(
         config["architecture"],
         pretrained=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -170,8 +171,30 @@ def test_corrupted_exported_weights_fail_with_one_line(cnn_folder, tmp_path):
     shutil.copytree(run / "encoder", broken)
     data = (broken / "model.safetensors").read_bytes()
     (broken / "model.safetensors").write_bytes(data[: len(data) // 2])
+    # The SHA-256 the export recorded in sslzoo.json catches it before the file is parsed ...
+    recorded = json.loads((broken / "sslzoo.json").read_text())["weights_sha256"]
+    assert recorded == hashlib.sha256(data).hexdigest()
+    with pytest.raises(SslzooError, match="changed after export") as info:
+        zoo.load(broken)
+    assert "\n" not in str(info.value) and recorded[:16] in str(info.value)
+    # ... and a folder exported before hashes were recorded fails on reading it.
+    (broken / "sslzoo.json").write_text("{}")
     with pytest.raises(SslzooError, match="corrupted or truncated"):
         zoo.load(broken)
+
+
+def test_every_shipped_folder_records_the_sha256_of_its_weights():
+    from zoo._loader import check_recorded_sha256
+    from zoo.registry import SHIPPED_DIR, shipped_entries
+
+    entries = shipped_entries()
+    assert entries, "no shipped encoders found under models/"
+    for entry in entries:
+        folder = SHIPPED_DIR / entry.name
+        meta = json.loads((folder / "sslzoo.json").read_text())
+        weights = folder / "model.safetensors"
+        assert meta["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest(), entry.name
+        check_recorded_sha256(folder, weights)
 
 
 def test_large_embeds_of_a_cnn_run_channels_last_and_leave_the_weights_as_they_were():

@@ -126,24 +126,6 @@ def test_attention_maps_refuse_a_cnn():
         enc.attention_maps(torch.zeros(1, 3, 32, 32))
 
 
-def test_dinov2_runs_at_224_with_the_position_embedding_resampled_like_timm(hub_cache, tmp_path):
-    torch.manual_seed(0)
-    net = timm.create_model("vit_small_patch14_dinov2.lvd142m", num_classes=0)  # 518 px, 37×37 positions
-    torch.nn.init.normal_(net.pos_embed, std=0.5)
-    save_for_hf(net, tmp_path / "v2", safe_serialization=True)
-    hub_cache.add_repo("timm/vit_small_patch14_dinov2.lvd142m", tmp_path / "v2")
-    enc = zoo.load("dinov2-vits14", device="cpu")
-    reference = timm.create_model(
-        "hf-hub:timm/vit_small_patch14_dinov2.lvd142m", pretrained=True, num_classes=0, img_size=224
-    )
-    # Same weights as timm's own loader, including its resampled 16×16 position embedding.
-    expected = reference.state_dict()
-    loaded = enc.model.state_dict()
-    assert loaded["pos_embed"].shape == (1, 1 + 16 * 16, 384)
-    assert loaded.keys() == expected.keys() and all(torch.equal(loaded[k], v) for k, v in expected.items())
-    assert enc.attention_maps(torch.randn(1, 3, 224, 224)).shape == (1, 6, 16, 16)
-
-
 def test_hub_repos_load_by_revision(hub_cache, tmp_path):
     nets = {}
     for i, rev in enumerate(("a" * 40, "b" * 40)):
@@ -183,14 +165,6 @@ def test_offline_and_not_cached_names_the_repo_file_and_the_fix(hub_cache):
 # ------------------------------------------------------------------ official .pth layouts (URL entries)
 
 
-@pytest.fixture
-def torch_hub_dir(tmp_path, monkeypatch):
-    root = tmp_path / "torch-hub"
-    monkeypatch.setattr(torch.hub, "_hub_dir", str(root))
-    (root / "checkpoints").mkdir(parents=True)
-    return root
-
-
 @functools.cache
 def _timm_state(arch: str, seed: int, **kwargs) -> dict[str, torch.Tensor]:
     """A random timm encoder's state dict (cached: building a ResNet-50 takes seconds on a busy CPU)."""
@@ -204,81 +178,20 @@ def _timm_state(arch: str, seed: int, **kwargs) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in net.state_dict().items()}
 
 
-def _head(prefix: str, dims=(2048, 128)) -> dict[str, torch.Tensor]:
-    return {f"{prefix}0.weight": torch.randn(dims[1], dims[0]), f"{prefix}0.bias": torch.randn(dims[1])}
-
-
 def _prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     return {prefix + k: v for k, v in state.items()}
 
 
-def _official_layouts():
-    """Each entry's checkpoint, built like the official training script saves it: (name, arch kwargs, builder)."""
-
-    def mocov2(enc):
-        sd = {**_prefixed(enc, "module.encoder_q."), **_head("module.encoder_q.fc.")}
-        sd |= {**_prefixed(enc, "module.encoder_k."), "module.queue": torch.randn(128, 16)}
-        sd["module.queue_ptr"] = torch.zeros(1, dtype=torch.long)
-        return {
-            "epoch": 800,
-            "arch": "resnet50",
-            "state_dict": sd,
-            "optimizer": {"state": {}, "param_groups": []},
-        }
-
-    def mocov3(head):
-        def build(enc):
-            sd = {**_prefixed(enc, "module.base_encoder."), **_head(f"module.base_encoder.{head}.", (8, 4))}
-            sd |= {**_prefixed(enc, "module.momentum_encoder."), **_head("module.predictor.", (4, 4))}
-            return {"epoch": 300, "arch": "vit_small", "state_dict": sd}
-
-        return build
-
-    def swav_family(enc):
-        sd = {**_prefixed(enc, "module."), **_head("module.projection_head.")}
-        sd["module.prototypes.weight"] = torch.randn(3000, 128)
-        sd["module.prototypes.prototypes1.weight"] = torch.randn(3000, 128)  # DeepCluster-v2's several heads
-        return sd
-
-    def selflabel(enc):  # torchvision ResNet-50 with a 3000-way fc, plus the pseudo-labels "L"
-        sd = {**enc, "fc.weight": torch.randn(3000, 2048), "fc.bias": torch.randn(3000)}
-        return {"state_dict": sd, "L": torch.randint(0, 3000, (10, 64))}
-
-    return [
-        ("mocov2-resnet50", {}, mocov2),
-        ("mocov3-resnet50", {}, mocov3("fc")),
-        ("mocov3-vits16", {"num_heads": 12}, mocov3("head")),
-        ("swav-resnet50", {}, swav_family),
-        ("deepclusterv2-resnet50", {}, swav_family),
-        ("selav2-resnet50", {}, swav_family),
-        ("selflabel-resnet50", {}, selflabel),
-        ("dino-resnet50", {}, lambda enc: enc),
-    ]
-
-
-@pytest.mark.parametrize(
-    ("name", "kwargs", "build"), _official_layouts(), ids=[n for n, *_ in _official_layouts()]
-)
-def test_official_layouts_load_strictly_into_the_right_architecture(torch_hub_dir, name, kwargs, build):
-    entry = MODELS[name]
-    encoder_state = _timm_state(entry.arch, 0, **kwargs)
-    torch.save(build(dict(encoder_state)), _hub.url_cached_file(entry.source))
-    enc = zoo.load(name, device="cpu")
-    loaded = enc.model.state_dict()
-    assert loaded.keys() == encoder_state.keys()
-    assert all(torch.equal(loaded[k], v) for k, v in encoder_state.items())
-    if entry.arch == "resnet50":  # a forward pass at a small size: the pooled 2048-d embedding
-        assert enc.embed(torch.randn(2, 3, 64, 64)).shape == (2, 2048)
-    else:  # MoCo v3's ViT-S: 12 heads of 32 dims, not timm's 6 of 64
-        assert enc.model.blocks[-1].attn.num_heads == 12 and enc.dim == 384
+# Every entry's published layout, mapped tensor by tensor and run against the paper's forward:
+# tests/zoo/test_official_checkpoints.py.
 
 
 def test_a_checkpoint_of_another_layout_is_reported_key_by_key(torch_hub_dir):
-    # A SwAV file saved where the MoCo v2 entry expects its checkpoint: no 'state_dict' to descend into.
+    # A SwAV file saved where the MoCo v3 entry expects its checkpoint: no 'state_dict' to descend into.
     enc_state = _timm_state("resnet50", 0)
-    torch.save(_prefixed(enc_state, "module."), _hub.url_cached_file(MODELS["mocov2-resnet50"].source))
+    torch.save(_prefixed(enc_state, "module."), _hub.url_cached_file(MODELS["mocov3-resnet50"].source))
     with pytest.raises(SslzooError, match="expected the weights under 'state_dict'"):
-        zoo.load("mocov2-resnet50")
+        zoo.load("mocov3-resnet50")
     # A Self-Label file missing a stage: strict loading names the missing keys.
     partial = {k: v for k, v in enc_state.items() if not k.startswith("layer4.2.")}
     torch.save({"state_dict": partial}, _hub.url_cached_file(MODELS["selflabel-resnet50"].source))
