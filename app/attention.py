@@ -1,4 +1,4 @@
-"""Attention maps as pictures: per-head overlays, the head mean, and DINO's thresholded attention mask.
+"""Attention maps as pictures (per-head overlays with colour bars, DINO's thresholded masks) and their inputs.
 
 DINO (Caron et al., 2021, Fig. 3 and ``visualize_attention.py``) shows the last block's attention from the [CLS]
 query to every patch, one map per head, and a mask that keeps, per head, the most-attended patches that together
@@ -12,6 +12,8 @@ of the last spatial feature map, and the page labels it as such.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,14 +62,67 @@ def overlay(image: Image.Image, heat: np.ndarray, alpha: float = 0.55, cmap: str
     return Image.blend(image.convert("RGB"), heat_img, alpha)
 
 
-def mask_overlay(image: Image.Image, mask: np.ndarray, dim: float = 0.2) -> Image.Image:
-    """Keep the image where ``mask`` (``(h, w)`` bool, at patch resolution) is set; darken it elsewhere."""
-    weights = Image.fromarray(np.uint8(np.where(mask, 255, round(255 * dim)))).resize(
-        image.size, Image.Resampling.NEAREST
+def head_colours(n: int) -> list[tuple[int, int, int]]:
+    """``n`` fully saturated colours evenly spaced in hue (DINO's ``random_colors``, without the shuffle)."""
+    import colorsys
+
+    return [tuple(round(255 * c) for c in colorsys.hsv_to_rgb(i / max(n, 1), 1.0, 1.0)) for i in range(n)]
+
+
+def mask_overlay(
+    image: Image.Image, mask: np.ndarray, colour: tuple[int, int, int] = (255, 0, 0), alpha: float = 0.5
+) -> Image.Image:
+    """DINO's ``display_instances``: tint the masked patches with ``colour`` and outline them with contours.
+
+    Args:
+        image: The picture the map was computed on (any size; the mask is stretched over it).
+        mask: ``(h, w)`` boolean mask at patch resolution.
+        colour: RGB tint and contour colour.
+        alpha: Tint strength inside the mask (DINO: 0.5).
+    """
+    from PIL import ImageDraw
+    from skimage.measure import find_contours
+
+    rgb = image.convert("RGB")
+    big = (
+        np.asarray(
+            Image.fromarray(np.uint8(np.asarray(mask, dtype=bool)) * 255).resize(
+                rgb.size, Image.Resampling.NEAREST
+            )
+        )
+        > 127
     )
-    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
-    out = rgb * (np.asarray(weights, dtype=np.float32)[..., None] / 255.0)
-    return Image.fromarray(np.uint8(np.round(out)))
+    pixels = np.asarray(rgb, dtype=np.float32)
+    tint = np.asarray(colour, dtype=np.float32)
+    # apply_mask in visualize_attention.py: image * (1 - alpha * mask) + alpha * mask * colour
+    weight = alpha * big[..., None]
+    out = Image.fromarray(np.uint8(np.round(pixels * (1 - weight) + weight * tint)))
+    padded = np.pad(big.astype(np.float32), 1)  # so masks touching the border still close their contours
+    draw = ImageDraw.Draw(out)
+    width = max(1, round(max(rgb.size) / 160))
+    for verts in find_contours(padded, 0.5):
+        points = [(float(x) - 1, float(y) - 1) for y, x in verts]
+        if len(points) > 1:
+            draw.line(points + points[:1], fill=colour, width=width)
+    return out
+
+
+def with_colour_bar(image: Image.Image, lo: float, hi: float, cmap: str = "inferno") -> Image.Image:
+    """``image`` with a vertical colour bar on its right, labelled with the map's ``hi`` (top) and ``lo`` values."""
+    import matplotlib
+    from PIL import ImageDraw
+
+    height = image.height
+    ramp = matplotlib.colormaps[cmap](np.linspace(1.0, 0.0, height))[:, :3]
+    bar = np.uint8(np.round(np.repeat(ramp[:, None, :], 12, axis=1) * 255))
+    label_width = 48
+    out = Image.new("RGB", (image.width + 16 + label_width, height), (255, 255, 255))
+    out.paste(image.convert("RGB"), (0, 0))
+    out.paste(Image.fromarray(bar), (image.width + 4, 0))
+    draw = ImageDraw.Draw(out)
+    draw.text((image.width + 18, 0), f"{hi:.3g}", fill=(0, 0, 0))
+    draw.text((image.width + 18, height - 12), f"{lo:.3g}", fill=(0, 0, 0))
+    return out
 
 
 @torch.no_grad()
@@ -116,3 +171,55 @@ def vit_cls_attention(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     prefix = model.num_prefix_tokens
     h, w = x.shape[-2] // model.patch_embed.patch_size[0], x.shape[-1] // model.patch_embed.patch_size[1]
     return probs[:, :, prefix:].reshape(n, attn.num_heads, h, w)
+
+
+# ------------------------------------------------------------------------------------------------ model inputs
+def find_transform(transform: Any, kind: type) -> Any:
+    """The first step of type ``kind`` in a (composed) transform, or ``None``."""
+    for step in getattr(transform, "transforms", [transform]):
+        if isinstance(step, kind):
+            return step
+    return None
+
+
+def is_vit(encoder: Any) -> bool:
+    """Whether the encoder's model has ViT blocks with a [CLS] token (so it has [CLS] attention maps)."""
+    model = encoder.model
+    return (
+        hasattr(model, "blocks")
+        and hasattr(model, "patch_embed")
+        and getattr(model, "cls_token", None) is not None
+        and hasattr(model.blocks[-1], "attn")
+    )
+
+
+def native_size(encoder: Any) -> int:
+    """The input side length the encoder was built for (a ViT's ``img_size``, else its eval crop)."""
+    from torchvision import transforms
+
+    if is_vit(encoder):
+        return int(encoder.model.patch_embed.img_size[0])
+    crop = find_transform(encoder.transform, transforms.CenterCrop)
+    if crop is not None:
+        return int(crop.size[0])
+    return int(getattr(encoder.model, "pretrained_cfg", {}).get("input_size", (3, 224, 224))[-1])
+
+
+def patch_size(encoder: Any) -> int:
+    """A ViT's patch side in pixels; 1 for a CNN."""
+    return int(encoder.model.patch_embed.patch_size[0]) if is_vit(encoder) else 1
+
+
+def attention_input(encoder: Any, image: Image.Image, size: int) -> torch.Tensor:
+    """``(1, C, size, size)``: the whole image squashed to ``size × size`` (as DINO's visualize_attention.py),
+    in the encoder's colour mode and normalised as in training."""
+    from torchvision import transforms
+
+    steps = [
+        transforms.Resize((size, size), interpolation=transforms.InterpolationMode.BICUBIC, antialias=True),
+        transforms.ToTensor(),
+    ]
+    norm = find_transform(encoder.transform, transforms.Normalize)
+    if norm is not None:
+        steps.append(norm)
+    return transforms.Compose(steps)(image.convert("L" if encoder.in_chans == 1 else "RGB"))[None]

@@ -3,15 +3,19 @@
 :class:`Backend` keeps the loaded encoders and the gallery indexes between requests. Gallery embeddings come from
 the evaluators' feature cache (:func:`evaluators.features.extract_features`, keyed by encoder identity, dataset,
 split and preprocessing), so they are computed once per (model, gallery) and reused across restarts; they are
-L2-normalised and searched exactly with a faiss inner-product index, so scores are cosine similarities.
+L2-normalised and searched exactly (one matrix product; a single query on 10k × 96 takes well under a millisecond,
+where a faiss flat index spends tens of milliseconds starting its threads on a busy CPU), so scores are cosine
+similarities. A gallery
+image is never its own neighbour: its ``k`` neighbours are the ``k`` most similar *other* images, and all of them
+vote. Everything in a :class:`Backend` is shared by concurrent requests and only read after it is built.
 
 Every user mistake (a model that is not available offline, an empty gallery, a file that is not an image) raises
 :class:`~zoo.errors.SslzooError` with one line; the UI shows that line in the page.
 
 >>> backend = Backend()  # doctest: +SKIP
 >>> result = backend.neighbours_of_index("runs/dino-digits", "digits", index=0, k=5)  # doctest: +SKIP
->>> result.rows[0]["index"], round(result.rows[0]["similarity"], 4)  # doctest: +SKIP
-(0, 1.0)
+>>> len(result.rows), 0 in [r["index"] for r in result.rows]  # doctest: +SKIP
+(5, False)
 """
 
 from __future__ import annotations
@@ -27,59 +31,122 @@ import numpy as np
 import torch
 from PIL import Image
 
-from app.attention import similarity_map
+from app.attention import attention_input, find_transform, is_vit, native_size, patch_size, similarity_map
 from app.images import read_image
 from zoo.errors import SslzooError
 
 GALLERY_SPLIT = "test"
 KNN_TEMPERATURE = 0.07  # DINO's k-NN temperature (eval_knn.py)
-MAX_TSNE_POINTS = 2000  # t-SNE is O(N log N) per iteration; 2,000 points take ~10 s on two cores
 MAX_INPUT_SIZE = 518
+# An upload is "far from the gallery" when its best similarity is below what 99% of gallery images reach to their
+# own nearest neighbour (the 1st percentile of the gallery's leave-one-out nearest-neighbour similarities).
+OOD_PERCENTILE = 1.0
+
+
+SMALL_IMAGE_SIDE = 64  # galleries of images this small are decoded once into one array (10k × 28² is 8 MB)
 
 
 @dataclass
 class Gallery:
-    """A dataset split to search: its rows (PIL images), integer labels ``(N,)`` and class names."""
+    """A dataset split to search: its rows (PIL images), integer labels ``(N,)`` and class names.
+
+    ``pixels`` ``(N, H, W, C)`` uint8 holds every image when they are small and of one size (decoding a dataset
+    row costs milliseconds; indexing the array costs microseconds), else ``None``.
+    """
 
     name: str
     split: str
     dataset: Any
     labels: np.ndarray
     classes: list[str]
+    pixels: np.ndarray | None = None
 
     def image(self, index: int) -> Image.Image:
         if not 0 <= index < len(self.labels):
             raise SslzooError(
                 f"gallery {self.name} has images 0..{len(self.labels) - 1}; index {index} is out of range."
             )
+        if self.pixels is not None:
+            pixels = np.asarray(self.pixels[int(index)])
+            return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
         return self.dataset[int(index)]["image"]
 
     def class_name(self, label: int) -> str:
         return self.classes[label] if 0 <= label < len(self.classes) else str(label)
 
 
+def _small_pixels(ds: Any) -> np.ndarray | None:
+    """All images as one array when they are small (:data:`SMALL_IMAGE_SIDE`) and of one size, else ``None``."""
+    import zoo
+
+    if max(ds[0]["image"].size) > SMALL_IMAGE_SIDE:
+        return None
+    try:
+        return zoo.to_arrays(ds)[0]  # cached on disk by the split's fingerprint, memory-mapped afterwards
+    except SslzooError:  # images of mixed sizes
+        return None
+
+
 @dataclass
 class GalleryIndex:
-    """L2-normalised gallery embeddings ``(N, D)`` and their exact inner-product faiss index."""
+    """L2-normalised gallery embeddings ``(N, D)``, searched exactly, and how close gallery images sit to each
+    other: ``nearest`` ``(N,)`` is each image's similarity to its nearest *other* image."""
 
     feats: np.ndarray
-    index: Any
     cached: bool
+    nearest: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(M, D)`` normalised queries → similarities and indices ``(M, k)``, most similar first."""
-        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, len(self.feats)))
+        """``(M, D)`` normalised queries → similarities and indices ``(M, k)``, most similar first.
+
+        Exact: every gallery image is scored; ties are broken by the lower index.
+        """
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.feats.shape[1])
+        k = min(int(k), len(self.feats))
+        # (M, N) cosine similarities. One query (a page request) is summed in this thread: waking BLAS threads on
+        # two busy cores costs ~25 ms, the product itself ~1 ms for 10k × 96.
+        if len(queries) == 1:
+            sims = np.einsum("nd,d->n", self.feats, queries[0])[None]
+        else:
+            sims = queries @ self.feats.T
+        top = (
+            np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < len(self.feats) else np.argsort(-sims, axis=1)
+        )
+        top_sims = np.take_along_axis(sims, top, axis=1)
+        order = np.lexsort((top, -top_sims), axis=1)  # by similarity, then index
+        return np.take_along_axis(top_sims, order, axis=1), np.take_along_axis(top, order, axis=1)
+
+    def in_domain_threshold(self, percentile: float = OOD_PERCENTILE) -> float:
+        """The nearest-neighbour similarity that all but ``percentile``% of gallery images reach."""
+        return float(np.percentile(self.nearest, percentile)) if len(self.nearest) else -1.0
 
 
 @dataclass
 class NeighbourResult:
-    """Top-k neighbours of one query: rows of ``rank, index, label, class, similarity``, and the k-NN vote."""
+    """The ``k`` gallery neighbours of one query, all voting, and what produced them.
+
+    ``rows`` hold ``rank, index, label, class, similarity`` (a gallery query is never its own neighbour);
+    ``model_input`` is the picture the encoder saw (after its own resize, crop and colour conversion); ``nearest``
+    and ``in_domain`` compare the best similarity with the gallery's own nearest-neighbour similarities.
+    """
 
     rows: list[dict[str, Any]]
     predicted: str
     scores: dict[str, float]
     query: Image.Image
+    model: str
+    gallery: str
+    k: int
+    model_input: Image.Image | None = None
+    query_index: int | None = None
+    nearest: float = float("nan")
+    in_domain: float = -1.0
     note: str = ""
+
+    @property
+    def out_of_domain(self) -> bool:
+        """The best match is less similar than the gallery's images are to their own nearest neighbours."""
+        return self.query_index is None and self.nearest < self.in_domain
 
 
 @dataclass
@@ -105,38 +172,28 @@ def _normalise(feats: np.ndarray) -> np.ndarray:
     return feats / np.maximum(norms, 1e-12)
 
 
-def _find_transform(transform: Any, kind: type) -> Any:
-    for step in getattr(transform, "transforms", [transform]):
-        if isinstance(step, kind):
-            return step
-    return None
+def _check_k(k: Any) -> int:
+    try:
+        value = int(k)
+    except (TypeError, ValueError):
+        raise SslzooError(f"k = {k!r} is not a whole number; ask for 1 or more neighbours.") from None
+    if value < 1:
+        raise SslzooError(f"k = {value}: ask for at least 1 neighbour.")
+    return value
 
 
-def is_vit(encoder: Any) -> bool:
-    """Whether the encoder's model has ViT blocks with a [CLS] token (so it has [CLS] attention maps)."""
-    model = encoder.model
-    return (
-        hasattr(model, "blocks")
-        and hasattr(model, "patch_embed")
-        and getattr(model, "cls_token", None) is not None
-        and hasattr(model.blocks[-1], "attn")
-    )
-
-
-def native_size(encoder: Any) -> int:
-    """The input side length the encoder was built for (a ViT's ``img_size``, else its eval crop)."""
-    from torchvision import transforms
-
-    if is_vit(encoder):
-        return int(encoder.model.patch_embed.img_size[0])
-    crop = _find_transform(encoder.transform, transforms.CenterCrop)
-    if crop is not None:
-        return int(crop.size[0])
-    return int(getattr(encoder.model, "pretrained_cfg", {}).get("input_size", (3, 224, 224))[-1])
-
-
-def patch_size(encoder: Any) -> int:
-    return int(encoder.model.patch_embed.patch_size[0]) if is_vit(encoder) else 1
+def _nearest_other(index: GalleryIndex, chunk: int = 1024) -> np.ndarray:
+    """Each gallery image's similarity to its most similar *other* gallery image ``(N,)`` (leave-one-out)."""
+    feats = index.feats
+    if len(feats) < 2:
+        return np.zeros(len(feats), dtype=np.float32)
+    out = np.empty(len(feats), dtype=np.float32)
+    for start in range(0, len(feats), chunk):
+        sims = feats[start : start + chunk] @ feats.T
+        rows = np.arange(len(sims))
+        sims[rows, start + rows] = -np.inf  # not itself (an exact duplicate elsewhere still counts)
+        out[start : start + len(sims)] = sims.max(axis=1)
+    return out
 
 
 class Backend:
@@ -251,13 +308,17 @@ class Backend:
                     )
                 labels = np.asarray(ds["label"], dtype=np.int64)
                 classes = list(ds.features["label"].names)
-                self._galleries[name] = Gallery(name, GALLERY_SPLIT, ds, labels, classes)
+                self._galleries[name] = Gallery(name, GALLERY_SPLIT, ds, labels, classes, _small_pixels(ds))
             return self._galleries[name]
 
-    def gallery_index(self, model: str, gallery: str, progress: bool = True) -> GalleryIndex:
-        """Embeddings of the gallery under ``model`` (feature cache, then faiss index), built once."""
-        import faiss
+    def is_indexed(self, model: str, gallery: str) -> bool:
+        """Whether the gallery is already embedded under ``model`` in memory (a query will not embed it)."""
+        with self._lock:
+            enc = self._encoders.get((model or "").strip())
+        return enc is not None and (enc.identity, (gallery or "").strip()) in self._indexes
 
+    def gallery_index(self, model: str, gallery: str, progress: bool = True) -> GalleryIndex:
+        """Embeddings of the gallery under ``model`` (from the feature cache when there), built once."""
         from evaluators.features import extract_features
 
         enc = self.encoder(model)
@@ -268,10 +329,9 @@ class Backend:
                 feats = extract_features(
                     enc, gal.name, gal.split, use_cache=self.use_feature_cache, progress=progress
                 )
-                normed = _normalise(feats.feats)
-                index = faiss.IndexFlatIP(normed.shape[1])
-                index.add(normed)
-                self._indexes[key] = GalleryIndex(normed, index, feats.cached)
+                index = GalleryIndex(_normalise(feats.feats), feats.cached)
+                index.nearest = _nearest_other(index)
+                self._indexes[key] = index
             return self._indexes[key]
 
     # ------------------------------------------------------------------------------------------ neighbours
@@ -281,33 +341,45 @@ class Backend:
         enc = self.encoder(model)
         return _normalise(np.asarray(enc.embed([image], batch_size=1), dtype=np.float32))[0]
 
+    def model_input(self, model: str, image: Image.Image) -> Image.Image:
+        """The picture the encoder sees: its own transform applied, then the normalisation undone (8-bit)."""
+        from torchvision import transforms
+
+        enc = self.encoder(model)
+        x = enc.transform(image)
+        norm = find_transform(enc.transform, transforms.Normalize)
+        if norm is not None:
+            mean = torch.as_tensor(norm.mean, dtype=x.dtype).view(-1, 1, 1)
+            std = torch.as_tensor(norm.std, dtype=x.dtype).view(-1, 1, 1)
+            x = x * std + mean
+        pixels = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+
     def _neighbour_rows(
         self, model: str, gallery: str, query: np.ndarray, k: int, exclude: int | None
     ) -> tuple[list[dict[str, Any]], str, dict[str, float]]:
+        """The ``k`` nearest gallery images other than ``exclude``, and their weighted vote (all ``k`` vote)."""
         from evaluators.knn import knn_vote
 
-        k = max(1, int(k))
         gal = self.gallery(gallery)
         index = self.gallery_index(model, gallery)
         sims, idx = index.search(query[None], k + (exclude is not None))
+        found = [(float(s), int(i)) for s, i in zip(sims[0], idx[0]) if i >= 0 and i != exclude][:k]
         rows = [
             {
                 "rank": rank,
-                "index": int(i),
+                "index": i,
                 "label": int(gal.labels[i]),
                 "class": gal.class_name(int(gal.labels[i])),
-                "similarity": float(s),
+                "similarity": s,
             }
-            for rank, (s, i) in enumerate(zip(sims[0], idx[0]), 1)
-            if i >= 0
-        ][:k]
-        # The vote leaves the query itself out when it is a gallery image (leave-one-out, as k-NN evaluation).
-        voters = [r for r in rows if r["index"] != exclude] if exclude is not None else rows
-        if not voters:
-            return rows, "-", {}
+            for rank, (s, i) in enumerate(found, 1)
+        ]
+        if not rows:
+            raise SslzooError(f"gallery {gallery!r} has no image other than the query to compare with.")
         scores = knn_vote(
-            torch.tensor([[r["similarity"] for r in voters]]),
-            torch.tensor([[r["label"] for r in voters]]),
+            torch.tensor([[r["similarity"] for r in rows]]),
+            torch.tensor([[r["label"] for r in rows]]),
             len(gal.classes),
             KNN_TEMPERATURE,
         )[0]
@@ -318,14 +390,29 @@ class Backend:
         return rows, next(iter(ranked)), ranked
 
     def neighbours(self, model: str, gallery: str, upload: Any, k: int = 10) -> NeighbourResult:
-        """Top-``k`` gallery neighbours of an uploaded image and the k-NN label they vote for."""
+        """The ``k`` nearest gallery images to an uploaded image and the k-NN label they vote for."""
+        k = _check_k(k)
         image, note = read_image(upload)
         query = self.embed_image(model, image)
         rows, predicted, scores = self._neighbour_rows(model, gallery, query, k, exclude=None)
-        return NeighbourResult(rows, predicted, scores, image, note)
+        index = self.gallery_index(model, gallery)
+        return NeighbourResult(
+            rows,
+            predicted,
+            scores,
+            image,
+            model,
+            gallery,
+            k,
+            model_input=self.model_input(model, image),
+            nearest=rows[0]["similarity"],
+            in_domain=index.in_domain_threshold(),
+            note=note,
+        )
 
     def neighbours_of_index(self, model: str, gallery: str, index: int, k: int = 10) -> NeighbourResult:
-        """Top-``k`` neighbours of gallery image ``index`` (itself first, similarity 1) and the k-NN vote."""
+        """The ``k`` nearest *other* gallery images to gallery image ``index`` and their k-NN vote."""
+        k = _check_k(k)
         gal = self.gallery(gallery)
         gallery_index = self.gallery_index(model, gallery)
         query_image = gal.image(int(index)).convert("RGB")
@@ -334,7 +421,17 @@ class Backend:
         )
         label = gal.class_name(int(gal.labels[int(index)]))
         return NeighbourResult(
-            rows, predicted, scores, query_image, f"gallery image {int(index)} (label {label})"
+            rows,
+            predicted,
+            scores,
+            query_image,
+            model,
+            gallery,
+            k,
+            query_index=int(index),
+            nearest=rows[0]["similarity"],
+            in_domain=gallery_index.in_domain_threshold(),
+            note=f"gallery image #{int(index)}, labelled {label}",
         )
 
     # ------------------------------------------------------------------------------------------ attention
@@ -355,22 +452,6 @@ class Backend:
                     self._resized.popitem(last=False)
             return self._resized[key]
 
-    def _input_tensor(self, enc: Any, image: Image.Image, size: int) -> torch.Tensor:
-        """The whole image squashed to ``size × size`` (as DINO's visualize_attention), normalised like training."""
-        from torchvision import transforms
-
-        norm = _find_transform(enc.transform, transforms.Normalize)
-        mode = "L" if enc.in_chans == 1 else "RGB"
-        steps = [
-            transforms.Resize(
-                (size, size), interpolation=transforms.InterpolationMode.BICUBIC, antialias=True
-            )
-        ]
-        steps.append(transforms.ToTensor())
-        if norm is not None:
-            steps.append(norm)
-        return transforms.Compose(steps)(image.convert(mode))[None]
-
     @torch.inference_mode()
     def attention(self, model: str, upload: Any, size: int | None = None) -> AttentionResult:
         """[CLS] attention of the last block per head (ViT), or the global-vs-spatial similarity map (CNN).
@@ -386,7 +467,7 @@ class Backend:
         size = int(size or native)
         patch = patch_size(enc)
         size = int(np.clip(round(size / patch) * patch, patch * 2, MAX_INPUT_SIZE))
-        x = self._input_tensor(enc, image, size)
+        x = attention_input(enc, image, size)
         if is_vit(enc):
             sized = self._encoder_at_size(model, size)
             maps = np.asarray(sized.attention_maps(x.to(sized.dtype)), dtype=np.float64)[0]
@@ -411,41 +492,18 @@ class Backend:
 
     # ------------------------------------------------------------------------------------------ embedding map
     def projection(self, model: str, gallery: str, method: str = "pca", seed: int = 0) -> dict[str, Any]:
-        """2-D map of the gallery embeddings: PCA of all of them, or t-SNE of at most :data:`MAX_TSNE_POINTS`.
+        """2-D map of the gallery embeddings (:func:`app.embedding_map.project`: PCA, or t-SNE of a subset).
 
         Returns:
             ``{"coords": (M, 2), "indices": (M,), "labels": (M,), "classes", "method", "explained"}``;
             ``explained`` is PCA's explained-variance ratio of the two axes (``None`` for t-SNE).
         """
+        from app.embedding_map import project
+
         gal = self.gallery(gallery)
-        feats = self.gallery_index(model, gallery).feats
-        method = (method or "pca").lower()
-        indices = np.arange(len(feats))
-        explained = None
-        if len(feats) < 3:
-            raise SslzooError(f"gallery {gallery!r} has {len(feats)} images; a 2-D map needs at least 3.")
-        if method == "pca":
-            from sklearn.decomposition import PCA
-
-            pca = PCA(n_components=2, random_state=seed)
-            coords = pca.fit_transform(feats)
-            explained = pca.explained_variance_ratio_.tolist()
-        elif method in ("tsne", "t-sne"):
-            from sklearn.manifold import TSNE
-
-            if len(feats) > MAX_TSNE_POINTS:
-                indices = np.sort(
-                    np.random.default_rng(seed).choice(len(feats), MAX_TSNE_POINTS, replace=False)
-                )
-            perplexity = float(min(30.0, (len(indices) - 1) / 3))
-            coords = TSNE(
-                2, perplexity=perplexity, init="pca", random_state=seed, metric="cosine"
-            ).fit_transform(feats[indices])
-            method = "t-sne"
-        else:
-            raise SslzooError(f"unknown projection {method!r}; choose pca or t-sne.")
+        coords, indices, method, explained = project(self.gallery_index(model, gallery).feats, method, seed)
         return {
-            "coords": np.asarray(coords, dtype=np.float64),
+            "coords": coords,
             "indices": indices,
             "labels": gal.labels[indices],
             "classes": gal.classes,

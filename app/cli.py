@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "embed": ("zoo.cli", "embed a dataset split with a model and save the features as .npy"),
     "train": ("trainers.cli", "train a self-supervised encoder (SimCLR, MoCo, BYOL, DINO, …)"),
+    "recipes": (
+        "trainers.cli",
+        "list the papers' training recipes, or show one with the source of every value",
+    ),
     "eval": (
         "evaluators.cli",
         "k-NN, linear probe and clustering scores of a model's frozen features; writes leaderboard records",

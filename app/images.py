@@ -87,24 +87,19 @@ def _to_uint8(values: np.ndarray) -> np.ndarray:
 
 
 def _to_rgb(image: Image.Image) -> tuple[Image.Image, list[str]]:
+    """The decoding rule of training and evaluation (:func:`zoo.imaging.to_channels`), with a note of what it did."""
+    from zoo.imaging import to_channels
+
     notes: list[str] = []
     mode = image.mode
-    if mode in ("RGB",):
-        return image, notes
-    if mode == "P" and "transparency" in image.info:
-        image, mode = image.convert("RGBA"), "RGBA"
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        if np.asarray(rgba.getchannel("A")).min() < 255:
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
+        if np.asarray(image.convert("RGBA").getchannel("A")).min() < 255:
             notes.append("transparency flattened onto white")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB"), notes
-    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+    elif mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         notes.append(f"{mode} image scaled to 8 bits")
-        return Image.fromarray(_to_uint8(np.asarray(image, dtype=np.float64))).convert("RGB"), notes
-    if mode not in ("L", "1", "P"):
+    elif mode not in ("RGB", "L", "1", "P"):
         notes.append(f"converted from {mode}")
-    return image.convert("RGB"), notes
+    return to_channels(image, 3), notes
 
 
 def read_image(source: Any, max_side: int = MAX_SIDE) -> tuple[Image.Image, str]:

@@ -48,7 +48,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def _app(args: argparse.Namespace) -> int:
     from app.backend import Backend
-    from app.ui import build_app, launch
+    from app.ui import build_app, default_choices, launch
+    from zoo.errors import SslzooError
 
     config = dataclass_from_namespace(AppConfig, args)
     backend = Backend(
@@ -58,7 +59,19 @@ def _app(args: argparse.Namespace) -> int:
     )
     if config.gallery:
         backend.gallery(config.gallery)  # fail fast, with one line, on a gallery that cannot load
-    demo = build_app(backend, model=config.model, gallery=config.gallery)
+    _, _, model, gallery = default_choices(backend, config.model, config.gallery)
+    if model and gallery:
+        # Embed the default gallery now, so the page opens with a query answered instead of a silent wait.
+        print(f"embedding gallery {gallery} under {model} (once; then cached) …", flush=True)
+        try:
+            backend.gallery_index(model, gallery, progress=True)
+        except SslzooError as exc:
+            if config.model:
+                raise
+            print(
+                f"not preloaded: {exc}", flush=True
+            )  # a default pick that fails stays a message in the page
+    demo = build_app(backend, model=model, gallery=gallery)
     print(f"sslzoo app on http://{config.host}:{config.port or 7860} (Ctrl+C to stop)")
     launch(demo, host=config.host, port=config.port, block=True)
     return 0

@@ -1,10 +1,14 @@
 """The Gradio Blocks page: Neighbours, Attention, Embedding map and Leaderboard tabs over one :class:`Backend`.
 
-Every handler returns a message for the page instead of raising: a :class:`~zoo.errors.SslzooError` (a file that is
-not an image, a model that is not available offline, an empty gallery) becomes one line in the tab's message box,
-and anything unexpected becomes one line too (with the traceback on the server's stderr). Requests go through
-Gradio's queue, and all model work shares one concurrency group (``"cpu"``), so it runs one request at a time and
-the CPU is never oversubscribed; the gallery browser and the leaderboard stay responsive beside it.
+The callbacks live in :mod:`app.handlers`; this module lays out the page and wires the events. A change of model or
+gallery re-runs every tab's shown result (or clears it), so nothing on screen comes from another model; each
+result's message names the model and gallery that produced it.
+
+Concurrency: requests go through Gradio's queue with a limit per kind of work. Gallery queries (a faiss search of
+precomputed embeddings) run up to :data:`SEARCH_CONCURRENCY` at a time; work that runs a model (uploads, attention,
+the embedding map) shares the ``"model"`` group, :data:`MODEL_CONCURRENCY` at a time, so two cores are never
+oversubscribed. The encoders, galleries and indexes are built once and only read afterwards. Pictures are returned
+as files written once under unique names in a static folder (:mod:`app.tiles`), not through Gradio's cache.
 
 Each action is also an API endpoint for ``gradio_client`` (``/neighbours``, ``/gallery_neighbours``,
 ``/attention``, ``/embedding_map``, ``/leaderboard``, ``/gallery_browser``).
@@ -15,259 +19,52 @@ Each action is also an API endpoint for ``gradio_client`` (``/neighbours``, ``/g
 
 from __future__ import annotations
 
-import functools
 import os
-import sys
-import tempfile
-import traceback
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio reads it
 import gradio as gr
 
-from app.attention import mask_overlay, overlay, threshold_mask
 from app.backend import Backend
-from app.images import enlarge, example_photos
+from app.embedding_map import MAP_CSS, MAP_JS, selected_index
+from app.handlers import ALL_CLASSES, DEFAULT_K, DEFAULT_THRESHOLD, Handlers, friendly
+from app.images import example_photos
+from app.tiles import TileStore
 from zoo.errors import SslzooError
 
-DEFAULT_K = 10
-DEFAULT_THRESHOLD = 0.6  # DINO's figures keep 60% of the attention mass
-BROWSER_PER_CLASS = 6
-BROWSER_MAX = 60
-DISPLAY_SIDE = 320
 SIZE_CHOICES = ["native", "56", "112", "224", "320", "448"]
+SEARCH_CONCURRENCY = 8  # gallery queries: a search of precomputed embeddings, mostly Gradio's own I/O
+MODEL_CONCURRENCY = 1  # model forwards: one at a time on a small CPU
+GALLERY_EXAMPLES = 4
+# Gradio makes a fresh tracker per request from this default (blocks.create_tracker), so sharing it is safe.
+PROGRESS = gr.Progress()
 THEME_FONTS = ("ui-sans-serif", "system-ui", "sans-serif")  # no web fonts: the app must work offline
-CSS = ".sslzoo-message p { margin: 0.2em 0; }"
-# Gradio hands this tracker to a handler and mirrors its tqdm bars (the gallery embedding) in the page; model work
-# runs one request at a time (concurrency group "cpu"), so sharing one tracker is safe.
-PROGRESS = gr.Progress(track_tqdm=True)
+CSS = """
+.sslzoo-message p { margin: 0.2em 0; }
+/* Tiles shrink to fit the column instead of overflowing it (Gradio's grid has a 100 px minimum per column). */
+#gallery-browser .grid-container, #neighbours-gallery .grid-container {
+  grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important;
+  grid-auto-rows: auto !important; grid-template-rows: none !important; }
+#gallery-browser .grid-container > * { aspect-ratio: 1; }
+/* Small images (28-px Fashion-MNIST) are scaled up with square pixels, never blurred. */
+#gallery-browser img, #neighbours-gallery img, #query-shown img, #attention-gallery img, #map-plot img
+  { image-rendering: pixelated; }
+#query-shown img { width: 100%; height: 100%; object-fit: contain; }
+/* Neighbour captions in full (label · similarity) under the image instead of cut off over it. */
+#neighbours-gallery .thumbnail-lg { display: flex; flex-direction: column; height: auto !important; }
+#neighbours-gallery .thumbnail-lg > img { aspect-ratio: 1; height: auto !important; }
+#gallery-browser .caption-label { display: none; }
+#neighbours-gallery .caption-label { position: static !important; white-space: normal !important;
+  max-width: 100% !important; overflow: visible !important; text-overflow: clip !important; border: none; }
+"""
 
 
-def _fail(message: str) -> str:
-    return f"⚠️ {message}"
-
-
-def friendly(n_outputs: int) -> Callable:
-    """Turn any exception in a handler into ``(warning message, None, None, …)`` so the page never breaks."""
-
-    def wrap(fn: Callable) -> Callable:
-        @functools.wraps(fn)
-        def inner(*args: Any, **kwargs: Any) -> tuple:
-            try:
-                return fn(*args, **kwargs)
-            except SslzooError as exc:
-                return (_fail(str(exc)), *([None] * (n_outputs - 1)))
-            except (
-                Exception
-            ) as exc:  # a bug, not the user's fault: say so in one line, keep the details in the log
-                traceback.print_exc(file=sys.stderr)
-                text = str(exc).strip().splitlines()
-                reason = text[0] if text else type(exc).__name__
-                return (_fail(f"unexpected error ({type(exc).__name__}: {reason}); see the server log."),) + (
-                    None,
-                ) * (n_outputs - 1)
-
-        return inner
-
-    return wrap
-
-
-def _display(image: Image.Image, side: int = DISPLAY_SIDE) -> Image.Image:
-    image = enlarge(image.convert("RGB"), min_side=side // 2)
-    if max(image.size) > side:
-        image = image.copy()
-        image.thumbnail((side, side), Image.Resampling.LANCZOS)
-    return image
-
-
-def _parse_size(value: Any) -> int | None:
-    text = str(value or "").strip().lower().removesuffix("px").strip()
-    if text in ("", "native", "0", "none"):
-        return None
-    try:
-        size = int(float(text))
-    except ValueError:
-        raise SslzooError(
-            f"input size {value!r} is not a number; choose one from the list or type pixels."
-        ) from None
-    if size < 8:
-        raise SslzooError(f"input size {size} px is too small; use at least 8 px (or 'native').")
-    return size
-
-
-# ------------------------------------------------------------------------------------------------ handlers
-class Handlers:
-    """The page's callbacks, each returning ``(message, *outputs)``."""
-
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        # Files handed to the page (map CSV, leaderboard chart); Gradio copies each into its own cache.
-        self.workdir = Path(tempfile.mkdtemp(prefix="sslzoo-app-"))
-
-    def _neighbour_outputs(self, result, model: str, gallery: str) -> tuple:
-        gal = self.backend.gallery(gallery)
-        items = [
-            (_display(gal.image(r["index"]), 160), f"{r['similarity']:.4f} · {r['class']}")
-            for r in result.rows
-        ]
-        table = [[r["rank"], r["index"], r["class"], round(r["similarity"], 6)] for r in result.rows]
-        votes = ", ".join(f"{c} {100 * s:.0f}%" for c, s in list(result.scores.items())[:3])
-        cached = (
-            " (gallery embeddings from the feature cache)"
-            if self.backend.gallery_index(model, gallery).cached
-            else ""
-        )
-        lines = [
-            f"**k-NN prediction: {result.predicted}** ({votes}; weighted vote of {len(result.rows)} neighbours, "
-            f"T = 0.07){cached}",
-        ]
-        if result.note:
-            lines.append(f"Query: {result.note}.")
-        return "\n\n".join(lines), _display(result.query), items, table
-
-    def neighbours(self, model: str, gallery: str, upload: Any, k: float, progress: Any = PROGRESS) -> tuple:
-        result = self.backend.neighbours(model, gallery, upload, int(k or DEFAULT_K))
-        return self._neighbour_outputs(result, model, gallery)
-
-    def gallery_neighbours(
-        self, model: str, gallery: str, index: float, k: float, progress: Any = PROGRESS
-    ) -> tuple:
-        if index is None:
-            raise SslzooError("no gallery image chosen: click one in the gallery browser or type its number.")
-        result = self.backend.neighbours_of_index(model, gallery, int(index), int(k or DEFAULT_K))
-        return self._neighbour_outputs(result, model, gallery)
-
-    def gallery_browser(self, gallery: str) -> tuple:
-        """Up to :data:`BROWSER_PER_CLASS` images per class (at most :data:`BROWSER_MAX`), and their indices."""
-        gal = self.backend.gallery(gallery)
-        picked: list[int] = []
-        for c in range(len(gal.classes)):
-            picked += np.flatnonzero(gal.labels == c)[:BROWSER_PER_CLASS].tolist()
-        picked = sorted(picked)[:BROWSER_MAX] or list(range(min(BROWSER_MAX, len(gal.labels))))
-        items = [(_display(gal.image(i), 96), f"#{i} · {gal.class_name(int(gal.labels[i]))}") for i in picked]
-        message = f"{gal.name} ({gal.split} split): {len(gal.labels)} images, {len(gal.classes)} classes."
-        return message, items, picked
-
-    def attention(
-        self, model: str, upload: Any, size: Any, threshold: float, progress: Any = PROGRESS
-    ) -> tuple:
-        t = float(DEFAULT_THRESHOLD if threshold is None else threshold)
-        if not 0.0 < t <= 1.0:
-            raise SslzooError(
-                f"threshold t = {t} is outside (0, 1]; it is the fraction of attention mass kept."
-            )
-        result = self.backend.attention(model, upload, _parse_size(size))
-        shown = _display(result.image)
-        maps = result.maps
-        items: list[tuple[Image.Image, str]] = []
-        if result.kind == "attention":
-            mean = maps.mean(axis=0)
-            items.append((overlay(shown, mean), "mean of heads"))
-            items.append((mask_overlay(shown, threshold_mask(mean, t)), f"mean, mask t={t:.2f}"))
-            for h, head in enumerate(maps, 1):
-                items.append((overlay(shown, head), f"head {h}"))
-            for h, mask in enumerate(threshold_mask(maps, t), 1):
-                items.append((mask_overlay(shown, mask), f"head {h}, mask"))
-            what = (
-                f"Last block's [CLS] attention to each of the {maps.shape[1]}×{maps.shape[2]} patches, "
-                f"{maps.shape[0]} heads, at {result.input_size[0]} px. Masks keep the most-attended patches "
-                f"holding {100 * t:.0f}% of the mass (DINO, Caron et al. 2021)."
-            )
-        else:
-            items.append((overlay(shown, maps[0], cmap="viridis"), "similarity map (not attention)"))
-            items.append(
-                (mask_overlay(shown, threshold_mask(np.clip(maps[0], 0, None), t)), f"mask, t = {t:.2f}")
-            )
-            what = (
-                "This is a CNN, which has no attention: the map is the **cosine similarity of the global (pooled) "
-                f"feature to the feature at each of the {maps.shape[1]}×{maps.shape[2]} positions** of the last "
-                f"feature map, at {result.input_size[0]} px."
-            )
-        if result.note:
-            what += f" Input: {result.note}."
-        raw = {
-            "kind": result.kind,
-            "heads": int(maps.shape[0]),
-            "grid": [int(maps.shape[1]), int(maps.shape[2])],
-            "input_size": list(result.input_size),
-            "threshold": t,
-            "maps": maps.tolist(),
-        }
-        return what, items, raw
-
-    def embedding_map(self, model: str, gallery: str, method: str, progress: Any = PROGRESS) -> tuple:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        proj = self.backend.projection(model, gallery, (method or "PCA").lower())
-        coords, labels, classes = proj["coords"], proj["labels"], proj["classes"]
-        fig, ax = plt.subplots(figsize=(8.5, 6), dpi=100)
-        cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
-        for c, name in enumerate(classes):
-            sel = labels == c
-            if sel.any():
-                ax.scatter(*coords[sel].T, s=8, color=cmap(c % cmap.N), label=name, alpha=0.8, linewidths=0)
-        ax.legend(
-            fontsize=7,
-            markerscale=2,
-            loc="upper left",
-            bbox_to_anchor=(1.01, 1.0),
-            ncol=1 + len(classes) // 25,
-        )
-        title = f"{gallery} under {model}: {proj['method'].upper()} of {len(coords)} embeddings"
-        if proj["explained"] is not None:
-            ax.set_xlabel(f"PC1 ({100 * proj['explained'][0]:.1f}% of variance)")
-            ax.set_ylabel(f"PC2 ({100 * proj['explained'][1]:.1f}% of variance)")
-        ax.set_title(title, fontsize=9)
-        fig.tight_layout()
-        fig.canvas.draw()
-        image = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert("RGB")
-        plt.close(fig)
-        csv = self.workdir / f"embedding-map-{proj['method']}.csv"
-        lines = ["index,label,class,x,y"]
-        lines += [
-            f'{i},{int(y)},"{classes[int(y)]}",{x0:.6g},{x1:.6g}'
-            for i, y, (x0, x1) in zip(proj["indices"], labels, coords)
-        ]
-        csv.write_text("\n".join(lines) + "\n")
-        message = f"{proj['method'].upper()} of {len(coords)} gallery embeddings, coloured by label."
-        if len(coords) < len(self.backend.gallery(gallery).labels):
-            message += f" t-SNE runs on a random {len(coords)}-image subset (seed 0) to stay fast on a CPU."
-        return message, image, str(csv)
-
-    def leaderboard(self) -> tuple:
-        from evaluators.leaderboard import save_chart
-
-        records, markdown = self.backend.leaderboard()
-        if not records:
-            return markdown, None, None
-        chart = save_chart(records, self.workdir / "leaderboard.png")
-        rows = [
-            [
-                r.dataset,
-                r.model,
-                r.protocol,
-                *(round(float(r.metrics.get(m, np.nan)), 4) for m in ("top1", "top5")),
-                ", ".join(f"{k}={v:.4g}" for k, v in r.metrics.items() if k not in ("top1", "top5")),
-                r.created,
-            ]
-            for r in records
-        ]
-        return markdown, str(chart), rows
-
-
-# ------------------------------------------------------------------------------------------------ page
-def build_app(backend: Backend | None = None, model: str | None = None, gallery: str | None = None):
-    """The Blocks page (not launched). ``model``/``gallery`` preselect the dropdowns."""
-    backend = backend or Backend()
-    handlers = Handlers(backend)
+def default_choices(
+    backend: Backend, model: str | None = None, gallery: str | None = None
+) -> tuple[list[str], list[str], str | None, str | None]:
+    """The models and galleries to offer and the ones preselected (``model``/``gallery`` when given)."""
     models = backend.model_choices()
     if model and model not in models:
         models.insert(0, model)
@@ -275,13 +72,53 @@ def build_app(backend: Backend | None = None, model: str | None = None, gallery:
     if gallery and gallery not in galleries:
         galleries.insert(0, gallery)
     model = model or (models[0] if models else None)
-    gallery = gallery or ("digits" if "digits" in galleries else (galleries[0] if galleries else None))
+    if not gallery:
+        preferred = [g for g in ("fashion-mnist", "digits") if g in galleries]
+        gallery = preferred[0] if preferred else (galleries[0] if galleries else None)
+    return models, galleries, model, gallery
+
+
+def _gallery_examples(handlers: Handlers, gallery: str | None) -> list[str]:
+    """The first image of the first few classes of the default gallery, as files for ``gr.Examples``."""
+    if not gallery:
+        return []
+    try:
+        gal = handlers.backend.gallery(gallery)
+    except SslzooError:
+        return []
+    firsts = [
+        int(np.flatnonzero(gal.labels == c)[0]) for c in range(len(gal.classes)) if (gal.labels == c).any()
+    ]
+    return [handlers.tiles.gallery_tile(gallery, i, gal.image) for i in firsts[:GALLERY_EXAMPLES]]
+
+
+def build_app(backend: Backend | None = None, model: str | None = None, gallery: str | None = None):
+    """The Blocks page (not launched). ``model``/``gallery`` preselect the dropdowns."""
+    backend = backend or Backend()
+    tiles = TileStore()
+    gr.set_static_paths([tiles.folder])  # served in place: never copied into (or raced in) Gradio's cache
+    handlers = Handlers(backend, tiles)
+    models, galleries, model, gallery = default_choices(backend, model, gallery)
+    try:
+        classes = handlers.class_choices(gallery) if gallery else [ALL_CLASSES]
+    except SslzooError:
+        classes = [ALL_CLASSES]
+
+    # Handlers that may embed a gallery take Gradio's progress tracker (one status line in the page).
+    def neighbours(model, gallery, upload, k, progress=PROGRESS):
+        return handlers.neighbours(model, gallery, upload, k, progress)
+
+    def gallery_neighbours(model, gallery, index, k, progress=PROGRESS):
+        return handlers.gallery_neighbours(model, gallery, index, k, progress)
+
+    def requery(model, gallery, last, upload, index, k, progress=PROGRESS):
+        return handlers.requery(model, gallery, last, upload, index, k, progress)
+
+    def embedding_map(model, gallery, method, progress=PROGRESS):
+        return handlers.embedding_map(model, gallery, method, progress)
 
     with gr.Blocks(title="sslzoo: neighbours and attention maps") as demo:
-        gr.Markdown(
-            "# sslzoo\nNearest neighbours, attention maps and embedding maps of self-supervised image encoders. "
-            "Pick a model (registry name, run folder or `hf-hub:ORG/NAME`) and a gallery dataset."
-        )
+        gr.Markdown("## sslzoo: neighbours, attention and embedding maps of self-supervised image encoders")
         with gr.Row():
             model_box = gr.Dropdown(
                 models,
@@ -290,6 +127,7 @@ def build_app(backend: Backend | None = None, model: str | None = None, gallery:
                 allow_custom_value=True,
                 scale=2,
                 info="registry names on this machine, local runs, or type a folder / hf-hub:ORG/NAME",
+                elem_id="model-box",
             )
             gallery_box = gr.Dropdown(
                 galleries,
@@ -298,79 +136,103 @@ def build_app(backend: Backend | None = None, model: str | None = None, gallery:
                 allow_custom_value=True,
                 scale=1,
                 info="searched split: test; or type folder:PATH / hf:ORG/NAME",
+                elem_id="gallery-box",
             )
-        with gr.Tabs():
+        with gr.Tabs(selected="neighbours") as tabs:
             with gr.Tab("Neighbours", id="neighbours"):
+                last_query = gr.State(None)  # "index" or "upload": what a change of model re-runs
                 browser_indices = gr.State([])
+                browser_seed = gr.State(0)
                 with gr.Row():
-                    with gr.Column(scale=1):
-                        query = gr.Image(
-                            label="query image (upload)",
-                            type="filepath",
-                            image_mode=None,
-                            sources=["upload", "clipboard"],
-                            height=240,
-                            elem_id="query-image",
+                    with gr.Column(scale=2, min_width=340):
+                        browser_message = gr.Markdown(
+                            elem_classes="sslzoo-message", elem_id="browser-message"
                         )
-                        k_slider = gr.Slider(1, 50, value=DEFAULT_K, step=1, label="neighbours k")
                         with gr.Row():
-                            search_btn = gr.Button("Search with the upload", variant="primary")
-                            index_box = gr.Number(
-                                None, label="or gallery image #", precision=0, minimum=0, scale=0
+                            class_box = gr.Dropdown(
+                                classes,
+                                value=ALL_CLASSES,
+                                label="class",
+                                scale=2,
+                                min_width=120,
+                                elem_id="class-box",
                             )
+                            page_box = gr.Number(
+                                1,
+                                label="page",
+                                precision=0,
+                                minimum=1,
+                                scale=1,
+                                min_width=70,
+                                elem_id="page-box",
+                            )
+                        with gr.Row():
+                            prev_btn = gr.Button("◀ previous", size="sm", min_width=60)
+                            next_btn = gr.Button("next ▶", size="sm", min_width=60)
+                            shuffle_btn = gr.Button("shuffle", size="sm", min_width=60)
+                            order_btn = gr.Button("in order", size="sm", min_width=60)
                         browser = gr.Gallery(
-                            label="gallery: click to query",
+                            label="gallery: click an image to query it",
+                            show_label=False,
                             buttons=[],
-                            columns=6,
-                            height=330,
+                            columns=8,
+                            height=310,
                             allow_preview=False,
+                            object_fit="contain",
                             elem_id="gallery-browser",
-                            format="png",
                         )
-                    with gr.Column(scale=2):
+                        with gr.Accordion("or upload a query image", open=False):
+                            # A file box, not an image box: the image box refuses other files in the browser
+                            # with a passing toast, and the page must say in its message why a file cannot be used.
+                            query = gr.File(
+                                label="query image: PNG, JPEG, WebP, GIF, BMP, TIFF (searched on upload)",
+                                type="filepath",
+                                file_count="single",
+                                height=120,
+                                elem_id="query-image",
+                            )
+                            search_btn = gr.Button("Search with the upload", variant="primary")
+                    with gr.Column(scale=3, min_width=400):
                         nb_message = gr.Markdown(elem_classes="sslzoo-message", elem_id="neighbours-message")
                         with gr.Row():
-                            query_shown = gr.Image(label="query", height=200, interactive=False, scale=1)
-                            neighbours_gallery = gr.Gallery(
-                                label="neighbours: cosine similarity · label",
-                                columns=5,
-                                height=330,
-                                elem_id="neighbours-gallery",
-                                format="png",
-                                scale=3,
+                            k_slider = gr.Slider(
+                                1, 50, value=DEFAULT_K, step=1, label="neighbours k", scale=3
                             )
-                        table = gr.Dataframe(
-                            headers=["rank", "index", "label", "similarity"],
-                            label="neighbours",
-                            interactive=False,
-                        )
+                            index_box = gr.Number(
+                                None,
+                                label="query: gallery image #",
+                                precision=0,
+                                minimum=0,
+                                scale=1,
+                                min_width=100,
+                                elem_id="index-box",
+                            )
+                            to_attention_btn = gr.Button("Attention of this query ▶", size="sm", scale=1)
+                        with gr.Row():
+                            query_shown = gr.Image(
+                                label="query as the model sees it",
+                                height=180,
+                                interactive=False,
+                                scale=1,
+                                min_width=140,
+                                elem_id="query-shown",
+                            )
+                            neighbours_gallery = gr.Gallery(
+                                label="neighbours: label · cosine similarity",
+                                columns=5,
+                                height=360,
+                                object_fit="contain",
+                                elem_id="neighbours-gallery",
+                                scale=4,
+                            )
+                        with gr.Accordion("neighbours as a table", open=False):
+                            table = gr.Dataframe(
+                                headers=["rank", "index", "label", "similarity"],
+                                label="neighbours",
+                                interactive=False,
+                            )
                 nb_outputs = [nb_message, query_shown, neighbours_gallery, table]
-                search_btn.click(
-                    friendly(4)(handlers.neighbours),
-                    [model_box, gallery_box, query, k_slider],
-                    nb_outputs,
-                    api_name="neighbours",
-                    preprocess=False,  # raw upload payload: read_image explains what is wrong with it
-                    concurrency_id="cpu",
-                )
-                index_box.submit(
-                    friendly(4)(handlers.gallery_neighbours),
-                    [model_box, gallery_box, index_box, k_slider],
-                    nb_outputs,
-                    api_name="gallery_neighbours",
-                    concurrency_id="cpu",
-                )
-
-                def pick(indices: list[int], evt: gr.SelectData) -> int | None:
-                    return indices[evt.index] if indices and 0 <= evt.index < len(indices) else None
-
-                browser.select(pick, [browser_indices], [index_box], api_visibility="private").then(
-                    friendly(4)(handlers.gallery_neighbours),
-                    [model_box, gallery_box, index_box, k_slider],
-                    nb_outputs,
-                    api_visibility="private",
-                    concurrency_id="cpu",
-                )
+                nb_inputs = [model_box, gallery_box, last_query, query, index_box, k_slider]
 
             with gr.Tab("Attention", id="attention"):
                 with gr.Row():
@@ -380,7 +242,7 @@ def build_app(backend: Backend | None = None, model: str | None = None, gallery:
                             type="filepath",
                             image_mode=None,
                             sources=["upload", "clipboard"],
-                            height=260,
+                            height=240,
                             elem_id="attention-image",
                         )
                         gr.Examples(
@@ -390,6 +252,14 @@ def build_app(backend: Backend | None = None, model: str | None = None, gallery:
                             elem_id="attention-examples",
                             examples_per_page=8,
                         )
+                        gallery_examples = _gallery_examples(handlers, gallery)
+                        if gallery_examples:
+                            gr.Examples(
+                                [[p] for p in gallery_examples],
+                                inputs=[attn_image],
+                                label=f"{gallery} images",
+                                elem_id="attention-gallery-examples",
+                            )
                         size_box = gr.Dropdown(
                             SIZE_CHOICES,
                             value="native",
@@ -404,6 +274,7 @@ def build_app(backend: Backend | None = None, model: str | None = None, gallery:
                             step=0.05,
                             label="mask threshold t",
                             info="keep the patches holding this fraction of the attention mass",
+                            elem_id="threshold",
                         )
                         attn_btn = gr.Button("Show attention", variant="primary")
                     with gr.Column(scale=2):
@@ -414,51 +285,26 @@ def build_app(backend: Backend | None = None, model: str | None = None, gallery:
                             object_fit="contain",
                             height=520,
                             elem_id="attention-gallery",
-                            format="png",
                         )
                         with gr.Accordion("raw maps (JSON)", open=False):
                             raw_maps = gr.JSON(label="maps (heads × h × w)")
                 attn_args = [model_box, attn_image, size_box, threshold]
                 attn_outputs = [attn_message, overlays, raw_maps]
-                attn_btn.click(
-                    friendly(3)(handlers.attention),
-                    attn_args,
-                    attn_outputs,
-                    api_name="attention",
-                    preprocess=False,  # raw upload payload: read_image explains what is wrong with it
-                    concurrency_id="cpu",
-                )
-                threshold.release(
-                    friendly(3)(handlers.attention),
-                    attn_args,
-                    attn_outputs,
-                    api_visibility="private",
-                    preprocess=False,
-                    concurrency_id="cpu",
-                )
 
             with gr.Tab("Embedding map", id="embedding-map"):
                 with gr.Row():
                     method = gr.Radio(["PCA", "t-SNE"], value="PCA", label="projection", scale=1)
                     map_btn = gr.Button("Draw the map", variant="primary", scale=1)
                 map_message = gr.Markdown(elem_classes="sslzoo-message", elem_id="map-message")
-                map_image = gr.Image(
-                    label="gallery embeddings", interactive=False, elem_id="map-image", format="png"
-                )
+                map_html = gr.HTML("", js_on_load=MAP_JS, css_template=MAP_CSS, elem_id="map-plot")
                 map_csv = gr.File(label="coordinates (CSV)")
-                map_btn.click(
-                    friendly(3)(handlers.embedding_map),
-                    [model_box, gallery_box, method],
-                    [map_message, map_image, map_csv],
-                    api_name="embedding_map",
-                    concurrency_id="cpu",
-                )
+                map_outputs = [map_message, map_html, map_csv]
 
             with gr.Tab("Leaderboard", id="leaderboard"):
                 board_btn = gr.Button("Refresh")
                 board_md = gr.Markdown(elem_id="leaderboard-markdown")
                 board_chart = gr.Image(
-                    label="headline metrics", interactive=False, format="png", elem_id="leaderboard-chart"
+                    label="headline metrics", interactive=False, elem_id="leaderboard-chart"
                 )
                 board_table = gr.Dataframe(
                     headers=["dataset", "model", "protocol", "top1", "top5", "other metrics", "created"],
@@ -466,19 +312,168 @@ def build_app(backend: Backend | None = None, model: str | None = None, gallery:
                     interactive=False,
                 )
                 board_outputs = [board_md, board_chart, board_table]
-                board_btn.click(
-                    friendly(3)(handlers.leaderboard), None, board_outputs, api_name="leaderboard"
-                )
 
-        browser_outputs = [nb_message, browser, browser_indices]
-        gallery_box.change(
-            friendly(3)(handlers.gallery_browser), [gallery_box], browser_outputs, api_name="gallery_browser"
+        # ---------------------------------------------------------------------------------- neighbours events
+        search = dict(concurrency_id="search", concurrency_limit=SEARCH_CONCURRENCY)
+        model_work = dict(concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)
+        private = dict(api_visibility="private")
+        run_upload = dict(preprocess=False, **model_work)  # raw payload: read_image explains a bad file
+        for trigger, api in ((search_btn.click, {"api_name": "neighbours"}), (query.upload, private)):
+            trigger(
+                friendly(4)(neighbours),
+                [model_box, gallery_box, query, k_slider],
+                nb_outputs,
+                **run_upload,
+                **api,
+            ).then(lambda: "upload", None, last_query, queue=False, **private)
+        index_box.submit(
+            friendly(4)(gallery_neighbours),
+            [model_box, gallery_box, index_box, k_slider],
+            nb_outputs,
+            api_name="gallery_neighbours",
+            **search,
+        ).then(lambda: "index", None, last_query, queue=False, **private)
+
+        def pick(indices: list[int], evt: gr.SelectData) -> tuple:
+            index = indices[evt.index] if indices and 0 <= evt.index < len(indices) else None
+            return index, "index"
+
+        browser.select(pick, [browser_indices], [index_box, last_query], queue=False, **private).then(
+            friendly(4)(gallery_neighbours),
+            [model_box, gallery_box, index_box, k_slider],
+            nb_outputs,
+            **search,
+            **private,
         )
+        # A new model, gallery or k: the shown query again under it (or a cleared result).
+        for changed in (model_box.change, gallery_box.change):
+            changed(friendly(4)(requery), nb_inputs, nb_outputs, **search, **private)
+        # k follows the slider and the typed box alike (.change); only the last of a drag's values is run.
+        k_slider.change(
+            friendly(4)(requery), nb_inputs, nb_outputs, trigger_mode="always_last", **search, **private
+        )
+
+        # -------------------------------------------------------------------------------- gallery browser
+        browser_args = [gallery_box, class_box, page_box, browser_seed]
+        browser_outputs = [browser_message, browser, browser_indices, page_box]
+        show_page = friendly(4)(handlers.gallery_browser)
+        class_box.input(
+            show_page, browser_args, browser_outputs, api_name="gallery_browser", concurrency_limit=4
+        )
+        page_box.submit(show_page, browser_args, browser_outputs, concurrency_limit=4, **private)
+        prev_btn.click(lambda p: max(1, int(p or 1) - 1), page_box, page_box, queue=False, **private).then(
+            show_page, browser_args, browser_outputs, concurrency_limit=4, **private
+        )
+        next_btn.click(lambda p: int(p or 1) + 1, page_box, page_box, queue=False, **private).then(
+            show_page, browser_args, browser_outputs, concurrency_limit=4, **private
+        )
+        shuffle_btn.click(
+            lambda: (int(np.random.default_rng().integers(1, 2**31)), 1),
+            None,
+            [browser_seed, page_box],
+            queue=False,
+            **private,
+        ).then(show_page, browser_args, browser_outputs, concurrency_limit=4, **private)
+        order_btn.click(lambda: (0, 1), None, [browser_seed, page_box], queue=False, **private).then(
+            show_page, browser_args, browser_outputs, concurrency_limit=4, **private
+        )
+
+        def new_gallery(gallery: str) -> Any:
+            try:
+                return gr.Dropdown(choices=handlers.class_choices(gallery), value=ALL_CLASSES)
+            except SslzooError:
+                return gr.Dropdown(choices=[ALL_CLASSES], value=ALL_CLASSES)
+
+        gallery_box.change(new_gallery, gallery_box, class_box, queue=False, **private).then(
+            lambda g: show_page(g, ALL_CLASSES, 1, 0), [gallery_box], browser_outputs, **private
+        )
+
+        # ---------------------------------------------------------------------------------- attention events
+        attention = friendly(3)(handlers.attention)
+        attn_btn.click(
+            attention, attn_args, attn_outputs, api_name="attention", preprocess=False, **model_work
+        )
+        # Typing a value fires .change without a release, so the masks follow both the slider and the box.
+        threshold.change(
+            attention,
+            attn_args,
+            attn_outputs,
+            preprocess=False,
+            trigger_mode="always_last",
+            **model_work,
+            **private,
+        )
+        attn_image.upload(attention, attn_args, attn_outputs, preprocess=False, **model_work, **private)
+        model_box.change(
+            friendly(3)(handlers.refresh_attention),
+            attn_args,
+            attn_outputs,
+            preprocess=False,
+            **model_work,
+            **private,
+        )
+
+        def to_attention(last: str | None, upload: Any, index: Any, gallery: str) -> tuple:
+            if last == "index" and index is not None:
+                gal = backend.gallery(gallery)
+                return handlers.tiles.gallery_tile(gallery, int(index), gal.image), gr.Tabs(
+                    selected="attention"
+                )
+            return upload, gr.Tabs(selected="attention")
+
+        to_attention_btn.click(
+            to_attention, [last_query, query, index_box, gallery_box], [attn_image, tabs], **private
+        ).then(attention, attn_args, attn_outputs, preprocess=False, **model_work, **private)
+
+        # ------------------------------------------------------------------------------ embedding map events
+        map_btn.click(
+            friendly(3)(embedding_map),
+            [model_box, gallery_box, method],
+            map_outputs,
+            api_name="embedding_map",
+            **model_work,
+        )
+
+        def clear_map(model: str, gallery: str) -> tuple:
+            return f"Model `{model}` · gallery `{gallery}`: press Draw the map.", "", None
+
+        for changed in (model_box.change, gallery_box.change):
+            changed(clear_map, [model_box, gallery_box], map_outputs, queue=False, **private)
+
+        def from_map(svg: str) -> tuple:
+            index = selected_index(svg)
+            return (
+                (index, "index", gr.Tabs(selected="neighbours"))
+                if index is not None
+                else (None, None, gr.Tabs())
+            )
+
+        map_html.click(from_map, map_html, [index_box, last_query, tabs], queue=False, **private).then(
+            friendly(4)(gallery_neighbours),
+            [model_box, gallery_box, index_box, k_slider],
+            nb_outputs,
+            **search,
+            **private,
+        )
+
+        # ---------------------------------------------------------------------------------- first view
+        board = friendly(3)(handlers.leaderboard)
+        board_btn.click(board, None, board_outputs, api_name="leaderboard")
+
+        def first_view(gallery: str) -> tuple:
+            message, items, shown, page = show_page(gallery, ALL_CLASSES, 1, 0)
+            first = shown[0] if shown else None
+            return message, items, shown, page, first, "index" if first is not None else None
+
         demo.load(
-            friendly(3)(handlers.gallery_browser), [gallery_box], browser_outputs, api_visibility="private"
-        )
-        demo.load(friendly(3)(handlers.leaderboard), None, board_outputs, api_visibility="private")
-    demo.queue(default_concurrency_limit=1, max_size=64)
+            first_view,
+            [gallery_box],
+            [*browser_outputs, index_box, last_query],
+            concurrency_limit=4,
+            **private,
+        ).then(requery, nb_inputs, nb_outputs, **search, **private)
+        demo.load(board, None, board_outputs, **private)
+    demo.queue(default_concurrency_limit=1, max_size=256)
     return demo
 
 

@@ -21,7 +21,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     shared = p.add_argument_group("training options")
     add_dataclass_arguments(shared, TrainConfig, skip=("method",))
-    shared.add_argument("--method", choices=method_names(), default=argparse.SUPPRESS, required=True)
+    shared.add_argument(
+        "--method",
+        choices=method_names(),
+        default=argparse.SUPPRESS,
+        help="self-supervised method (required unless --recipe names one)",
+    )
     seen = {f.name for f in dataclasses.fields(TrainConfig)}
     for name in method_names():
         cls = get_method(name)
@@ -40,14 +45,35 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         seen.update(new)
     p.set_defaults(handler=_train)
 
+    r = subparsers.add_parser(
+        "recipes",
+        help="list the papers' training recipes, or show one with the source of every value",
+        description="Named recipes (sslzoo train --recipe NAME): a paper's settings as defaults; any option "
+        "given to sslzoo train overrides them.",
+    )
+    r.add_argument("name", nargs="?", help="a recipe to show in full")
+    r.set_defaults(handler=_recipes)
+
+
+def _recipes(args: argparse.Namespace) -> int:
+    from trainers.recipes import describe_recipe, list_recipes
+
+    print(describe_recipe(args.name) if args.name else list_recipes())
+    return 0
+
 
 def _train(args: argparse.Namespace) -> int:
-    from trainers.engine import train
+    from trainers import train
+    from zoo.errors import SslzooError
 
+    # Only options given on the command line are in ``args`` (default=SUPPRESS): they override a recipe.
     options = {k: v for k, v in vars(args).items() if k not in ("handler", "command", "method")}
     if isinstance(options.get("arch_args"), list):
         options["arch_args"] = tuple(options["arch_args"])
-    run_dir = train(args.method, **options)
+    method = getattr(args, "method", None)
+    if method is None and options.get("recipe") is None:
+        raise SslzooError("sslzoo train needs --method METHOD or --recipe NAME (sslzoo recipes lists them).")
+    run_dir = train(method, **options)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, say it once
         print(f"encoder saved to {run_dir / 'encoder'} (zoo.load({str(run_dir)!r}))")
     return 0

@@ -37,6 +37,12 @@ class TrainConfig:
     """Shared training options. A method may change some defaults (``Method.defaults``)."""
 
     method: str = field(default="simclr", metadata={"help": "self-supervised method"})
+    recipe: str | None = field(
+        default=None,
+        metadata={
+            "help": "a paper's recipe (sslzoo recipes): its options are the defaults, yours override them"
+        },
+    )
     dataset: str = field(default="digits", metadata={"help": "dataset name (sslzoo datasets list)"})
     arch: str = field(
         default="sslzoo_cnn4",
@@ -64,6 +70,13 @@ class TrainConfig:
         default="adamw", metadata={"help": "optimiser", "choices": ("sgd", "adamw", "lars")}
     )
     lr: float = field(default=1e-3, metadata={"help": "peak learning rate (after warm-up)"})
+    lr_batch_ref: int | None = field(
+        default=None,
+        metadata={
+            "help": "--lr is for this global batch size: the peak is scaled linearly to the actual batch "
+            "(none: --lr as is)"
+        },
+    )
     min_lr: float = field(default=0.0, metadata={"help": "learning rate at the end of the cosine decay"})
     warmup_epochs: float = field(
         default=2.0, metadata={"help": "linear learning-rate warm-up from 0 (at most half the run)"}

@@ -53,7 +53,7 @@ from trainers.context import TrainContext, is_vit
 from trainers.loader import ViewLoader, Views, default_workers
 from trainers.methods import Batch, Method, StepInfo, get_method
 from trainers.metrics import MetricsLog
-from trainers.schedules import cosine_schedule
+from trainers.schedules import cosine_schedule, scaled_lr
 from trainers.sources import ImageSource, StreamSource, is_stream, load_source
 from trainers.views import EvalSpec
 from zoo.atomic import atomic_file, write_json_atomic
@@ -331,7 +331,9 @@ class Trainer:
             "commit": git_commit(),
             "config": {"train": dataclasses.asdict(self.cfg), "method": dataclasses.asdict(self.method_cfg)},
         }
-        model_args = {k: v for k, v in ctx.model_args().items() if k != "num_classes"}
+        model_args = self.method.encoder_model_args(
+            {k: v for k, v in ctx.model_args().items() if k != "num_classes"}
+        )
         return zoo.save_encoder(
             encoder,
             self.run_dir / "encoder",
@@ -349,7 +351,8 @@ class Trainer:
         cfg, ctx = self.cfg, self.ctx
         # A warm-up longer than half the run would leave no room for the cosine decay (short test runs).
         warmup = min(round(cfg.warmup_epochs * ctx.steps_per_epoch), ctx.total_steps // 2)
-        lr = cosine_schedule(step, ctx.total_steps, cfg.lr, cfg.min_lr, warmup_steps=warmup)
+        peak = scaled_lr(cfg.lr, cfg.lr_batch_ref, ctx.global_batch_size)  # --lr-batch-ref: linear scaling
+        lr = cosine_schedule(step, ctx.total_steps, peak, cfg.min_lr, warmup_steps=warmup)
         wd_end = cfg.weight_decay if cfg.weight_decay_end is None else cfg.weight_decay_end
         wd = cosine_schedule(step, ctx.total_steps, cfg.weight_decay, wd_end)
         for g in self.optimizer.param_groups:

@@ -177,6 +177,6 @@ def sslzoo_vit_nano_patch4(pretrained: bool = False, **kwargs) -> VisionTransfor
     return build_model_with_cfg(VisionTransformer, "sslzoo_vit_nano_patch4", pretrained, **args)
 
 
-# DINO/DINOv2 ViTs with the papers' per-forward position interpolation: `import zoo.architectures` registers every
-# sslzoo_* architecture, theirs too.
-from zoo import dino_vit  # noqa: E402, F401
+# The DINO/DINOv2 ViTs (per-forward position interpolation) and the Sobel-input backbones live in their own modules:
+# `import zoo.architectures` registers every sslzoo_* architecture, theirs too.
+from zoo import dino_vit, sobel  # noqa: E402, F401

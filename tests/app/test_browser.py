@@ -1,12 +1,15 @@
 """The page in a real browser: Debian's Chromium driven by playwright (never ``playwright install``).
 
-Open the page, click a gallery image and see its neighbours; open the Attention tab, pick an example photo and see
-the overlays rendered. Screenshots are kept as artifacts in the test's tmp dir and in ``$SSLZOO_ARTIFACTS`` if set.
+What a person does and sees: the page opens with a query answered; a gallery click shows k neighbours without the
+query and a vote over k; a model switch changes the results; a typed mask threshold re-renders the masks; a file
+that is not an image says so in the page. Screenshots (1280×720, what fits without scrolling, and the full page)
+are kept in the test's tmp dir and in ``$SSLZOO_ARTIFACTS`` if set.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -22,11 +25,12 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 TIMEOUT_MS = 90_000
+VIEWPORT = {"width": 1280, "height": 720}
 
 
-def _save(page, tmp_path: Path, name: str) -> Path:
+def _save(page, tmp_path: Path, name: str, full_page: bool = True) -> Path:
     path = tmp_path / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     artifacts = os.environ.get("SSLZOO_ARTIFACTS")
     if artifacts:
         Path(artifacts).mkdir(parents=True, exist_ok=True)
@@ -34,64 +38,171 @@ def _save(page, tmp_path: Path, name: str) -> Path:
     return path
 
 
-def _all_rendered(locator) -> bool:
-    """Every matched <img> finished loading real pixels (not a broken or empty image)."""
-    return locator.evaluate_all("els => els.length > 0 && els.every(e => e.complete && e.naturalWidth > 0)")
+def _all_rendered(page, selector: str) -> None:
+    """Wait until every matched <img> finished loading real pixels (not a broken or empty image)."""
+    page.wait_for_function(
+        f"() => {{ const e = [...document.querySelectorAll({selector!r})];"
+        " return e.length > 0 && e.every(i => i.complete && i.naturalWidth > 0); }"
+    )
 
 
-@pytest.mark.browser
-def test_pick_an_image_see_neighbours_and_an_attention_overlay(served, tmp_path):
+def _gallery_indices(page, selector: str) -> list[int]:
+    """Gallery indices of the tiles shown (their files are named ``gal-<gallery digest>-<index>.png``)."""
+    srcs = page.locator(selector).evaluate_all("els => els.map(e => e.getAttribute('src'))")
+    return [int(m.group(1)) for s in srcs if (m := re.search(r"gal-[0-9a-f]+-(\d+)\.png", s or ""))]
+
+
+@pytest.fixture(scope="module")
+def browser():
     if not CHROMIUM.is_file():
         pytest.skip("Debian chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
     from playwright.sync_api import expect, sync_playwright
 
-    expect.set_options(timeout=TIMEOUT_MS)  # the first query embeds the gallery on two shared CPU cores
-
+    expect.set_options(timeout=TIMEOUT_MS)  # the first query may embed the gallery on two shared CPU cores
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(served.url)
-
-            # Neighbours: the gallery browser fills on load; clicking an image queries it.
-            thumbs = page.locator("#gallery-browser img")
-            expect(thumbs.first).to_be_visible()
-            thumbs.nth(4).click()
-            neighbours = page.locator("#neighbours-gallery img")
-            expect(neighbours).to_have_count(10)
-            expect(page.locator("#neighbours-message")).to_contain_text("k-NN prediction")
-            expect(page.locator("#neighbours-gallery")).to_contain_text("1.000")  # itself, similarity 1
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('#neighbours-gallery img')]"
-                ".every(e => e.complete && e.naturalWidth > 0)"
-            )
-            assert _all_rendered(neighbours)
-            _save(page, tmp_path, "app-neighbours")
-
-            # Attention: pick scikit-image's "chelsea" example, show the overlays.
-            page.get_by_role("tab", name="Attention").click()
-            page.locator("#attention-examples img").nth(1).click()
-            expect(page.locator("#attention-image img").first).to_be_visible()
-            page.get_by_role("button", name="Show attention").click()
-            overlays = page.locator("#attention-gallery img")
-            expect(overlays).to_have_count(8)  # mean, its mask, 3 heads, 3 head masks
-            expect(page.locator("#attention-message")).to_contain_text("[CLS] attention")
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('#attention-gallery img')]"
-                ".every(e => e.complete && e.naturalWidth > 0)"
-            )
-            assert _all_rendered(overlays)
-            shot = _save(page, tmp_path, "app-attention")
-            assert shot.stat().st_size > 10_000
-
-            # Leaderboard: the recorded rows and their chart.
-            page.get_by_role("tab", name="Leaderboard").click()
-            expect(page.locator("#leaderboard-markdown")).to_contain_text("vit-random")
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('#leaderboard-chart img')]"
-                ".some(e => e.complete && e.naturalWidth > 0)"
-            )
-            _save(page, tmp_path, "app-leaderboard")
+            yield chromium
         finally:
-            browser.close()
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser, served):
+    page = browser.new_page(viewport=VIEWPORT)
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(served.url)
+    yield page
+    page.close()
+
+
+def _choose(page, elem_id: str, value: str) -> None:
+    box = page.locator(f"#{elem_id} input")
+    box.click()
+    box.fill(value)
+    box.press("Enter")
+
+
+@pytest.mark.browser
+def test_gallery_click_shows_k_neighbours_without_the_query_and_a_vote_over_k(page, served, tmp_path):
+    from playwright.sync_api import expect
+
+    message = page.locator("#neighbours-message")
+    # The page opens with the first gallery image already queried, and the browser fits the 1280-px width.
+    expect(message).to_contain_text("gallery image #0")
+    expect(message).to_contain_text(f"Model `{served.vit}`".replace("`", ""))
+    _all_rendered(page, "#gallery-browser img")
+    right = page.locator("#gallery-browser img").evaluate_all(
+        "els => Math.max(...els.map(e => e.getBoundingClientRect().right))"
+    )
+    assert right <= VIEWPORT["width"], "gallery tiles are cut off on the right"
+    _save(page, tmp_path, "app-first-view", full_page=False)
+
+    page.locator("#gallery-browser img").nth(4).click()  # gallery image #4 (page 1, in order)
+    expect(message).to_contain_text("gallery image #4")
+    expect(message).to_contain_text("weighted vote of the 10 nearest gallery images")
+    expect(page.locator("#neighbours-gallery img")).to_have_count(10)
+    _all_rendered(page, "#neighbours-gallery img")
+    shown = _gallery_indices(page, "#neighbours-gallery img")
+    assert len(shown) == 10 and 4 not in shown
+    captions = page.locator("#neighbours-gallery .caption-label").all_inner_texts()
+    assert all(re.fullmatch(r"\d · -?\d\.\d{4}", c.strip()) for c in captions), captions  # label in full
+
+    k_box = page.locator("input[aria-label='number input for neighbours k']")
+    k_box.fill("1")
+    k_box.press("Enter")  # typed: the shown query (#4) is asked again with k = 1
+    expect(message).to_contain_text("weighted vote of the 1 nearest gallery images")
+    expect(page.locator("#neighbours-gallery img")).to_have_count(1)
+    assert 4 not in _gallery_indices(page, "#neighbours-gallery img")
+    page.locator("#gallery-browser img").nth(5).click()
+    expect(message).to_contain_text("gallery image #5")
+    expect(message).to_contain_text("weighted vote of the 1 nearest gallery images")
+    expect(page.locator("#neighbours-gallery img")).to_have_count(1)
+    assert 5 not in _gallery_indices(page, "#neighbours-gallery img")
+    _save(page, tmp_path, "app-neighbours")
+
+
+@pytest.mark.browser
+def test_model_switch_changes_the_results(page, served, tmp_path):
+    from playwright.sync_api import expect
+
+    message = page.locator("#neighbours-message")
+    expect(message).to_contain_text("gallery image #0")
+    _all_rendered(page, "#neighbours-gallery img")
+    before = _gallery_indices(page, "#neighbours-gallery img")
+    _choose(page, "model-box", served.cnn)
+    expect(message).to_contain_text(served.cnn)
+    expect(message).not_to_contain_text(served.vit)
+    _all_rendered(page, "#neighbours-gallery img")
+    after = _gallery_indices(page, "#neighbours-gallery img")
+    expected = [r["index"] for r in served.backend.neighbours_of_index(served.cnn, "digits", 0, 10).rows]
+    assert after == expected and after != before
+    _save(page, tmp_path, "app-model-switch")
+
+
+@pytest.mark.browser
+def test_typed_threshold_rerenders_the_masks(page, tmp_path):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Attention").click()
+    page.locator("#attention-examples img").nth(1).click()  # scikit-image's "chelsea"
+    expect(page.locator("#attention-image img").first).to_be_visible()
+    page.get_by_role("button", name="Show attention").click()
+    overlays = page.locator("#attention-gallery img")
+    expect(overlays).to_have_count(8)  # mean, its mask, 3 heads, 3 head masks
+    message = page.locator("#attention-message")
+    expect(message).to_contain_text("holding 60% of the mass")
+    _all_rendered(page, "#attention-gallery img")
+    before = overlays.nth(1).get_attribute("src")
+    box = page.locator("#threshold input[type='number']")
+    box.fill("0.3")
+    box.press("Enter")  # typed, the slider never moved
+    expect(message).to_contain_text("holding 30% of the mass")
+    expect(page.locator("#attention-gallery")).to_contain_text("t = 0.30")
+    _all_rendered(page, "#attention-gallery img")
+    assert overlays.nth(1).get_attribute("src") != before  # a new mask picture, not the old one relabelled
+    _save(page, tmp_path, "app-attention")
+
+
+@pytest.mark.browser
+def test_non_image_upload_shows_the_message_in_the_page(page, tmp_path):
+    from playwright.sync_api import expect
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image at all")
+    message = page.locator("#neighbours-message")
+    expect(message).to_contain_text(
+        "gallery image #0"
+    )  # the first view is in: nothing will overwrite the message
+    page.get_by_text("or upload a query image").click()
+    page.locator("#query-image input[type='file']").set_input_files(str(notes))
+    expect(message).to_contain_text("notes.txt is not an image")
+    _save(page, tmp_path, "app-bad-upload")
+
+
+@pytest.mark.browser
+def test_embedding_map_hover_shows_the_image_and_click_queries_it(page, served, tmp_path):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Embedding map").click()
+    page.get_by_role("button", name="Draw the map").click()
+    points = page.locator("#map-plot circle[data-i]")
+    expect(points).to_have_count(360)
+    # A point drawn on top of the others at its own centre (points overlap), hovered where a person would.
+    index = page.evaluate(
+        """() => [...document.querySelectorAll('#map-plot circle[data-i]')].find(c => {
+             const r = c.getBoundingClientRect();
+             return document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2) === c;
+           }).dataset.i"""
+    )
+    point = page.locator(f"#map-plot circle[data-i='{index}']")
+    index = int(index)
+    point.hover()
+    tip = page.locator("#map-plot .map-tip")
+    expect(tip).to_be_visible()
+    expect(tip).to_contain_text(f"#{index} · {point.get_attribute('data-label')}")
+    _all_rendered(page, "#map-plot .map-tip img")
+    _save(page, tmp_path, "app-embedding-map", full_page=False)
+    point.click()
+    expect(page.locator("#neighbours-message")).to_contain_text(f"gallery image #{index},")
+    assert index not in _gallery_indices(page, "#neighbours-gallery img")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import numpy as np
 import pytest
@@ -36,42 +37,123 @@ def _table(answer) -> list[list]:
     return answer[3]["data"]
 
 
-def test_gallery_image_first_neighbour_is_itself_and_ranking_matches_numpy(client, served, vit_gallery_feats):
-    index = 17
-    answer = client.predict(served.vit, "digits", index, K, api_name="/gallery_neighbours")
-    rows = _table(answer)
-    assert len(rows) == K and len(answer[2]) == K  # the table and the neighbour images
-    assert rows[0][1] == index and rows[0][3] == pytest.approx(1.0, abs=1e-5)
-    sims = vit_gallery_feats @ vit_gallery_feats[index]
-    returned = np.array([r[1] for r in rows])
-    np.testing.assert_allclose([r[3] for r in rows], sims[returned], atol=1e-5)
-    kth = np.sort(sims)[::-1][K - 1]
-    assert (sims[returned] >= kth - 1e-6).all()  # exactly the top-k (up to ties at the k-th place)
-    assert np.all(np.diff([r[3] for r in rows]) <= 1e-7)  # most similar first
-    assert "k-NN prediction" in answer[0]
+def _leave_one_out_top_k(feats: np.ndarray, index: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k most similar gallery images other than ``index``, by numpy: (indices, similarities)."""
+    sims = feats @ feats[index]
+    sims[index] = -np.inf
+    order = np.argsort(-sims, kind="stable")[:k]
+    return order, sims[order]
 
 
-def test_knn_prediction_is_the_weighted_vote_without_the_query(
-    client, served, vit_gallery_feats, digits_test
+def _vote(labels: np.ndarray, sims: np.ndarray, n_classes: int = 10, temperature: float = 0.07) -> np.ndarray:
+    votes = np.zeros(n_classes)
+    np.add.at(votes, labels, np.exp(sims / temperature))  # DINO's weight exp(s / T)
+    return votes
+
+
+@pytest.mark.parametrize("k", [K, 1])
+def test_gallery_query_has_k_neighbours_other_than_itself_matching_numpy(
+    client, served, vit_gallery_feats, k
 ):
+    index = 17
+    answer = client.predict(served.vit, "digits", index, k, api_name="/gallery_neighbours")
+    rows = _table(answer)
+    assert len(rows) == k and len(answer[2]) == k  # the table and the neighbour images
+    returned = np.array([r[1] for r in rows])
+    assert index not in returned  # the query is never its own neighbour
+    _, expected_sims = _leave_one_out_top_k(vit_gallery_feats, index, k)
+    np.testing.assert_allclose([r[3] for r in rows], expected_sims, atol=1e-5)
+    kth = expected_sims[-1]
+    sims = vit_gallery_feats @ vit_gallery_feats[index]
+    assert (sims[returned] >= kth - 1e-6).all()  # exactly the top-k of the others (up to ties at the k-th)
+    assert f"weighted vote of the {k} nearest gallery images" in answer[0]
+    assert f"gallery image #{index}" in answer[0] and "left out of its own neighbours" in answer[0]
+
+
+@pytest.mark.parametrize("k", [K, 1])
+def test_knn_prediction_is_the_weighted_vote_of_all_k_neighbours(client, served, digits_test, k):
     index = 3
     labels = np.asarray(digits_test["label"])
-    answer = client.predict(served.vit, "digits", index, K, api_name="/gallery_neighbours")
+    answer = client.predict(served.vit, "digits", index, k, api_name="/gallery_neighbours")
     rows = _table(answer)
-    votes = np.zeros(10)
-    for _rank, i, _label, sim in rows:
-        if i != index:  # leave-one-out: the query does not vote for itself
-            votes[labels[i]] += np.exp(sim / 0.07)  # DINO's weight exp(s / T)
+    votes = _vote(labels[[r[1] for r in rows]], np.array([r[3] for r in rows]))
     assert f"k-NN prediction: {int(np.argmax(votes))}**" in answer[0]
+    share = 100 * votes.max() / votes.sum()
+    assert f"{int(np.argmax(votes))} {share:.0f}%" in answer[0]  # the shares are of the k votes
 
 
-def test_upload_of_a_gallery_image_finds_it_first(client, served, digits_test, tmp_path):
+def test_every_result_names_the_model_and_gallery_that_produced_it(client, served):
+    for model in (served.vit, served.cnn):
+        answer = client.predict(model, "digits", 5, 3, api_name="/gallery_neighbours")
+        assert f"Model `{model}` · gallery `digits`" in answer[0]
+    message, _, _ = client.predict(served.cnn, "digits", "PCA", api_name="/embedding_map")
+    assert f"Model `{served.cnn}` · gallery `digits`" in message
+
+
+def test_upload_of_a_gallery_image_finds_it_first_and_is_in_domain(client, served, digits_test, tmp_path):
     index = 42
     path = tmp_path / "digit.png"
     digits_test[index]["image"].save(path)
     answer = client.predict(served.vit, "digits", handle_file(str(path)), 5, api_name="/neighbours")
     rows = _table(answer)
-    assert rows[0][1] == index and rows[0][3] == pytest.approx(1.0, abs=1e-5)
+    assert rows[0][1] == index and rows[0][3] == pytest.approx(1.0, abs=1e-5)  # an upload is not left out
+    assert "far from the gallery" not in answer[0] and "query: your upload" in answer[0]
+
+
+def test_a_photo_far_from_the_gallery_is_flagged(client, served, vit_gallery_feats):
+    """The threshold is the 1st percentile of the gallery's own leave-one-out nearest-neighbour similarities."""
+    photo = __import__("app.images").images.example_photos()[0]  # the astronaut, against 8×8 digits
+    answer = client.predict(served.vit, "digits", handle_file(photo), 5, api_name="/neighbours")
+    best = _table(answer)[0][3]
+    sims = vit_gallery_feats @ vit_gallery_feats.T
+    np.fill_diagonal(sims, -np.inf)
+    threshold = np.percentile(sims.max(axis=1), 1.0)
+    assert (
+        best < threshold
+    )  # a random ViT still places a photo further from digits than digits from each other
+    assert (
+        answer[0].startswith("⚠️") and "far from the gallery" in answer[0] and f"{threshold:.3f}" in answer[0]
+    )
+
+
+def test_the_page_shows_the_input_the_model_saw(client, served, tmp_path):
+    """A 28×28 grayscale upload is exactly what the 28-px one-channel ViT sees; a colour photo becomes one."""
+    pixels = np.random.default_rng(3).integers(0, 256, (28, 28), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "gray28.png")
+    answer = client.predict(
+        served.vit, "digits", handle_file(str(tmp_path / "gray28.png")), 3, api_name="/neighbours"
+    )
+    seen = Image.open(answer[1]["path"] if isinstance(answer[1], dict) else answer[1])
+    assert seen.mode == "L" and seen.size == (28, 28)
+    np.testing.assert_array_equal(np.asarray(seen), pixels)
+    assert "model input: 28×28 grayscale" in answer[0]
+    photo = __import__("app.images").images.example_photos()[1]  # chelsea, 451×300 RGB
+    answer = client.predict(served.vit, "digits", handle_file(photo), 3, api_name="/neighbours")
+    seen = Image.open(answer[1]["path"] if isinstance(answer[1], dict) else answer[1])
+    assert seen.mode == "L" and seen.size == (28, 28)
+
+
+def test_concurrent_queries_all_answer_with_whole_images(served):
+    """Sixteen gallery queries at once: every answer complete and every image it names served whole."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+    from gradio_client import Client
+
+    def ask(i: int) -> int:
+        answer = Client(served.url, verbose=False, download_files=False).predict(
+            served.vit, "digits", i, 5, api_name="/gallery_neighbours"
+        )
+        urls = [answer[1]["url"], *(item["image"]["url"] for item in answer[2])]
+        with httpx.Client() as http:
+            for url in urls:
+                reply = http.get(url)
+                reply.raise_for_status()
+                Image.open(io.BytesIO(reply.content)).load()
+        return len(answer[2])
+
+    with ThreadPoolExecutor(16) as pool:
+        assert list(pool.map(ask, range(16))) == [5] * 16
 
 
 def _tiny_png_header(width: int, height: int) -> bytes:
@@ -193,7 +275,9 @@ def test_attention_at_another_input_size_and_for_a_cnn(client, served):
 def test_embedding_map_is_the_pca_of_the_gallery(client, served, vit_gallery_feats, digits_test):
     from sklearn.decomposition import PCA
 
-    message, image, csv_path = client.predict(served.vit, "digits", "PCA", api_name="/embedding_map")
+    from app.embedding_map import selected_index
+
+    message, svg, csv_path = client.predict(served.vit, "digits", "PCA", api_name="/embedding_map")
     with open(csv_path) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 360 and "PCA of 360" in message
@@ -202,7 +286,13 @@ def test_embedding_map_is_the_pca_of_the_gallery(client, served, vit_gallery_fea
     signs = np.sign((coords * expected).sum(axis=0))  # principal axes are defined up to sign
     np.testing.assert_allclose(coords, expected * signs, atol=1e-3 * np.abs(expected).max())
     assert [int(r["label"]) for r in rows] == list(digits_test["label"])
-    assert Image.open(image).size[0] > 300
+    # One hoverable point per gallery image, with its label and image; a click is read back as its index.
+    points = re.findall(r'<circle [^>]*data-i="(\d+)" data-label="([^"]*)" data-src="([^"]*)"', svg)
+    assert [int(i) for i, _, _ in points] == list(range(360))
+    assert [label for _, label, _ in points] == [str(y) for y in digits_test["label"]]
+    assert all(src.startswith("gradio_api/file=") for _, _, src in points)
+    assert selected_index(svg) is None
+    assert selected_index(svg.replace('data-selected=""', 'data-selected="12"')) == 12
 
 
 def test_leaderboard_shows_the_recorded_rows(client):
@@ -217,11 +307,44 @@ def test_served_on_loopback_with_local_runs_offered(served):
     assert {served.vit, served.cnn} <= set(served.backend.model_choices())
 
 
-def test_gallery_browser_shows_every_class(client):
-    message, items, *_ = client.predict("digits", api_name="/gallery_browser")
-    assert "360 images, 10 classes" in message
-    classes = {item["caption"].split(" · ")[1] for item in items}
-    assert classes == {str(c) for c in range(10)}
+def test_gallery_browser_pages_through_one_class(client, digits_test):
+    labels = np.asarray(digits_test["label"])
+    message, items, page = client.predict("digits", "all classes", 1, api_name="/gallery_browser")
+    assert "360 images, 10 classes" in message and page == 1
+    assert [int(item["caption"].split(" · ")[0][1:]) for item in items] == list(range(48))
+    threes = np.flatnonzero(labels == 3)
+    message, items, page = client.predict("digits", "3", 1, api_name="/gallery_browser")
+    shown = [int(item["caption"].split(" · ")[0][1:]) for item in items]
+    assert shown == threes[:48].tolist() and f"page 1 of 1 ({len(threes)} images)" in message
+    _, items, page = client.predict("digits", "all classes", 99, api_name="/gallery_browser")
+    assert page == 8 and len(items) == 360 - 7 * 48  # past the end: the last page
+
+
+def test_gallery_browser_shuffles_the_whole_split(served):
+    from app.handlers import Handlers
+
+    handlers = Handlers(served.backend)
+    seen = []
+    for page in range(1, 9):
+        _, _, shown, _ = handlers.gallery_browser("digits", "all classes", page, seed=7)
+        seen += shown
+    assert sorted(seen) == list(range(360)) and seen != list(range(360))
+    assert (
+        handlers.gallery_browser("digits", "all classes", 1, seed=7)[2] == seen[:48]
+    )  # the same order again
+
+
+def test_a_model_switch_reruns_the_shown_query_under_the_new_model(served):
+    from app.handlers import Handlers
+
+    handlers = Handlers(served.backend)
+    before = handlers.requery(served.vit, "digits", "index", None, 11, 5)
+    after = handlers.requery(served.cnn, "digits", "index", None, 11, 5)
+    assert f"Model `{served.vit}`" in before[0] and f"Model `{served.cnn}`" in after[0]
+    assert [r[1] for r in before[3]] != [r[1] for r in after[3]]
+    assert after[3] == handlers.gallery_neighbours(served.cnn, "digits", 11, 5)[3]
+    cleared = handlers.requery(served.cnn, "digits", None, None, None, 5)
+    assert cleared[2] == [] and cleared[3] == [] and f"Model `{served.cnn}`" in cleared[0]
 
 
 @pytest.mark.parametrize("model", ["dino-vits16", "hf-hub:someone/not-downloaded"])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.attention import mask_overlay, overlay, similarity_map, threshold_mask
+from app.attention import mask_overlay, overlay, similarity_map, threshold_mask, with_colour_bar
 from app.images import read_image
 from zoo.errors import SslzooError
 
@@ -21,11 +21,12 @@ def test_rgba_is_flattened_onto_white():
     assert image.getpixel((1, 1)) == (255, 255, 255) and image.getpixel((0, 0)) == (0, 0, 255)
 
 
-def test_sixteen_bit_grayscale_is_stretched_not_clipped():
-    values = np.array([[0, 1000], [2000, 4000]], dtype=np.uint16)  # all would clip to 255 with convert("L")
+def test_sixteen_bit_grayscale_is_scaled_as_in_training_not_clipped():
+    values = np.array([[0, 1000], [2000, 65535]], dtype=np.uint16)  # would clip to 255 with convert("L")
     image, note = read_image(Image.fromarray(values))
     assert "8 bits" in note
-    np.testing.assert_array_equal(np.asarray(image)[..., 0], [[0, 64], [128, 255]])
+    # The one decoding rule (zoo.imaging): 65535 → 255, i.e. a division by 257, as training sees the file.
+    np.testing.assert_array_equal(np.asarray(image)[..., 0], [[0, 4], [8, 255]])
 
 
 def test_cmyk_becomes_rgb_and_big_images_shrink(tmp_path):
@@ -100,8 +101,24 @@ def test_overlay_and_mask_keep_the_image_size():
     heat = np.arange(6, dtype=float).reshape(2, 3)
     out = overlay(image, heat)
     assert out.size == (60, 40) and out.getpixel((0, 0)) != out.getpixel((59, 39))
-    masked = mask_overlay(image, heat >= 3, dim=0.25)
-    assert masked.getpixel((5, 35)) == (200, 200, 200) and masked.getpixel((5, 5)) == (50, 50, 50)
+    # The bottom row of patches (values 3, 4, 5) is kept: tinted half-way to red (DINO's apply_mask, alpha 0.5)
+    # inside, outlined in red on its border, and untouched outside.
+    masked = mask_overlay(image, heat >= 3, colour=(255, 0, 0), alpha=0.5)
+    assert masked.size == (60, 40)
+    assert masked.getpixel((30, 30)) == (228, 100, 100)  # 200 * 0.5 + 255 * 0.5 = 227.5, 200 * 0.5 = 100
+    assert masked.getpixel((30, 5)) == (200, 200, 200)
+    assert (255, 0, 0) in (masked.getpixel((30, 19)), masked.getpixel((30, 20)))  # the contour between rows
+
+
+def test_colour_bar_is_added_on_the_right_with_the_colour_map_top_to_bottom():
+    import matplotlib
+
+    image = Image.new("RGB", (50, 100), (0, 0, 0))
+    out = with_colour_bar(image, 0.0, 0.25, cmap="viridis")
+    assert out.height == 100 and out.width > 60 and out.getpixel((10, 10)) == (0, 0, 0)
+    top, bottom = out.getpixel((58, 0)), out.getpixel((58, 99))
+    expected = [tuple(round(255 * c) for c in matplotlib.colormaps["viridis"](v)[:3]) for v in (1.0, 0.0)]
+    assert [top, bottom] == expected
 
 
 def test_similarity_map_is_the_cosine_to_the_pooled_feature():

@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from trainers.context import TrainContext
     from trainers.views import CropSpec
 
-__all__ = ["Batch", "Method", "StepInfo", "momentum_update"]
+__all__ = ["Batch", "Method", "StepInfo", "feature_dim", "momentum_update"]
 
 
 @dataclass
@@ -193,6 +193,10 @@ class Method(nn.Module):
         """The timm backbone exported as the run's encoder (DINO exports its teacher)."""
         return self.backbone
 
+    def encoder_model_args(self, model_args: dict[str, Any]) -> dict[str, Any]:
+        """``timm.create_model`` arguments that rebuild :meth:`encoder` (the engine's; a wrapper adds its own)."""
+        return model_args
+
     def param_groups(self) -> list[dict[str, Any]]:
         """Parameter groups for the optimiser: weight decay on weights, none on biases and norm parameters.
 
@@ -225,3 +229,12 @@ def momentum_update(target: nn.Module, online: nn.Module, m: float) -> None:
     """
     for pt, po in zip(target.parameters(), online.parameters()):
         pt.mul_(m).add_(po.detach(), alpha=1.0 - m)
+
+
+def feature_dim(backbone: nn.Module) -> int:
+    """Width of a timm backbone's pooled output with ``num_classes=0``.
+
+    timm's ``head_hidden_size`` where the head has layers of its own (VGG's convolutional MLP: 4096, while its
+    ``num_features`` counts the 512 channels before it); ``num_features`` elsewhere, where the two agree.
+    """
+    return getattr(backbone, "head_hidden_size", None) or backbone.num_features

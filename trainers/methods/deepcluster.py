@@ -22,7 +22,7 @@ from torch import nn
 
 from trainers.augment import BatchRandom, ColorAugment
 from trainers.clustering import UniformLabelSampler, cluster_features, round_nmi, solve_once
-from trainers.methods.base import Batch, Method, StepInfo
+from trainers.methods.base import Batch, Method, StepInfo, feature_dim
 from trainers.views import CropSpec
 from zoo.errors import SslzooError
 
@@ -30,6 +30,26 @@ if TYPE_CHECKING:
     from trainers.context import TrainContext
 
 __all__ = ["DeepCluster", "DeepClusterConfig", "check_minimums"]
+
+
+def create_backbone(ctx: TrainContext, sobel: bool) -> nn.Module:
+    """``ctx.create_backbone()``, or with ``sobel`` the same architecture behind fixed grayscale + Sobel filters.
+
+    The Sobel version is timm's ``sslzoo_sobel`` (:mod:`zoo.sobel`) with ``base_arch=ctx.cfg.arch``, so the
+    exported encoder carries its filters and ``zoo.load`` rebuilds it (see :meth:`DeepCluster.encoder_model_args`).
+    """
+    if not sobel:
+        return ctx.create_backbone()
+    import timm
+
+    import zoo.architectures  # noqa: F401  (registers sslzoo_sobel)
+
+    try:
+        return timm.create_model("sslzoo_sobel", base_arch=ctx.cfg.arch, **ctx.model_args())
+    except RuntimeError as exc:
+        if "Unknown model" in str(exc):
+            raise SslzooError(f"unknown architecture {ctx.cfg.arch!r}; see timm.list_models().") from None
+        raise
 
 
 def check_minimums(cfg: Any, method: str, **minimums: float) -> None:
@@ -52,6 +72,10 @@ class DeepClusterConfig:
     crop_min_scale: float = field(
         default=0.3, metadata={"help": "smallest random-resized-crop area fraction"}
     )
+    sobel: bool = field(
+        default=False,
+        metadata={"help": "fixed grayscale + Sobel filters before the backbone (the paper's §4 input)"},
+    )
 
     def __post_init__(self) -> None:
         check_minimums(
@@ -71,8 +95,9 @@ class DeepCluster(Method):
 
     def __init__(self, cfg: Any, ctx: TrainContext) -> None:
         super().__init__(cfg, ctx)
-        self.backbone = ctx.create_backbone()
-        self.build_heads(self.backbone.num_features)
+        self.check_cluster_count(ctx.num_train)
+        self.backbone = create_backbone(ctx, cfg.sobel)
+        self.build_heads(feature_dim(self.backbone))
         # Pseudo-label of every train sample (−1: not clustered yet); a buffer, so checkpoints carry it.
         self.register_buffer("pseudo_labels", torch.full((ctx.num_train,), -1, dtype=torch.long))
         self.rounds: list[dict[str, float]] = []
@@ -81,6 +106,14 @@ class DeepCluster(Method):
         self.augment = ColorAugment(ctx.mean, ctx.std, jitter_p=0.0, gray_p=0.0, blur_p=0.0)
 
     # ------------------------------------------------------------------ what DeeperCluster overrides
+    def check_cluster_count(self, num_train: int) -> None:
+        """k-means cannot make more clusters than there are images: say so before any network is built."""
+        if self.cfg.k > num_train:
+            raise SslzooError(
+                f"--k {self.cfg.k} clusters is more than the {num_train} training images; pass --k {num_train} "
+                "or fewer (the recipes' k suits ImageNet's 1.28M images)."
+            )
+
     def build_heads(self, dim: int) -> None:
         self.classifier = nn.Linear(dim, self.cfg.k)
 
@@ -131,6 +164,10 @@ class DeepCluster(Method):
 
     def make_views(self, crops: list[torch.Tensor], rng: BatchRandom) -> list[torch.Tensor]:
         return [self.augment(crops[0], rng)]
+
+    def encoder_model_args(self, model_args: dict[str, Any]) -> dict[str, Any]:
+        # With Sobel filters the exported architecture is sslzoo_sobel around the configured one.
+        return {**model_args, "base_arch": self.ctx.cfg.arch} if self.cfg.sobel else model_args
 
     # ------------------------------------------------------------------ resume
     def get_extra_state(self) -> dict[str, Any]:

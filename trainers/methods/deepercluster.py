@@ -23,6 +23,7 @@ from torch import nn
 from trainers.clustering import N_ROTATIONS, hierarchical_kmeans, pca_whiten, super_class_targets
 from trainers.methods.base import Batch, StepInfo
 from trainers.methods.deepcluster import DeepCluster, check_minimums
+from zoo.errors import SslzooError
 
 __all__ = ["DeeperCluster", "DeeperClusterConfig", "SubClassHeads", "hierarchical_loss", "rotate_batch"]
 
@@ -38,6 +39,10 @@ class DeeperClusterConfig:
     cluster_every: int = field(default=2, metadata={"help": "T: re-cluster every T epochs"})
     crop_min_scale: float = field(
         default=0.3, metadata={"help": "smallest random-resized-crop area fraction"}
+    )
+    sobel: bool = field(
+        default=False,
+        metadata={"help": "fixed grayscale + Sobel filters before the backbone (the paper's §4 input)"},
     )
 
     def __post_init__(self) -> None:
@@ -107,6 +112,14 @@ class DeeperCluster(DeepCluster):
 
     name = "deepercluster"
     Config = DeeperClusterConfig
+
+    def check_cluster_count(self, num_train: int) -> None:
+        m, k = self.cfg.super_clusters, self.cfg.sub_clusters
+        if m * k > num_train:
+            raise SslzooError(
+                f"--super-clusters {m} × --sub-clusters {k} = {m * k} clusters is more than the {num_train} "
+                "training images; lower them (the recipes' values suit ImageNet's 1.28M images)."
+            )
 
     def build_heads(self, dim: int) -> None:
         m, k = self.cfg.super_clusters, self.cfg.sub_clusters

@@ -53,20 +53,32 @@ class DINOConfig:
     freeze_last_layer_epochs: float = field(
         default=1.0, metadata={"help": "keep the last layer fixed this long"}
     )
+    norm_last_layer: bool = field(
+        default=True,
+        metadata={"help": "fix the weight-norm scale g of the head's last layer to 1 (off: g is trained)"},
+    )
     jitter: float = field(default=0.5, metadata={"help": "colour-distortion strength"})
 
 
 class DINOHead(nn.Module):
     """3-layer MLP (GELU, no BN) → L2-normalised bottleneck → weight-normalised linear layer without bias.
 
-    The last layer's weight is normalised row-wise (weight norm with g fixed to 1, the paper's default).
+    The last layer's weight is normalised row-wise: weight norm with g fixed to 1 (main_dino.py's
+    ``--norm_last_layer`` default), or with a trained scale g, initialised to 1, when ``norm_last_layer=False``.
 
     >>> head = DINOHead(256, out_dim=64)
     >>> head(torch.randn(4, 256)).shape
     torch.Size([4, 64])
     """
 
-    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int = 512, bottleneck_dim: int = 128) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        hidden_dim: int = 512,
+        bottleneck_dim: int = 128,
+        norm_last_layer: bool = True,
+    ) -> None:
         super().__init__()
         self.mlp = nn.Sequential(
             nn.Linear(in_dim, hidden_dim),
@@ -81,10 +93,13 @@ class DINOHead(nn.Module):
                 nn.init.zeros_(m.bias)
         self.last_layer = nn.Linear(bottleneck_dim, out_dim, bias=False)
         nn.init.trunc_normal_(self.last_layer.weight, std=0.02)
+        # weight_norm's g, (out_dim, 1) as in the reference (so it is weight-decayed like the reference's).
+        self.last_layer_g = None if norm_last_layer else nn.Parameter(torch.ones(out_dim, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.normalize(self.mlp(x), dim=-1)
-        return x @ F.normalize(self.last_layer.weight, dim=1).T
+        weight = F.normalize(self.last_layer.weight, dim=1)
+        return x @ (weight if self.last_layer_g is None else self.last_layer_g * weight).T
 
 
 def dino_loss(
@@ -133,8 +148,15 @@ class DINO(Method):
     def __init__(self, cfg: DINOConfig, ctx: TrainContext) -> None:
         super().__init__(cfg, ctx)
         self.backbone = ctx.create_backbone()
-        self.head = DINOHead(self.backbone.num_features, cfg.out_dim, cfg.hidden_dim, cfg.bottleneck_dim)
+        self.head = DINOHead(
+            self.backbone.num_features, cfg.out_dim, cfg.hidden_dim, cfg.bottleneck_dim, cfg.norm_last_layer
+        )
         self.teacher_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
+        # The reference builds its teacher without stochastic depth (main_dino.py: only the student gets
+        # drop_path_rate); the teacher runs in train mode, so a copied DropPath would drop its blocks.
+        for module in self.teacher_backbone.modules():
+            if hasattr(module, "drop_prob"):
+                module.drop_prob = 0.0
         self.teacher_head = copy.deepcopy(self.head).requires_grad_(False)
         self.register_buffer("center", torch.zeros(1, cfg.out_dim))
         local = cfg.local_crop_size or max(8, round(ctx.image_size * 96 / 224))
@@ -206,6 +228,8 @@ class DINO(Method):
         # §A / reference code: the last layer stays fixed during the first epoch(s), which stabilises training.
         if step.global_step < self.cfg.freeze_last_layer_epochs * step.steps_per_epoch:
             self.head.last_layer.weight.grad = None
+            if self.head.last_layer_g is not None:
+                self.head.last_layer_g.grad = None
 
     def on_after_step(self, step: StepInfo) -> None:
         lam = self.teacher_momentum(step)

@@ -1,0 +1,86 @@
+"""Images handed to the page as files that are written once, atomically, under names no other content can take.
+
+Gradio copies every image a handler returns into a content-addressed cache; under concurrent requests a file in
+that cache can be rewritten while another request is being served from it (failed responses under load). The app
+instead writes each picture itself into one folder registered with :func:`gradio.set_static_paths`, so Gradio
+serves it in place and never copies it: a gallery image is ``<gallery digest>-<index>.png`` (gallery images never
+change), any other picture is named by the SHA-256 of its pixels. A file is written to a unique temporary name and
+renamed into place, so a reader sees either no file or the whole file, and an existing file is never rewritten.
+
+>>> from PIL import Image
+>>> store = TileStore()
+>>> a = store.image(Image.new("RGB", (4, 4), (255, 0, 0)))
+>>> a == store.image(Image.new("RGB", (4, 4), (255, 0, 0))), a == store.image(Image.new("RGB", (4, 4)))
+(True, False)
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from PIL import Image
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once, at import (changing the umask later would race with other threads)
+MAX_TILE_SIDE = (
+    160  # gallery tiles: small images stay at their own size (the page scales them with square pixels)
+)
+
+
+class TileStore:
+    """A folder of PNG files for the page: ``folder``, or a new temporary folder removed when Python exits."""
+
+    def __init__(self, folder: str | Path | None = None) -> None:
+        if folder is None:
+            folder = tempfile.mkdtemp(prefix="sslzoo-app-tiles-")
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)  # ours alone: made just above
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def _write(self, image: Image.Image | bytes, name: str) -> str:
+        path = self.folder / name
+        if not path.is_file():
+            fd, tmp = tempfile.mkstemp(prefix=".", suffix=path.suffix, dir=self.folder)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    if isinstance(image, bytes):
+                        f.write(image)
+                    else:
+                        image.save(f, "PNG")
+                os.chmod(tmp, 0o644 & ~_UMASK)  # mkstemp makes 0600 files; honour the umask instead
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        return str(path)
+
+    def image(self, image: Image.Image) -> str:
+        """The path of a PNG holding ``image``, named by the hash of its mode, size and pixels."""
+        digest = hashlib.sha256(f"{image.mode}{image.size}".encode() + image.tobytes()).hexdigest()[:24]
+        return self._write(image, f"img-{digest}.png")
+
+    def data(self, data: bytes, suffix: str) -> str:
+        """The path of a file holding ``data`` (e.g. a CSV), named by its hash."""
+        return self._write(data, f"file-{hashlib.sha256(data).hexdigest()[:24]}{suffix}")
+
+    def gallery_tile(self, gallery: str, index: int, load: Callable[[int], Image.Image]) -> str:
+        """The path of gallery ``gallery``'s image ``index`` (shrunk to :data:`MAX_TILE_SIDE` if larger).
+
+        ``load(index)`` reads the image; it is called only the first time (decoding a dataset row costs more
+        than serving the file).
+        """
+        digest = hashlib.sha256(gallery.encode()).hexdigest()[:12]
+        path = self.folder / f"gal-{digest}-{int(index)}.png"
+        if path.is_file():
+            return str(path)
+        image = load(int(index))
+        if max(image.size) > MAX_TILE_SIDE:
+            image = image.copy()
+            image.thumbnail((MAX_TILE_SIDE, MAX_TILE_SIDE), Image.Resampling.LANCZOS)
+        return self._write(image, path.name)
