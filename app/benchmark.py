@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evaluators.generated import machine_text
 from zoo.atomic import save_figure_atomic
 from zoo.errors import SslzooError
 
@@ -479,16 +480,6 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def machine_text(machine: dict[str, Any]) -> str:
-    """``{"cpu_count": 2, "gpu": None, ...}`` → ``"2 CPU cores (x86_64, 2 torch threads), no GPU"``."""
-    gpu = machine.get("gpu") or "no GPU"
-    threads = machine.get("torch_threads")
-    return (
-        f"{machine.get('cpu_count')} CPU cores ({machine.get('processor')}"
-        f"{f', {threads} torch thread' + ('s' if threads != 1 else '') if threads else ''}), {gpu}"
-    )
-
-
 # ------------------------------------------------------------------------------------------------ the job
 def run_benchmark(cfg: BenchmarkConfig, *, command: str = "") -> dict[str, Any]:
     """Train, evaluate and report; returns the summary (also written to ``OUT/summary.json``).
@@ -618,7 +609,7 @@ def _say(cfg: BenchmarkConfig, text: str) -> None:
 # ------------------------------------------------------------------------------------------------ CLI
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``sslzoo benchmark`` and ``sslzoo readme-leaderboard``."""
-    from zoo.config import add_dataclass_arguments
+    from zoo.config import LEADERBOARD_HELP, add_dataclass_arguments
 
     p = subparsers.add_parser(
         "benchmark",
@@ -641,9 +632,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dataset", default=FULL_DATASET, help=f"dataset whose records to show (default: {FULL_DATASET})"
     )
-    p.add_argument(
-        "--leaderboard", type=Path, default=None, help="records folder (default: the repository's)"
-    )
+    p.add_argument("--leaderboard", type=Path, default=None, help=LEADERBOARD_HELP)
     p.set_defaults(handler=_readme)
 
 

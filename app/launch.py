@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
-from zoo.config import add_dataclass_arguments, dataclass_from_namespace
+from zoo.config import LEADERBOARD_HELP, add_dataclass_arguments, dataclass_from_namespace
 
 
 @dataclass
@@ -32,9 +32,7 @@ class AppConfig:
     port: int | None = field(
         default=None, metadata={"help": "port (default: Gradio's, 7860 or the next free)"}
     )
-    leaderboard: str | None = field(
-        default=None, metadata={"help": "leaderboard folder (default: $SSLZOO_LEADERBOARD or ./leaderboard)"}
-    )
+    leaderboard: str | None = field(default=None, metadata={"help": LEADERBOARD_HELP})
     runs: str = field(default="runs", metadata={"help": "folder of training runs offered as models"})
 
 

@@ -17,16 +17,12 @@ run's ``benchmark.json``).
 from __future__ import annotations
 
 import json
-import os
-import re
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from evaluators.generated import README_END, README_START, readme_table, update_readme_leaderboard  # noqa: F401
 from zoo.errors import SslzooError
 
-README_START = "<!-- leaderboard:start -->"
-README_END = "<!-- leaderboard:end -->"
 EMBEDDINGS = {"vit": "CLS token after the final LayerNorm", "cnn": "global-average-pooled last feature map"}
 
 
@@ -57,13 +53,13 @@ def ship(
     Returns:
         The shipped folder and its evaluation records.
     """
-    from app.publish_cli import records_for
+    from app.publish_cli import write_entry_cards
     from evaluators.evaluate import EvalConfig, protocol_params, run_protocols
     from evaluators.records import read_records, write_records
-    from zoo.cards import TEMPLATE_PATH, render_card, results_from_records
+    from zoo.cards import results_from_records
     from zoo.export import METADATA_FILE, write_json_atomic
     from zoo.local_paths import scrub_local_paths
-    from zoo.publish import CARD_FILE, card_spec, export_folder, validate_folder
+    from zoo.publish import export_folder, pinned_results, validate_folder
     from zoo.registry import MODELS, SHIPPED_DIR, shipped_entries
 
     run_dir = Path(run_dir)
@@ -110,110 +106,17 @@ def ship(
     )
     write_records(records, leaderboard)
 
+    # The card shows, for good, the records it ships with and the baselines' beside them: pinned in sslzoo.json.
     all_records = [r.to_dict() for r in read_records(leaderboard)]
-    results = results_from_records(records_for(name, all_records, folder=folder))
-    spec = card_spec(folder, name=name, load_name=name)
-    render_card(spec, results).save(folder / CARD_FILE)
-    cards = Path(cards_dir) if cards_dir else TEMPLATE_PATH.parent
-    cards.mkdir(parents=True, exist_ok=True)
-    figures = [os.path.relpath(folder / f, cards.resolve()) for f in spec.figures]
-    render_card(replace(spec, figures=figures), results).save(cards / f"{name}.md")
+    write_entry_cards(
+        MODELS[name], all_records, latest=True, cards_dir=Path(cards_dir) if cards_dir else None
+    )
+    results = results_from_records(pinned_results(folder)["model"])
     validate_folder(folder, reference=run_dir / "encoder", expected=results)
     return folder, records
 
 
-# ------------------------------------------------------------------------------------------------ README
 def _machine_line(machine: dict[str, Any]) -> str:
-    from app.benchmark import machine_text
+    from evaluators.generated import machine_text
 
     return machine_text(machine)
-
-
-def readme_table(records: list[Any], dataset: str, leaderboard_label: str) -> str:
-    """Markdown for the README: the dataset's models (best k-NN first) with their kind, and where they came from."""
-    from evaluators.baselines import BASELINES, RANDOM_PREFIX
-    from zoo.registry import MODELS
-
-    by_model: dict[str, dict[str, Any]] = {}
-    for r in records:
-        if r.dataset == dataset:
-            by_model.setdefault(r.model, {})[r.protocol] = r
-    if not by_model:
-        return f"No records for {dataset} yet: `sslzoo eval raw-pixels {dataset}` makes the first."
-
-    def kind(model: str) -> str:
-        if model in BASELINES or model.startswith(RANDOM_PREFIX):
-            return "baseline"
-        entry = MODELS.get(model)
-        if entry is not None and entry.source.startswith("folder:"):
-            return f"mini-zoo ({entry.method}, `{entry.arch}`)"
-        return "other"
-
-    def knn(item: tuple[str, dict[str, Any]]) -> float:
-        r = item[1].get("knn")
-        return -(r.metrics.get("top1", -1.0) if r else -1.0)
-
-    lines = [
-        "| model | kind | k-NN top-1 | linear top-1 | NMI | cluster acc |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
-    machines, commits = {}, set()
-    for model, protocols in sorted(by_model.items(), key=knn):
-
-        def metric(protocol: str, name: str, scale: float = 1.0, protocols=protocols) -> str:
-            r = protocols.get(protocol)
-            value = r.metrics.get(name) if r else None
-            return "–" if value is None else f"{value * scale:.1f}"
-
-        lines.append(
-            f"| `{model}` | {kind(model)} | {metric('knn', 'top1')} | {metric('linear', 'top1')} | "
-            f"{metric('clustering', 'nmi', 100)} | {metric('clustering', 'acc', 100)} |"
-        )
-        for r in protocols.values():
-            machines[_machine_line(r.machine)] = True
-            commits.add(r.commit[:10])
-    if not any(kind(model).startswith("mini-zoo") for model in by_model):
-        lines += [
-            "",
-            "No mini-zoo encoder is shipped yet (`sslzoo benchmark --preset full --ship` adds its rows).",
-        ]
-    any_record = next(iter(next(iter(by_model.values())).values()))
-    sizes = ", ".join(f"{n:,} {s}" for s, n in any_record.splits.items())
-    lines += [
-        "",
-        f"{dataset}: {sizes} images. k-NN: DINO's weighted vote (k=20, T=0.07); linear: logistic regression, λ "
-        "chosen on a split of train; clustering: k-means on the test split (NMI and Hungarian accuracy in %).",
-        f"Generated by `sslzoo readme-leaderboard` from `{leaderboard_label}`; measured on "
-        f"{'; '.join(machines)} (code commits {', '.join(sorted(commits))}).",
-    ]
-    return "\n".join(lines)
-
-
-def update_readme_leaderboard(
-    readme: str | Path | None = None, *, dataset: str = "fashion-mnist", leaderboard: str | Path | None = None
-) -> tuple[Path, int]:
-    """Replace the text between the README's leaderboard markers with :func:`readme_table`; returns (path, models)."""
-    from evaluators.records import REPO_ROOT, dataset_file, default_leaderboard_dir, read_records
-    from zoo.atomic import write_lines_atomic
-
-    path = Path(readme) if readme else REPO_ROOT / "README.md"
-    folder = Path(leaderboard) if leaderboard else default_leaderboard_dir()
-    if not path.is_file():
-        raise SslzooError(
-            f"{path} is not a file; give --readme the README whose leaderboard table to update."
-        )
-    text = path.read_text()
-    pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.S)
-    if not pattern.search(text):
-        raise SslzooError(
-            f"{path} has no {README_START} … {README_END} markers; add them where the table goes."
-        )
-    records = read_records(folder, dataset)
-    try:
-        label = str(dataset_file(folder, dataset).resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        label = str(dataset_file(folder, dataset))
-    table = readme_table(records, dataset, label)
-    text = pattern.sub(lambda _: f"{README_START}\n{table}\n{README_END}", text, count=1)
-    write_lines_atomic(path, [text])
-    return path, len({r.model for r in records})

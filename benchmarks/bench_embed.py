@@ -28,7 +28,7 @@ import timm
 import torch
 from PIL import Image
 
-import zoo
+import zoo.architectures  # registers the sslzoo_* architectures with timm
 
 BASELINE = "timm no_grad (baseline)"
 DEFAULT_MODELS = ("sslzoo_cnn4:28:1", "sslzoo_resnet18_small:32", "resnet50:224", "vit_small_patch16_224:224")

@@ -92,7 +92,7 @@ def bare(arch: str, batch: int, steps: int, image_size: int, device: str) -> flo
     """images/s of a bare timm forward + backward + SGD step on 2 views of each image: the floor of SimCLR."""
     import timm
 
-    import zoo  # noqa: F401  (registers sslzoo_* architectures)
+    import zoo.architectures  # noqa: F401  (registers sslzoo_* architectures)
 
     dev = torch.device(
         "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device

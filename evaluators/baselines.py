@@ -104,6 +104,7 @@ def random_init_encoder(arch: str, in_chans: int, seed: int = RANDOM_SEED):
     import timm
 
     import zoo
+    import zoo.architectures  # registers the sslzoo_* architectures with timm
 
     try:
         with torch.random.fork_rng(devices=[]):

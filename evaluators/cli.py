@@ -11,8 +11,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from zoo.atomic import write_lines_atomic
-from zoo.config import add_dataclass_arguments, dataclass_from_namespace
+from zoo.config import DEVICE_HELP, LEADERBOARD_HELP, add_dataclass_arguments, dataclass_from_namespace
 
 # The options of `sslzoo eval` that `sslzoo reproduce` takes (the protocols and their settings are the papers').
 REPRODUCE_OPTIONS = (
@@ -43,7 +42,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     add_dataclass_arguments(p, EvalConfig)
     p.add_argument("--json", action="store_true", help="print the records as JSON")
     p.add_argument("--no-record", action="store_true", help="do not write to the leaderboard")
-    p.add_argument("--leaderboard", type=Path, default=None, help="leaderboard folder (default: the repo's)")
+    p.add_argument("--leaderboard", type=Path, default=None, help=LEADERBOARD_HELP)
     p.set_defaults(handler=_eval)
 
     p = subparsers.add_parser(
@@ -64,14 +63,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.add_argument("--no-record", action="store_true", help="do not write to the leaderboard")
-    p.add_argument("--leaderboard", type=Path, default=None, help="leaderboard folder (default: the repo's)")
+    p.add_argument("--leaderboard", type=Path, default=None, help=LEADERBOARD_HELP)
     p.set_defaults(handler=_reproduce)
 
     p = subparsers.add_parser(
         "leaderboard",
         help="render the leaderboard (markdown + PNG), or re-run rows and check they reproduce",
     )
-    p.add_argument("--leaderboard", type=Path, default=None, help="leaderboard folder (default: the repo's)")
+    p.add_argument("--leaderboard", type=Path, default=None, help=LEADERBOARD_HELP)
     p.add_argument("--dataset", default=None, help="only this dataset's rows")
     p.add_argument(
         "--reproduce",
@@ -86,7 +85,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--use-cache", action="store_true", help="reproduce from cached features (default: re-embed)"
     )
-    p.add_argument("--device", default=None, help="device for re-runs (default: automatic)")
+    p.add_argument("--device", default="auto", help=f"{DEVICE_HELP}, for re-runs (default: auto)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=_leaderboard)
 
@@ -132,11 +131,13 @@ def _check_writable(leaderboard: Path | None) -> None:
 
 def _record(records, leaderboard: Path | None) -> list[Path]:
     """Write the records, or fail in one line that says the results above were not recorded."""
+    from evaluators.generated import regenerate
     from evaluators.records import default_leaderboard_dir, write_records
     from zoo.errors import SslzooError
 
     try:
-        return write_records(records, leaderboard)
+        written = write_records(records, leaderboard)
+        return written + regenerate(written[0].parent)  # the files generated from the records follow them
     except OSError as exc:
         folder = leaderboard or default_leaderboard_dir()
         raise SslzooError(
@@ -151,8 +152,9 @@ def _print_records(args: argparse.Namespace, records) -> None:
     from rich.table import Table
 
     from evaluators.evaluate import PROTOCOL_DESCRIPTIONS
+    from zoo.scores import format_points, points
 
-    table = Table(title=f"{args.model} on {args.dataset}")
+    table = Table(title=f"{args.model} on {args.dataset} (scores in %)")
     for col in ("protocol", "metric", "value", "parameters", "seconds"):
         table.add_column(col, justify="right" if col in ("value", "seconds") else "left")
     for r in records:
@@ -160,7 +162,7 @@ def _print_records(args: argparse.Namespace, records) -> None:
         for i, (name, value) in enumerate(r.metrics.items()):
             if name.endswith("_std"):
                 continue
-            shown = f"{value * 100:.2f}" if r.protocol == "clustering" else f"{value:.2f}"
+            shown = format_points(points(name, value))
             table.add_row(
                 r.protocol if i == 0 else "",
                 name,
@@ -201,6 +203,10 @@ def _reproduce(args: argparse.Namespace) -> int:
     if rank_world()[0] != 0:
         return 0
     written = [] if args.no_record else write_records(records, args.leaderboard)
+    if written:  # the files generated from the records follow them
+        from evaluators.generated import regenerate
+
+        written += regenerate(written[0].parent)
     missed = [c for c in comparisons if c.comparable and not c.ok]
     if args.json:
         print(json.dumps({"comparisons": [c.to_dict() for c in comparisons], "notes": notes}, indent=2))
@@ -232,7 +238,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from evaluators.leaderboard import render_markdown, reproduce, save_chart, select_records
+    from evaluators.leaderboard import render_markdown, reproduce, select_records
     from evaluators.records import default_leaderboard_dir, read_records
     from zoo.errors import SslzooError
 
@@ -248,10 +254,10 @@ def _leaderboard(args: argparse.Namespace) -> int:
             print(json.dumps([r.to_dict() for r in records], indent=2, default=str))
             return 0
         if records and args.dataset is None:
-            write_lines_atomic(folder / "README.md", [markdown])
-            chart = save_chart(records, folder / "leaderboard.png")
+            from evaluators.generated import regenerate
+
             print(markdown)
-            print(f"written: {folder / 'README.md'}, {chart}")
+            print(f"written: {', '.join(map(str, regenerate(folder)))}")
         else:
             print(markdown)
         return 0

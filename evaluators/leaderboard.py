@@ -16,17 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from evaluators.records import Record, metric_in_points
-from zoo.atomic import save_figure_atomic
+from zoo.scores import format_points, points
 
-# (protocol, metric, column header, scale for display)
+# (protocol, metric, column header); every value is shown in percent (zoo.scores).
 COLUMNS = (
-    ("knn", "top1", "k-NN top-1", 1.0),
-    ("knn", "top5", "k-NN top-5", 1.0),
-    ("linear", "top1", "linear top-1", 1.0),
-    ("clustering", "nmi", "NMI", 100.0),
-    ("clustering", "ami", "AMI", 100.0),
-    ("clustering", "ari", "ARI", 100.0),
-    ("clustering", "acc", "cluster acc", 100.0),
+    ("knn", "top1", "k-NN top-1"),
+    ("knn", "top5", "k-NN top-5"),
+    ("linear", "top1", "linear top-1"),
+    ("clustering", "nmi", "NMI"),
+    ("clustering", "ami", "AMI"),
+    ("clustering", "ari", "ARI"),
+    ("clustering", "acc", "cluster acc"),
 )
 BASELINE_MARK = "†"
 
@@ -63,7 +63,8 @@ def _describe(r: Record) -> str:
 
 
 def render_markdown(records: list[Record]) -> str:
-    """Markdown: per dataset, a table of models (best k-NN first) × headline metrics (all in %), then notes."""
+    """Markdown: per dataset, a table of models (best k-NN first) × headline metrics (all in %, two decimals), then
+    notes."""
     from evaluators.baselines import BASELINES, RANDOM_PREFIX
 
     lines = ["# sslzoo leaderboard", ""]
@@ -85,10 +86,10 @@ def render_markdown(records: list[Record]) -> str:
         for model, by_protocol in sorted(models.items(), key=_sort_key):
             is_baseline = model in BASELINES or model.startswith(RANDOM_PREFIX)
             cells = [f"`{model}`{BASELINE_MARK if is_baseline else ''}"]
-            for protocol, metric, _, scale in COLUMNS:
+            for protocol, metric, _ in COLUMNS:
                 r = by_protocol.get(protocol)
                 value = r.metrics.get(metric) if r else None
-                cells.append("–" if value is None else f"{value * scale:.1f}")
+                cells.append(format_points(None if value is None else points(metric, value)))
             cells.append(" ".join(r.id for r in by_protocol.values()))
             lines.append("| " + " | ".join(cells) + " |")
         notes = [f"{protocol}: {' | '.join(sorted(descriptions))}" for protocol, descriptions in used.items()]
@@ -100,39 +101,149 @@ def render_markdown(records: list[Record]) -> str:
     return "\n".join(lines)
 
 
+# The chart's panels: (protocol, metric, title); one column each, one row per dataset.
+CHART_METRICS = (
+    ("knn", "top1", "k-NN top-1 (%)"),
+    ("linear", "top1", "linear top-1 (%)"),
+    ("clustering", "acc", "k-means accuracy (%)"),
+)
+CHART_KEY = "sslzoo-leaderboard"  # PNG text chunk holding the hash of what was drawn
+
+
+def _is_baseline(model: str) -> bool:
+    from evaluators.baselines import BASELINES, RANDOM_PREFIX
+
+    return model in BASELINES or model.startswith(RANDOM_PREFIX)
+
+
+def chart_data(records: list[Record]) -> list[dict[str, Any]]:
+    """What :func:`save_chart` draws: per dataset, the models (best k-NN first) with each metric and its spread
+    over seeds, in points."""
+    out = []
+    for dataset, models in _table(records).items():
+        rows = []
+        for model, by_protocol in sorted(models.items(), key=_sort_key):
+            values = {}
+            for protocol, metric, _ in CHART_METRICS:
+                r = by_protocol.get(protocol)
+                if r is not None and metric in r.metrics:
+                    std = r.metrics.get(f"{metric}_std")
+                    values[f"{protocol}_{metric}"] = (
+                        points(metric, r.metrics[metric]),
+                        None if std is None else points(f"{metric}_std", std),
+                    )
+            rows.append({"model": model, "baseline": _is_baseline(model), "values": values})
+        out.append({"dataset": dataset, "rows": rows})
+    return out
+
+
+def chart_key(records: list[Record]) -> str:
+    """A hash of :func:`chart_data`: the chart is up to date when its PNG carries this key."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(chart_data(records), sort_keys=True).encode()).hexdigest()
+
+
+def read_chart_key(path: str | Path) -> str | None:
+    """The key a chart PNG was drawn with (None for a missing file or one drawn elsewhere)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.text.get(CHART_KEY)
+    except (OSError, AttributeError):
+        return None
+
+
+def _zoom(values: list[float], spreads: list[float]) -> tuple[float, float]:
+    """Axis limits around ``values`` ± ``spreads``; a value far below the rest (more than three interquartile
+    ranges under the first quartile) is left out, so it does not flatten the differences between the others."""
+    import numpy as np
+
+    if not values:
+        return 0.0, 100.0
+    q1, q3 = np.percentile(values, [25, 75])
+    floor = q1 - 3 * max(q3 - q1, 1.0)
+    kept = [(v, s) for v, s in zip(values, spreads) if v >= floor] or list(zip(values, spreads))
+    low = min(v - s for v, s in kept)
+    high = max(v + s for v, s in kept)
+    pad = max(0.5, 0.08 * (high - low))
+    return low - pad, high + pad
+
+
 def save_chart(records: list[Record], path: str | Path) -> Path:
-    """A PNG with one panel per dataset: grouped bars of k-NN top-1, linear top-1 and cluster acc per model."""
+    """A PNG: one row per dataset, one panel per headline metric, models as points with the spread over seeds.
+
+    Each panel's axis is zoomed to its values (points, not bars, so nothing suggests lengths from 0), baselines are
+    hollow grey markers with a dotted line at the best of them, and every model is labelled once, on the left.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    table = _table(records)
-    shown = [c for c in COLUMNS if c[1] in ("top1",) or c[2] == "cluster acc"]
-    n = max(1, len(table))
-    fig, axes = plt.subplots(n, 1, figsize=(9, 3.2 * n), squeeze=False)
-    for ax, (dataset, models) in zip(axes[:, 0], table.items()):
-        items = sorted(models.items(), key=_sort_key)
-        x = np.arange(len(items))
-        width = 0.8 / len(shown)
-        for i, (protocol, metric, label, scale) in enumerate(shown):
-            values = [
-                (m[protocol].metrics.get(metric, np.nan) * scale if protocol in m else np.nan)
-                for _, m in items
-            ]
-            bars = ax.bar(x + (i - (len(shown) - 1) / 2) * width, values, width, label=label)
-            ax.bar_label(bars, fmt="%.1f", fontsize=6, padding=1)
-        ax.set_xticks(x, [name for name, _ in items], rotation=20, ha="right", fontsize=8)
-        ax.set_ylabel("%")
-        ax.set_ylim(0, 119)  # headroom for the legend above the bars
-        ax.set_yticks(range(0, 101, 20))
-        ax.set_title(dataset, fontsize=10)
-        ax.legend(fontsize=7, loc="upper center", ncol=len(shown), frameon=False)
-    if not table:
+    from zoo.atomic import atomic_file
+
+    data = chart_data(records)
+    n_rows = max(1, len(data))
+    height = sum(1.0 + 0.32 * len(d["rows"]) for d in data) or 2.0
+    fig, axes = plt.subplots(n_rows, len(CHART_METRICS), figsize=(11, height + 0.6), squeeze=False)
+    for row, block in zip(axes, data):
+        models = block["rows"]
+        y = list(range(len(models)))[::-1]  # best k-NN at the top
+        for i, (ax, (protocol, metric, title)) in enumerate(zip(row, CHART_METRICS)):
+            key = f"{protocol}_{metric}"
+            shown = [(yy, m, m["values"][key]) for yy, m in zip(y, models) if key in m["values"]]
+            lo, hi = _zoom([v for _, _, (v, _) in shown], [s or 0 for _, _, (_, s) in shown])
+            for yy, m, (value, std) in shown:
+                style = {"mfc": "white", "color": "0.45"} if m["baseline"] else {"color": "C0"}
+                if value < lo:  # an outlier far below the rest: drawn at the edge, its value written out
+                    ax.plot(lo, yy, marker="<", ms=6, clip_on=False, **style)
+                    ax.annotate(
+                        f"{value:.2f}", (lo, yy), xytext=(8, -2), textcoords="offset points", fontsize=6
+                    )
+                    continue
+                ax.errorbar(value, yy, xerr=std, fmt="o", ms=5, capsize=3, **style)
+                ax.annotate(
+                    f"{value:.2f}",
+                    (value, yy),
+                    xytext=(0, 5),
+                    textcoords="offset points",
+                    ha="center",
+                    fontsize=6,
+                )
+            best_baseline = [v for _, m, (v, _) in shown if m["baseline"]]
+            if best_baseline:
+                ax.axvline(max(best_baseline), color="0.45", ls=":", lw=1)
+            if shown:
+                ax.set_xlim(lo, hi)
+            ax.set_ylim(-0.7, len(models) - 0.3)
+            ax.set_yticks(
+                y, [m["model"] + (" (baseline)" if m["baseline"] else "") for m in models] if i == 0 else []
+            )
+            ax.tick_params(axis="y", labelsize=7)
+            ax.tick_params(axis="x", labelsize=7)
+            ax.grid(axis="x", alpha=0.3)
+            ax.set_title(f"{block['dataset']}: {title}" if i == 0 else title, fontsize=8)
+    if not data:
         axes[0, 0].text(0.5, 0.5, "no records yet", ha="center", va="center")
-    fig.tight_layout()
-    return save_figure_atomic(fig, path)
+    fig.text(
+        0.01,
+        0.005,
+        "Axes are zoomed to the values (they do not start at 0); ◀ marks a value far below the others, at the "
+        "edge. Hollow grey: baselines; dotted: best baseline; error bars: standard deviation over k-means seeds.",
+        fontsize=6,
+    )
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    try:
+        with atomic_file(path) as tmp:
+            fig.savefig(
+                tmp, dpi=110, format="png", metadata={CHART_KEY: chart_key(records), "Software": None}
+            )
+    finally:
+        plt.close(fig)
+    return Path(path)
 
 
 def select_records(records: list[Record], rows: list[str]) -> list[Record]:

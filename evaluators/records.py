@@ -30,6 +30,7 @@ from typing import Any
 
 from zoo.atomic import is_temporary, write_lines_atomic
 from zoo.errors import SslzooError
+from zoo.scores import FRACTION_METRICS, metric_in_points  # noqa: F401  (the records' scales, defined in zoo)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = (
@@ -102,15 +103,6 @@ class Record:
     def from_dict(cls, data: dict[str, Any]) -> Record:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
-
-
-# Clustering scores are fractions in [0, 1]; every other metric is a percentage.
-FRACTION_METRICS = {"nmi", "ami", "ari", "acc", "nmi_std", "ami_std", "ari_std", "acc_std"}
-
-
-def metric_in_points(name: str, value: float) -> float:
-    """A metric on the percentage-point scale (fractions × 100), so one tolerance fits all."""
-    return value * 100.0 if name in FRACTION_METRICS else value
 
 
 # ------------------------------------------------------------------------------------------------ provenance

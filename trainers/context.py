@@ -90,7 +90,7 @@ class TrainContext:
         """A fresh timm encoder of ``cfg.arch`` (``num_classes=0``; ``.num_features`` is its width)."""
         import timm
 
-        import zoo  # noqa: F401  (registers the sslzoo_* architectures)
+        import zoo.architectures  # noqa: F401  (registers the sslzoo_* architectures)
 
         try:
             return timm.create_model(self.cfg.arch, pretrained=False, **self.model_args())

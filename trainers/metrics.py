@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from zoo.atomic import save_figure_atomic, write_lines_atomic
+from zoo.atomic import write_lines_atomic
 
 __all__ = ["MetricsLog"]
 
@@ -53,20 +53,6 @@ class MetricsLog:
     def plot(self, title: str) -> None:
         if not self.enabled or not self.rows:
             return
-        import matplotlib
+        from trainers.curves import plot_curves
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        # nmi_true: the clustering methods' pseudo-labels against the true labels, one point per round.
-        keys = [k for k in ("loss", "lr", "knn_acc", "nmi_true") if any(k in r for r in self.rows)]
-        fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
-        for ax, key in zip(axes[0], keys):
-            pts = [(r["step"], r[key]) for r in self.rows if key in r]
-            ax.plot(*zip(*pts), marker="o" if key in ("knn_acc", "nmi_true") else None, markersize=3)
-            ax.set_xlabel("step")
-            ax.set_title(key)
-            ax.grid(alpha=0.3)
-        fig.suptitle(title)
-        fig.tight_layout()
-        save_figure_atomic(fig, self.png)
+        plot_curves(self.rows, self.png, title)

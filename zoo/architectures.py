@@ -1,10 +1,10 @@
 """Backbones for small images, registered with timm so exported checkpoints load with ``timm.create_model``.
 
-Importing :mod:`zoo` registers them; after that ``timm.create_model("sslzoo_cnn4", in_chans=1)`` works like any timm
+Importing this module (``import zoo.architectures``; ``zoo.load`` and ``zoo.registry`` do it) registers them; after that ``timm.create_model("sslzoo_cnn4", in_chans=1)`` works like any timm
 model, and so does ``timm.create_model("hf-hub:ORG/NAME", pretrained=True)`` on a folder our exporter wrote.
 All are feature extractors first: ``num_classes=0`` gives the pooled embedding ``(N, num_features)``.
 
->>> import timm, torch, zoo
+>>> import timm, torch, zoo.architectures
 >>> net = timm.create_model("sslzoo_cnn4", in_chans=1, num_classes=0)
 >>> net(torch.zeros(2, 1, 28, 28)).shape
 torch.Size([2, 256])
@@ -175,3 +175,8 @@ def sslzoo_vit_nano_patch4(pretrained: bool = False, **kwargs) -> VisionTransfor
         **kwargs,
     }
     return build_model_with_cfg(VisionTransformer, "sslzoo_vit_nano_patch4", pretrained, **args)
+
+
+# The DINO/DINOv2 ViTs (per-forward position interpolation) and the Sobel-input backbones live in their own modules:
+# `import zoo.architectures` registers every sslzoo_* architecture, theirs too.
+from zoo import dino_vit, sobel  # noqa: E402, F401

@@ -14,45 +14,83 @@ The body comes from the Jinja template ``model_cards/template.md``; the YAML hea
 >>> card = render_card(spec, rows)
 >>> card.data.eval_results[0].metric_type, card.data.eval_results[0].metric_value
 ('knn_top1', 91.4)
+
+Every score is shown in percent with two decimals (:mod:`zoo.scores`): clustering scores, which records keep as
+fractions, are converted when they become :class:`Result` s.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo._methods import METHOD_ALIASES, METHODS, Method, method_info  # noqa: F401  (part of this API)
 from zoo.errors import SslzooError
+from zoo.scores import DECIMALS, format_points, metric_in_points
 
 TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "model_cards" / "template.md"
 
-# Protocols as they appear in the model-index. huggingface_hub groups results by (task type, dataset, split) and
-# keeps one task name per group, so each protocol needs its own task type; the Hub accepts free-form types (MTEB's
-# cards use "Clustering", "Retrieval"), and the linear probe, a trained classifier, keeps the standard one.
+# Protocols as they appear in the model-index. Task types are the Hub's task ids (its pipeline tags): k-NN and
+# the linear probe classify images, k-means groups image features. huggingface_hub groups results by
+# (task type, dataset, split) and keeps one task name per group, so k-NN and linear share theirs; the metric types
+# and names below keep them apart. ``label`` is the protocol in the body's tables.
 PROTOCOLS: dict[str, dict[str, str]] = {
-    "knn": {"task_type": "knn-image-classification", "task_name": "k-NN classification of frozen features"},
-    "linear": {"task_type": "image-classification", "task_name": "Linear probe on frozen features"},
-    "clustering": {"task_type": "image-clustering", "task_name": "k-means clustering of frozen features"},
+    "knn": {
+        "task_type": "image-classification",
+        "task_name": "Image classification with frozen features (k-NN, linear probe)",
+        "label": "k-NN",
+    },
+    "linear": {
+        "task_type": "image-classification",
+        "task_name": "Image classification with frozen features (k-NN, linear probe)",
+        "label": "linear probe",
+    },
+    "linear-paper": {
+        "task_type": "image-classification",
+        "task_name": "Image classification with frozen features (k-NN, linear probe)",
+        "label": "linear evaluation (the paper's recipe)",
+    },
+    "clustering": {
+        "task_type": "image-feature-extraction",
+        "task_name": "k-means clustering of frozen features",
+        "label": "k-means",
+    },
 }
 
 # (protocol, metric) → (model-index metric type, readable name). The types are distinct across protocols, so
 # k-NN top-1, linear top-1 and clustering accuracy never collapse into one "accuracy" column on the Hub.
 METRICS: dict[tuple[str, str], tuple[str, str]] = {
-    ("knn", "top1"): ("knn_top1", "k-NN top-1 accuracy"),
-    ("knn", "top5"): ("knn_top5", "k-NN top-5 accuracy"),
-    ("linear", "top1"): ("linear_top1", "Linear probe top-1 accuracy"),
-    ("linear", "top5"): ("linear_top5", "Linear probe top-5 accuracy"),
-    ("clustering", "nmi"): ("clustering_nmi", "k-means NMI"),
-    ("clustering", "ami"): ("clustering_ami", "k-means AMI"),
-    ("clustering", "ari"): ("clustering_ari", "k-means ARI"),
-    ("clustering", "acc"): ("clustering_acc", "k-means accuracy (Hungarian matching)"),
+    ("knn", "top1"): ("knn_top1", "k-NN top-1 accuracy (%)"),
+    ("knn", "top5"): ("knn_top5", "k-NN top-5 accuracy (%)"),
+    ("linear", "top1"): ("linear_top1", "Linear probe top-1 accuracy (%)"),
+    ("linear", "top5"): ("linear_top5", "Linear probe top-5 accuracy (%)"),
+    ("linear-paper", "top1"): (
+        "linear_paper_top1",
+        "Linear evaluation top-1 accuracy, the paper's recipe (%)",
+    ),
+    ("linear-paper", "top5"): (
+        "linear_paper_top5",
+        "Linear evaluation top-5 accuracy, the paper's recipe (%)",
+    ),
+    ("clustering", "nmi"): ("clustering_nmi", "k-means NMI (%)"),
+    ("clustering", "ami"): ("clustering_ami", "k-means AMI (%)"),
+    ("clustering", "ari"): ("clustering_ari", "k-means ARI (%)"),
+    ("clustering", "acc"): ("clustering_acc", "k-means accuracy, Hungarian matching (%)"),
 }
-
-# Values in the model-index keep the records' precision (they store 6 decimals).
-VALUE_DECIMALS = 6
+# The metric as a row of the body's tables (the protocol is its own column).
+METRIC_LABELS = {
+    "top1": "top-1",
+    "top5": "top-5",
+    "nmi": "NMI",
+    "ami": "AMI",
+    "ari": "ARI",
+    "acc": "accuracy",
+}
 
 # Our dataset names → (Hub dataset id for the card's ``datasets`` and model-index, readable name).
 DATASETS: dict[str, tuple[str, str]] = {
@@ -77,166 +115,8 @@ LICENSES: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class Method:
-    """What a card says about a training method: a readable name, a few sentences, and the paper to cite."""
-
-    title: str
-    summary: str
-    paper: str
-    url: str
-    bibtex: str
-
-
-METHODS: dict[str, Method] = {
-    "simclr": Method(
-        "SimCLR",
-        "SimCLR learns by contrasting two augmented views of each image: a random resized crop, flip, colour "
-        "jitter, grayscale and blur give two views, an MLP head projects their embeddings, and the NT-Xent loss "
-        "pulls the two views of an image together against the other 2N−2 views of the batch on the unit sphere "
-        "(temperature τ). The projection head is dropped; the backbone's pooled features are the embedding.",
-        "Chen et al., A Simple Framework for Contrastive Learning of Visual Representations, ICML 2020",
-        "https://arxiv.org/abs/2002.05709",
-        "@inproceedings{chen2020simclr,\n  title={A Simple Framework for Contrastive Learning of Visual "
-        "Representations},\n  author={Chen, Ting and Kornblith, Simon and Norouzi, Mohammad and Hinton, "
-        "Geoffrey},\n  booktitle={ICML},\n  year={2020}\n}",
-    ),
-    "moco": Method(
-        "MoCo v2",
-        "MoCo contrasts a query view against its key view and a queue of K keys from earlier batches, so the "
-        "number of negatives does not depend on the batch size. Keys come from a momentum encoder updated as "
-        "θk ← m·θk + (1−m)·θq without gradients; the loss is the (K+1)-way InfoNCE. v2 adds an MLP head, "
-        "stronger augmentation and a cosine schedule.",
-        "Chen et al., Improved Baselines with Momentum Contrastive Learning, arXiv 2020",
-        "https://arxiv.org/abs/2003.04297",
-        "@article{chen2020mocov2,\n  title={Improved Baselines with Momentum Contrastive Learning},\n  "
-        "author={Chen, Xinlei and Fan, Haoqi and Girshick, Ross and He, Kaiming},\n  "
-        "journal={arXiv preprint arXiv:2003.04297},\n  year={2020}\n}",
-    ),
-    "mocov3": Method(
-        "MoCo v3",
-        "MoCo v3 drops the queue: two views of each image are encoded by an online network with a predictor and "
-        "a momentum encoder, and a symmetric InfoNCE loss uses the other images of the (large) batch as "
-        "negatives. For ViTs it freezes the random patch projection to stabilise training.",
-        "Chen et al., An Empirical Study of Training Self-Supervised Vision Transformers, ICCV 2021",
-        "https://arxiv.org/abs/2104.02057",
-        "@inproceedings{chen2021mocov3,\n  title={An Empirical Study of Training Self-Supervised Vision "
-        "Transformers},\n  author={Chen, Xinlei and Xie, Saining and He, Kaiming},\n  booktitle={ICCV},\n  "
-        "year={2021}\n}",
-    ),
-    "byol": Method(
-        "BYOL",
-        "BYOL trains an online network (encoder, projector, predictor) to predict the projection a target "
-        "network gives another view of the same image, with a normalised-MSE loss symmetrised over the two views "
-        "and no negatives. The target is an exponential moving average of the online network, with its rate "
-        "τ raised from τ_base to 1 by a cosine schedule.",
-        "Grill et al., Bootstrap Your Own Latent: A New Approach to Self-Supervised Learning, NeurIPS 2020",
-        "https://arxiv.org/abs/2006.07733",
-        "@inproceedings{grill2020byol,\n  title={Bootstrap Your Own Latent: A New Approach to Self-Supervised "
-        "Learning},\n  author={Grill, Jean-Bastien and others},\n  booktitle={NeurIPS},\n  year={2020}\n}",
-    ),
-    "dino": Method(
-        "DINO",
-        "DINO is self-distillation with no labels: a student network is trained to match the output "
-        "distribution of a teacher on different crops of the same image (multi-crop: the teacher sees only the "
-        "global crops), with cross-entropy H(P_t, P_s). The teacher is an exponential moving average of the "
-        "student; centering and sharpening of the teacher's output prevent collapse.",
-        "Caron et al., Emerging Properties in Self-Supervised Vision Transformers, ICCV 2021",
-        "https://arxiv.org/abs/2104.14294",
-        "@inproceedings{caron2021dino,\n  title={Emerging Properties in Self-Supervised Vision Transformers},\n"
-        "  author={Caron, Mathilde and Touvron, Hugo and Misra, Ishan and J{\\'e}gou, Herv{\\'e} and Mairal, "
-        "Julien and Bojanowski, Piotr and Joulin, Armand},\n  booktitle={ICCV},\n  year={2021}\n}",
-    ),
-    "dinov2": Method(
-        "DINOv2",
-        "DINOv2 scales DINO-style self-distillation to a curated 142M-image dataset (LVD-142M), adding an "
-        "iBOT masked-patch objective, Sinkhorn-Knopp centering and a KoLeo regulariser; the smaller models are "
-        "distilled from the ViT-g.",
-        "Oquab et al., DINOv2: Learning Robust Visual Features without Supervision, TMLR 2024",
-        "https://arxiv.org/abs/2304.07193",
-        "@article{oquab2024dinov2,\n  title={DINOv2: Learning Robust Visual Features without Supervision},\n"
-        "  author={Oquab, Maxime and others},\n  journal={Transactions on Machine Learning Research},\n  "
-        "year={2024}\n}",
-    ),
-    "swav": Method(
-        "SwAV",
-        "SwAV clusters online: each view's embedding is assigned softly to learnable prototypes with equal-size "
-        "constraints (Sinkhorn-Knopp), and the network predicts one view's assignment (code) from the other "
-        "view, swapping them. Multi-crop adds small crops cheaply.",
-        "Caron et al., Unsupervised Learning of Visual Features by Contrasting Cluster Assignments, NeurIPS 2020",
-        "https://arxiv.org/abs/2006.09882",
-        "@inproceedings{caron2020swav,\n  title={Unsupervised Learning of Visual Features by Contrasting "
-        "Cluster Assignments},\n  author={Caron, Mathilde and Misra, Ishan and Mairal, Julien and Goyal, Priya "
-        "and Bojanowski, Piotr and Joulin, Armand},\n  booktitle={NeurIPS},\n  year={2020}\n}",
-    ),
-    "deepcluster": Method(
-        "DeepCluster",
-        "DeepCluster alternates two steps: k-means on the current features of the whole dataset gives pseudo-"
-        "labels, then the network is trained to classify images into those clusters (with a freshly initialised "
-        "head and cluster-balanced sampling so empty or giant clusters do not take over).",
-        "Caron et al., Deep Clustering for Unsupervised Learning of Visual Features, ECCV 2018",
-        "https://arxiv.org/abs/1807.05520",
-        "@inproceedings{caron2018deepcluster,\n  title={Deep Clustering for Unsupervised Learning of Visual "
-        "Features},\n  author={Caron, Mathilde and Bojanowski, Piotr and Joulin, Armand and Douze, Matthijs},\n"
-        "  booktitle={ECCV},\n  year={2018}\n}",
-    ),
-    "deepclusterv2": Method(
-        "DeepCluster-v2",
-        "DeepCluster-v2 is DeepCluster rebuilt with SwAV's training recipe: k-means on L2-normalised "
-        "projections gives the pseudo-labels, the centroids act as fixed prototypes of a cosine classifier, and "
-        "multi-crop augmentation and an MLP head are added.",
-        "Caron et al., Unsupervised Learning of Visual Features by Contrasting Cluster Assignments, NeurIPS 2020",
-        "https://arxiv.org/abs/2006.09882",
-        "@inproceedings{caron2020swav,\n  title={Unsupervised Learning of Visual Features by Contrasting "
-        "Cluster Assignments},\n  author={Caron, Mathilde and Misra, Ishan and Mairal, Julien and Goyal, Priya "
-        "and Bojanowski, Piotr and Joulin, Armand},\n  booktitle={NeurIPS},\n  year={2020}\n}",
-    ),
-    "deepercluster": Method(
-        "DeeperCluster",
-        "DeeperCluster combines DeepCluster's k-means pseudo-labels with rotation prediction and scales the "
-        "clustering to large uncurated datasets by clustering hierarchically: a coarse level splits the data, "
-        "and each part is clustered finely, so the classifier predicts (super-class, sub-class) targets.",
-        "Caron et al., Unsupervised Pre-Training of Image Features on Non-Curated Data, ICCV 2019",
-        "https://arxiv.org/abs/1905.01278",
-        "@inproceedings{caron2019deepercluster,\n  title={Unsupervised Pre-Training of Image Features on "
-        "Non-Curated Data},\n  author={Caron, Mathilde and Bojanowski, Piotr and Mairal, Julien and Joulin, "
-        "Armand},\n  booktitle={ICCV},\n  year={2019}\n}",
-    ),
-    "selflabel": Method(
-        "Self-Label",
-        "Self-Label (SeLa) learns labels and representation together: it maximises the information between "
-        "images and pseudo-labels under an equal-partition constraint, solved as an optimal-transport problem "
-        "with a fast Sinkhorn-Knopp iteration, and trains the network by cross-entropy on those labels.",
-        "Asano et al., Self-labelling via Simultaneous Clustering and Representation Learning, ICLR 2020",
-        "https://arxiv.org/abs/1911.05371",
-        "@inproceedings{asano2020selflabel,\n  title={Self-labelling via Simultaneous Clustering and "
-        "Representation Learning},\n  author={Asano, Yuki M. and Rupprecht, Christian and Vedaldi, Andrea},\n"
-        "  booktitle={ICLR},\n  year={2020}\n}",
-    ),
-    "selav2": Method(
-        "SeLa-v2",
-        "SeLa-v2 is Self-Label rebuilt with SwAV's training recipe (multi-crop, MLP head, Sinkhorn-Knopp "
-        "equal-partition pseudo-labels computed on the fly).",
-        "Caron et al., Unsupervised Learning of Visual Features by Contrasting Cluster Assignments, NeurIPS 2020",
-        "https://arxiv.org/abs/2006.09882",
-        "@inproceedings{caron2020swav,\n  title={Unsupervised Learning of Visual Features by Contrasting "
-        "Cluster Assignments},\n  author={Caron, Mathilde and Misra, Ishan and Mairal, Julien and Goyal, Priya "
-        "and Bojanowski, Piotr and Joulin, Armand},\n  booktitle={NeurIPS},\n  year={2020}\n}",
-    ),
-}
-METHOD_ALIASES = {"mocov2": "moco", "moco-v2": "moco", "moco-v3": "mocov3", "sela": "selflabel"}
-
-
-def method_info(method: str | None) -> Method | None:
-    """The :class:`Method` for a method name (case-insensitive, common aliases accepted), or None."""
-    if not method:
-        return None
-    key = method.lower()
-    return METHODS.get(METHOD_ALIASES.get(key, key))
-
-
-@dataclass(frozen=True)
 class Result:
-    """One number of one evaluation: ``metric`` of ``protocol`` on ``dataset``/``split``.
+    """One number of one evaluation: ``metric`` of ``protocol`` on ``dataset``/``split``, ``value`` in percent.
 
     ``params`` are the protocol's parameters (``k``, ``temperature``, …); ``source_name``/``source_url`` say where
     a published number comes from (None for our own records).
@@ -407,7 +287,8 @@ def _flatten_metrics(
         elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             continue
         else:
-            yield Result(protocol, str(metric), float(value), params=params, **common)
+            points = metric_in_points(str(metric), float(value))  # one scale: clustering fractions × 100
+            yield Result(protocol, str(metric), points, params=params, **common)
 
 
 def _first(record: Mapping[str, Any], *keys: str) -> Any:
@@ -446,7 +327,7 @@ def eval_results(name: str, results: Sequence[Result]) -> list:
                 dataset_split=r.split,
                 metric_type=r.metric_type,
                 metric_name=r.metric_name,
-                metric_value=round(r.value, VALUE_DECIMALS),
+                metric_value=round(r.value, DECIMALS),
                 metric_args=dict(r.params) or None,
                 source_name=r.source_name,
                 source_url=r.source_url,
@@ -460,12 +341,21 @@ def render_card(
     results: Sequence[Result] = (),
     *,
     published: Sequence[Result] = (),
+    baselines: Mapping[str, Sequence[Result]] | None = None,
     template_path: str | Path | None = None,
 ):
-    """Render the model card of ``spec`` with our ``results`` and the paper's ``published`` numbers.
+    """Render the model card of ``spec`` with our ``results``, the paper's ``published`` numbers and ``baselines``.
 
-    Both kinds go into the ``model-index`` (published ones carry their ``source_name``/``source_url``) and into the
-    results tables of the body.
+    Our results and the published ones go into the ``model-index`` (published ones carry their
+    ``source_name``/``source_url``); the body shows our results in one table, each baseline's result of the same
+    evaluation (same protocol, parameters, dataset and split) in a column beside them.
+
+    Args:
+        spec: What the encoder is.
+        results: Its recorded evaluations.
+        published: The paper's numbers (official weights).
+        baselines: Baseline name (``raw-pixels``, ``random-sslzoo_cnn4``, …) → its recorded evaluations.
+        template_path: Jinja template (default: ``model_cards/template.md``).
 
     Returns:
         A ``huggingface_hub.ModelCard``; ``card.save(folder / "README.md")`` writes it.
@@ -500,36 +390,107 @@ def render_card(
         metrics=sorted({r.metric_type for r in all_results}) or None,
         eval_results=eval_results(spec.name, all_results) or None,
     )
-    load_name = spec.load_name or (f"hf-hub:{spec.repo_id}" if spec.repo_id else spec.name)
-    timm_name = f"hf-hub:{spec.repo_id}" if spec.repo_id else spec.timm_name
+    hub_name = f"hf-hub:{spec.repo_id}" if spec.repo_id else f"hf-hub:ORG/{spec.name}"
+    training = json.dumps(dict(spec.training), indent=2, default=str) if spec.training else None
     return ModelCard.from_template(
         card_data,
         template_path=str(template),
         spec=spec,
         method=method,
         paper=spec.paper or (f"[{method.paper}]({method.url})" if method else None),
-        load_name=load_name,
-        timm_name=timm_name,
-        model_args_code="".join(f", {k}={v!r}" for k, v in spec.model_args.items()),
-        results_rows=[_table_row(r) for r in results],
-        published_rows=[_table_row(r) for r in published],
-        training_json=json.dumps(dict(spec.training), indent=2, default=str) if spec.training else None,
-        provenance_rows=[(k, _cell(v)) for k, v in spec.provenance.items() if v not in (None, "")],
+        load_name=spec.load_name or hub_name,
+        hub_name=hub_name,
+        # timm's own Hub copy of official weights when there is one; else the repo this card is for.
+        timm_name=spec.timm_name or hub_name,
+        sslzoo_arch=bool(spec.architecture and spec.architecture.startswith("sslzoo_")),
+        results_table=results_table(results, baselines or {}, model=spec.name),
+        settings_rows=settings_rows(results),
+        published_rows=[_published_row(r) for r in published],
+        training_json=public_text(training) if training else None,
+        provenance_rows=[
+            (k, public_text(_cell(v))) for k, v in spec.provenance.items() if v not in (None, "")
+        ],
         preprocessing_rows=[(k, _cell(v)) for k, v in spec.preprocessing.items() if v not in (None, "")],
     )
 
 
-def _table_row(r: Result) -> dict[str, str]:
+def _setting(r: Result) -> tuple:
+    """What makes two results comparable: the same metric of the same evaluation."""
+    return (r.dataset, r.split, r.protocol, json.dumps(dict(r.params), sort_keys=True, default=str))
+
+
+def _protocol_label(r: Result, settings_of_protocol: int) -> str:
+    label = PROTOCOLS.get(r.protocol, {}).get("label", r.protocol)
+    if r.protocol == "knn" and {"k", "temperature"} <= set(r.params):
+        return f"{label}, k={r.params['k']}, T={r.params['temperature']}"
+    if settings_of_protocol > 1:  # the same protocol run several ways: say which row is which
+        scalars = {k: v for k, v in r.params.items() if isinstance(v, str | int | float)}
+        return f"{label} ({format_params(scalars)})"
+    return label
+
+
+def results_table(
+    results: Sequence[Result], baselines: Mapping[str, Sequence[Result]], *, model: str = "this model"
+) -> str:
+    """Markdown: one row per result (in percent), then one column per baseline with its result of the same
+    evaluation (``–`` when that baseline was not evaluated that way); empty when there are no results."""
+    if not results:
+        return ""
+    by_baseline = {
+        name: {(*_setting(r), r.metric): r.value for r in rows} for name, rows in baselines.items() if rows
+    }
+    columns = [
+        name
+        for name, values in by_baseline.items()
+        if any((*_setting(r), r.metric) in values for r in results)
+    ]
+    settings: dict[tuple[str, str], set] = {}
+    for r in results:
+        settings.setdefault((r.dataset, r.protocol), set()).add(_setting(r))
+    header = ["dataset", "protocol", "metric", f"**{model}**", *(f"`{c}`" for c in columns)]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] * 3 + ["---:"] * (1 + len(columns))) + "|",
+    ]
+    for r in results:
+        dataset = dataset_ids(r.dataset)[1] + (f" ({r.split})" if r.split != "test" else "")
+        cells = [
+            dataset,
+            _protocol_label(r, len(settings[(r.dataset, r.protocol)])),
+            METRIC_LABELS.get(r.metric, r.metric),
+            f"**{format_points(r.value)}**",
+            *(format_points(by_baseline[c].get((*_setting(r), r.metric))) for c in columns),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def settings_rows(results: Sequence[Result]) -> list[dict[str, str]]:
+    """One row per evaluation setting of ``results``: dataset, protocol, all its parameters, when and with what."""
+    rows: dict[tuple, dict[str, str]] = {}
+    for r in results:
+        rows.setdefault(
+            _setting(r),
+            {
+                "dataset": f"{dataset_ids(r.dataset)[1]} ({r.split})",
+                "protocol": PROTOCOLS.get(r.protocol, {}).get("label", r.protocol),
+                "params": format_params(r.params),
+                "source": _recorded_with(r),
+            },
+        )
+    return list(rows.values())
+
+
+def _published_row(r: Result) -> dict[str, str]:
     _, dataset_name = dataset_ids(r.dataset)
     source = f"[{r.source_name}]({r.source_url})" if r.source_name and r.source_url else (r.source_name or "")
     return {
         "dataset": dataset_name,
         "split": r.split,
-        "protocol": PROTOCOLS.get(r.protocol, {"task_name": r.protocol})["task_name"],
-        "params": format_params(r.params),
-        "metric": METRICS.get((r.protocol, r.metric), (None, r.metric))[1],
-        "value": f"{r.value:.2f}" if abs(r.value) >= 1 or r.value == 0 else f"{r.value:.4f}",
-        "source": source or _recorded_with(r),
+        "protocol": PROTOCOLS.get(r.protocol, {}).get("label", r.protocol),
+        "metric": METRIC_LABELS.get(r.metric, r.metric),
+        "value": format_points(r.value),
+        "source": source,
     }
 
 
@@ -548,6 +509,14 @@ def _cell(value: Any) -> str:
     if isinstance(value, Mapping):
         return json.dumps(dict(value), default=str)
     return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+_HOME = re.compile(r"(?<![\w.~])(?:/root|/home/[^/\s\"']+|/Users/[^/\s\"']+)(?=[/\s\"']|$)")
+
+
+def public_text(text: str) -> str:
+    """``text`` with home folders written ``~`` (``/home/ann/runs`` → ``~/runs``): a card names no local user."""
+    return _HOME.sub("~", text)
 
 
 def parse_card(text: str, *, expected: Sequence[Result] = ()) -> Any:
@@ -569,9 +538,7 @@ def parse_card(text: str, *, expected: Sequence[Result] = ()) -> Any:
     for r in expected:
         task_type = PROTOCOLS.get(r.protocol, {"task_type": r.protocol})["task_type"]
         key = _index_key(task_type, r.metric_type, dataset_ids(r.dataset)[0], r.split, dict(r.params) or None)
-        if key not in found or not math.isclose(
-            float(found[key]), round(r.value, VALUE_DECIMALS), abs_tol=1e-9
-        ):
+        if key not in found or not math.isclose(float(found[key]), round(r.value, DECIMALS), abs_tol=1e-9):
             raise SslzooError(
                 f"the model card's model-index lacks {r.metric_name} on {r.dataset}/{r.split} = {r.value}; "
                 "regenerate it with `sslzoo card`."

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from zoo.atomic import check_file_destination, save_npy_atomic
-from zoo.config import add_dataclass_arguments, dataclass_from_namespace
+from zoo.config import DEVICE_HELP, add_dataclass_arguments, dataclass_from_namespace
 from zoo.errors import SslzooError
 from zoo.image_errors import naming_unreadable_images
 
@@ -20,9 +21,7 @@ class EmbedConfig:
     out: str = field(default="features.npy", metadata={"help": "where to write the (N, D) float32 features"})
     split: str = field(default="test", metadata={"help": "dataset split to embed"})
     batch_size: int = field(default=256, metadata={"help": "images per forward pass"})
-    device: str | None = field(
-        default=None, metadata={"help": "cpu, cuda, cuda:1 … (none: CUDA when available)"}
-    )
+    device: str = field(default="auto", metadata={"help": DEVICE_HELP})
     num_workers: int = field(
         default=0, metadata={"help": "DataLoader workers decoding and transforming images"}
     )
@@ -31,13 +30,17 @@ class EmbedConfig:
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register the zoo's subcommands on the top-level ``sslzoo`` parser."""
     p = subparsers.add_parser("datasets", help="list datasets, or show one's splits and a sample grid")
+    json_help = "print JSON instead of a table"
+    p.add_argument("--json", action="store_true", help=json_help)
     sub = p.add_subparsers(dest="datasets_command", metavar="{list,show}")
-    sub.add_parser("list", help="list registered datasets with availability and size (the default)")
+    listing = sub.add_parser("list", help="list registered datasets with availability and size (the default)")
+    # SUPPRESS: --json after the subcommand sets it, and its absence leaves the one before it alone.
+    listing.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=json_help)
     show = sub.add_parser("show", help="counts per split and per class, and a PNG grid of samples")
     show.add_argument("name", help="registry name, hf:ORG/NAME or folder:PATH")
     show.add_argument("--out", type=Path, default=None, help="PNG path (default: ./NAME-samples.png)")
     show.add_argument("--per-class", type=int, default=8, help="images per class in the grid (default: 8)")
-    show.add_argument("--json", action="store_true", help="print the counts as JSON")
+    show.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=json_help)
     p.set_defaults(handler=_datasets)
 
     p = subparsers.add_parser(
@@ -61,6 +64,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("dataset", help="dataset name (see `sslzoo datasets`)")
     add_dataclass_arguments(p, EmbedConfig)
+    p.add_argument("--json", action="store_true", help="print what was written as JSON (and no progress bar)")
     p.set_defaults(handler=_embed)
 
 
@@ -72,22 +76,29 @@ def _datasets(args: argparse.Namespace) -> int:
 
     console = Console()
     if args.datasets_command in (None, "list"):
-        table = Table(title="sslzoo datasets")
-        for col in ("name", "available", "source", "splits", "train", "test"):
-            table.add_column(col)
+        rows = []
         for name in datasets.dataset_names():
             spec = datasets.resolve(name)
             available, how = spec.availability()
-            sizes = {}
-            if available:
-                sizes = {s: str(len(ds)) for s, ds in datasets.load_dataset(name).items()}
+            sizes = {s: len(ds) for s, ds in datasets.load_dataset(name).items()} if available else {}
+            rows.append(
+                {"name": name, "available": available, "source": how, "splits": spec.splits, "sizes": sizes}
+            )
+        if args.json:
+            print(json.dumps({"datasets": rows, "patterns": datasets.PATTERNS}, indent=2))
+            return 0
+        table = Table(title="sslzoo datasets")
+        for col in ("name", "available", "source", "splits", "train", "test"):
+            table.add_column(col)
+        for row in rows:
+            sizes = row["sizes"]
             table.add_row(
-                name,
-                "yes" if available else "no",
-                how,
-                spec.splits,
-                sizes.get("train", "-"),
-                sizes.get("test", "-"),
+                row["name"],
+                "yes" if row["available"] else "no",
+                row["source"],
+                row["splits"],
+                str(sizes.get("train", "-")),
+                str(sizes.get("test", "-")),
             )
         for pattern, what in datasets.PATTERNS.items():
             table.add_row(pattern, "", what, "", "", "")
@@ -121,9 +132,27 @@ def _datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _published(entry, key: str) -> str:
-    value = entry.published.get(key)
-    return "-" if value is None else f"{value:.1f}"
+def headline_numbers(entry) -> dict[str, object]:
+    """An entry's k-NN and linear top-1 (%) and where they were measured: the paper's ImageNet numbers for
+    official weights, the records a mini-zoo model shipped with (its ``sslzoo.json``) for ours."""
+    from zoo.publish import pinned_results, shipped_folder
+    from zoo.scores import points
+
+    if entry.published:
+        return {
+            "measured_on": "imagenet-1k (published)",
+            "knn_top1": entry.published.get("imagenet_knn"),
+            "linear_top1": entry.published.get("imagenet_linear"),
+        }
+    folder = shipped_folder(entry.name)
+    pinned = (pinned_results(folder) or {}).get("model", []) if folder is not None else []
+    out: dict[str, object] = {"measured_on": None, "knn_top1": None, "linear_top1": None}
+    for record in pinned:
+        top1 = (record.get("metrics") or {}).get("top1")
+        if record.get("protocol") in ("knn", "linear") and top1 is not None:
+            out[f"{record['protocol']}_top1"] = points("top1", top1)
+            out["measured_on"] = f"{record.get('dataset')} (recorded)"
+    return out
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -131,8 +160,14 @@ def _models(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from zoo import _loader, registry
+    from zoo.errors import SslzooError
+    from zoo.scores import format_points
 
     entries = registry.list_models(args.filter)
+    if not entries:
+        close = difflib.get_close_matches(args.filter, registry.model_names(), n=3, cutoff=0.4)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise SslzooError(f"no model matches {args.filter!r}; {hint}`sslzoo models` lists them all.")
     if args.json:
         rows = [
             {
@@ -144,6 +179,7 @@ def _models(args: argparse.Namespace) -> int:
                 "source": e.source,
                 "published": e.published,
                 "published_source": e.published_source,
+                **headline_numbers(e),
                 "paper": e.paper,
                 "cached": _loader.is_cached(e),
             }
@@ -151,7 +187,7 @@ def _models(args: argparse.Namespace) -> int:
         ]
         print(json.dumps(rows, indent=2))
         return 0
-    table = Table(title="sslzoo models (ImageNet top-1 %, as published)")
+    table = Table(title="sslzoo models (top-1 %)")
     for col, justify in (
         ("name", "left"),
         ("method", "left"),
@@ -160,23 +196,26 @@ def _models(args: argparse.Namespace) -> int:
         ("licence", "left"),
         ("k-NN", "right"),
         ("linear", "right"),
+        ("measured on", "left"),
         ("cached", "left"),
     ):
         table.add_column(col, justify=justify)
     for e in entries:
+        numbers = headline_numbers(e)
         table.add_row(
             e.name,
             e.method,
             e.arch,
             str(e.dim),
             e.licence,
-            _published(e, "imagenet_knn"),
-            _published(e, "imagenet_linear"),
+            format_points(numbers["knn_top1"]),
+            format_points(numbers["linear_top1"]),
+            numbers["measured_on"] or "-",
             "yes" if _loader.is_cached(e) else "no",
         )
     console = Console()
     # Piped output gets rich's 80 columns otherwise, which truncates every name.
-    (console if console.is_terminal else Console(width=160)).print(table)
+    (console if console.is_terminal else Console(width=180)).print(table)
     print("Also: hf-hub:ORG/NAME[@REVISION], a folder written by zoo.save_encoder, or a training run folder.")
     return 0
 
@@ -192,15 +231,28 @@ def _embed(args: argparse.Namespace) -> int:
     check_loader_options(cfg.batch_size, cfg.num_workers)
     out = check_file_destination(cfg.out, "--out")
     labels_out = check_file_destination(out.with_name(out.name.removesuffix(".npy") + ".labels.npy"), "--out")
-    encoder = zoo.load(args.model, device=cfg.device)
+    encoder = zoo.load(args.model, device=None if cfg.device == "auto" else cfg.device)
     with naming_unreadable_images(args.dataset):
         ds = zoo.load_dataset(args.dataset, split=cfg.split)
     with naming_unreadable_images(args.dataset, ds):
         feats = encoder.embed(
-            ds, batch_size=cfg.batch_size, progress=True, num_workers=cfg.num_workers
+            ds, batch_size=cfg.batch_size, progress=not args.json, num_workers=cfg.num_workers
         ).numpy()
     for path, array in ((out, feats), (labels_out, np.asarray(ds["label"], dtype=np.int64))):
         save_npy_atomic(path, array)
+    if args.json:
+        report = {
+            "model": args.model,
+            "identity": encoder.identity,
+            "dataset": args.dataset,
+            "split": cfg.split,
+            "shape": list(feats.shape),
+            "dtype": str(feats.dtype),
+            "features": str(out),
+            "labels": str(labels_out),
+        }
+        print(json.dumps(report, indent=2))
+        return 0
     print(
         f"{feats.shape[0]} × {feats.shape[1]} features of {args.dataset}/{cfg.split} by {encoder.identity}: {out}"
     )

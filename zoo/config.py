@@ -22,6 +22,12 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+# Help texts several commands share, so an option means and says the same everywhere.
+DEVICE_HELP = "cpu, cuda, cuda:1 or auto (CUDA when present)"
+LEADERBOARD_HELP = (
+    "folder of evaluation records (default: $SSLZOO_LEADERBOARD, else the repository's leaderboard/)"
+)
+
 
 def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
     origin = typing.get_origin(tp)
@@ -46,6 +52,28 @@ def field_default(f: dataclasses.Field) -> Any:
     if f.default is not dataclasses.MISSING:
         return f.default
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+
+
+def shown_default(value: Any) -> str:
+    """A default as it is typed on the command line: ``none``, ``0.1 0.01`` (not ``(0.1, 0.01)``), ``true``.
+
+    >>> shown_default((0.1, 0.01)), shown_default(None), shown_default(()), shown_default(False)
+    ('0.1 0.01', 'none', 'none', 'false')
+    """
+    if value is None or (isinstance(value, tuple | list) and not value):
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple | list):
+        return " ".join(shown_default(v) for v in value)
+    return str(value)
+
+
+def _with_default(help_text: str, default: Any) -> str:
+    """``help_text`` and its default, once: a help that already describes its default is left as it is."""
+    if "default:" in help_text:
+        return help_text
+    return f"{help_text} (default: {shown_default(default)})"
 
 
 def add_dataclass_arguments(
@@ -73,7 +101,7 @@ def add_dataclass_arguments(
             parser.add_argument(
                 flag,
                 action=argparse.BooleanOptionalAction,
-                help=f"{help_text} (default: {default})",
+                help=_with_default(help_text, default),
                 **kwargs,
             )
             continue
@@ -86,7 +114,7 @@ def add_dataclass_arguments(
         else:
             base = tp if tp in (int, float, str) else str
             kwargs["type"] = (lambda v, b=base: None if v.lower() == "none" else b(v)) if optional else base
-        parser.add_argument(flag, help=f"{help_text} (default: {default})", metavar=f.name.upper(), **kwargs)
+        parser.add_argument(flag, help=_with_default(help_text, default), metavar=f.name.upper(), **kwargs)
 
 
 def dataclass_from_namespace(cls: type[T], ns: argparse.Namespace, **overrides: Any) -> T:

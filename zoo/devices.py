@@ -8,7 +8,7 @@ from zoo.errors import SslzooError
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``device`` as a :class:`torch.device` that exists here (``None``: CUDA when available, else CPU).
+    """``device`` as a :class:`torch.device` that exists here (``None`` or ``"auto"``: CUDA when available, else CPU).
 
     Raises:
         SslzooError: not a device name, or CUDA (or that GPU index) asked for where there is none.
@@ -16,7 +16,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     >>> resolve_device("cpu")
     device(type='cpu')
     """
-    if device is None:
+    if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)

@@ -98,7 +98,8 @@ def card_spec(
     training config when the folder is ``RUN/encoder``).
 
     ``load_name`` is what the card tells users to pass to ``zoo.load`` (default: ``hf-hub:REPO`` when a repo is
-    given, else the folder path).
+    given, else the registry name of a shipped ``models/NAME`` folder, else ``hf-hub:ORG/NAME`` for the reader to
+    fill in): never a local path, so every route to the same folder writes the same card.
     """
     folder = Path(folder)
     config = _read_json(folder / CONFIG_FILE)
@@ -137,9 +138,76 @@ def card_spec(
         provenance=provenance,
         paper=meta.get("paper") or None,
         source=meta.get("source") or None,
-        load_name=scrub_local_paths(load_name or (f"hf-hub:{repo_id}" if repo_id else str(folder))),
+        load_name=load_name or (f"hf-hub:{repo_id}" if repo_id else _shipped_name(folder)),
         figures=[p.name for p in _figures(folder)],
     )
+
+
+def _shipped_name(folder: Path) -> str | None:
+    """The registry name whose weights are ``folder`` (a ``folder:`` entry such as ``models/NAME``), else None."""
+    from zoo.registry import MODELS
+
+    here = folder.resolve()
+    for name in MODELS:
+        root = shipped_folder(name)
+        if root is not None and here in (root.resolve(), (root / "encoder").resolve()):
+            return name
+    return None
+
+
+def shipped_folder(name: str) -> Path | None:
+    """The folder of a registry name whose weights ship with the repository (``models/NAME``), else None."""
+    from zoo.registry import MODELS
+
+    entry = MODELS.get(name)
+    if entry is None or not entry.source.startswith("folder:"):
+        return None
+    from zoo._loader import entry_folder
+
+    return entry_folder(entry)
+
+
+# The evaluations a shipped folder's card shows, pinned in its sslzoo.json when it ships: the model's records and
+# the baselines' records beside them ({"model": [record, ...], "baselines": {name: [record, ...]}}).
+SHIPPED_RESULTS = "shipped_results"
+# What of a record is pinned: enough to show, trace (id, commit, date) and compare it; not the machine or versions.
+PINNED_KEYS = (
+    "id",
+    "model",
+    "dataset",
+    "protocol",
+    "params",
+    "metrics",
+    "model_identity",
+    "splits",
+    "commit",
+    "created",
+)
+
+
+def pinned_results(folder: str | Path) -> dict[str, Any] | None:
+    """The records a shipped folder's card was made from (see :data:`SHIPPED_RESULTS`), or None."""
+    path = Path(folder) / METADATA_FILE
+    pinned = _read_json(path).get(SHIPPED_RESULTS) if path.is_file() else None
+    return pinned if isinstance(pinned, dict) else None
+
+
+def pin_results(
+    folder: str | Path, model: Sequence[dict[str, Any]], baselines: dict[str, Sequence[dict[str, Any]]]
+) -> None:
+    """Store the records a shipped folder's card shows in its ``sslzoo.json`` (see :data:`SHIPPED_RESULTS`)."""
+    from zoo.export import write_json_atomic
+
+    def compact(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: r[k] for k in PINNED_KEYS if k in r} for r in records]
+
+    path = Path(folder) / METADATA_FILE
+    meta = _read_json(path) if path.is_file() else {}
+    meta[SHIPPED_RESULTS] = {
+        "model": compact(model),
+        "baselines": {name: compact(rows) for name, rows in baselines.items() if rows},
+    }
+    write_json_atomic(path, meta)
 
 
 # ---------------------------------------------------------------------------------------------- registry entries
@@ -221,6 +289,7 @@ def export_folder(
     repo_id: str | None = None,
     name: str | None = None,
     results: Sequence[Result] = (),
+    baselines: dict[str, Sequence[Result]] | None = None,
 ) -> Path:
     """Write a Hub-ready folder for a training run, an exported encoder folder, or any ``zoo.load``-able model.
 
@@ -232,6 +301,7 @@ def export_folder(
         repo_id: The Hub repo it is meant for (``ORG/NAME``); names the card and its loading snippet.
         name: Model name in the card (default: the repo's name, else the run's).
         results: Recorded evaluations for the card's model-index.
+        baselines: Baseline name → its recorded evaluations, shown beside ``results`` in the card.
 
     Returns:
         ``out``.
@@ -239,6 +309,8 @@ def export_folder(
     local = Path(str(source)).expanduser()
     if str(source).startswith("hf-hub:"):  # a Hub repo in our layout: its cached snapshot is the folder
         local = _hub_snapshot(str(source))
+    elif not local.exists() and shipped_folder(str(source)) is not None:  # a mini-zoo name: its own folder
+        local = shipped_folder(str(source))
     folder = encoder_folder(local) if local.exists() else None
     out = check_destination(out, source=local if folder is not None else None)
     if folder is not None:
@@ -260,7 +332,7 @@ def export_folder(
             _write_metadata(tmp, spec)
         else:
             spec, published = _export_zoo_model(str(source), tmp, repo_id=repo_id, name=name)
-        card = render_card(spec, results, published=published)
+        card = render_card(spec, results, published=published, baselines=baselines)
         card.save(tmp / CARD_FILE)
     return out
 

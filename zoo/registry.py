@@ -18,6 +18,7 @@ from typing import Any
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
+from zoo import architectures  # noqa: F401  (registers the sslzoo_* architectures the entries name)
 from zoo._keymaps import IDENTITY, KeyMapping
 from zoo.errors import SslzooError
 

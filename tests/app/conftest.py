@@ -33,7 +33,7 @@ def save_random_encoders(runs: Path) -> tuple[str, str]:
     import timm
     import torch
 
-    import zoo
+    import zoo.architectures  # registers the sslzoo_* architectures with timm
 
     torch.manual_seed(0)
     vit = timm.create_model("sslzoo_vit_tiny_patch4", in_chans=1, img_size=28, num_classes=0)

@@ -60,7 +60,9 @@ def test_markdown_table_and_chart(board):
         "raw-pixels-centred",
         "random-sslzoo_cnn4",
     ]
-    assert "| 98.2 | 99.0 | – | 50.0 | – | – | 62.5 |" in rows[0]  # clustering scores shown in %
+    assert (
+        "| 98.25 | 99.00 | – | 50.00 | – | – | 62.50 |" in rows[0]
+    )  # clustering scores shown in %, 2 decimals
     assert "Missing baseline rows" not in text
     assert "Missing baseline rows: raw-pixels" in render_markdown([_record("mine")])
     png = save_chart(records, board / "chart.png")
@@ -138,7 +140,7 @@ def test_eval_an_exported_encoder_folder_then_hit_the_feature_cache(board, tmp_p
     import timm
     import torch
 
-    import zoo
+    import zoo.architectures  # registers the sslzoo_* architectures with timm
 
     torch.manual_seed(1)
     net = timm.create_model("sslzoo_cnn4", in_chans=1, num_classes=0)

@@ -9,7 +9,7 @@ import pytest
 import timm
 import torch
 
-import zoo
+import zoo.architectures  # registers the sslzoo_* architectures with timm
 from zoo.architectures import SmallCNN
 from zoo.errors import SslzooError
 

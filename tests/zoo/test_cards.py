@@ -48,20 +48,21 @@ def test_model_index_holds_every_recorded_metric_under_distinct_names():
     )
     index = _index(ModelCard(str(card)))  # parse the text, as the Hub will
     assert index == {
-        ("knn-image-classification", "knn_top1", "sklearn-digits", "test"): 91.25,
-        ("knn-image-classification", "knn_top5", "sklearn-digits", "test"): 99.5,
+        ("image-classification", "knn_top1", "sklearn-digits", "test"): 91.25,
+        ("image-classification", "knn_top5", "sklearn-digits", "test"): 99.5,
         ("image-classification", "linear_top1", "sklearn-digits", "test"): 93.0,
-        ("image-clustering", "clustering_nmi", "sklearn-digits", "test"): 0.71,
-        ("image-clustering", "clustering_ami", "sklearn-digits", "test"): 0.70,
-        ("image-clustering", "clustering_ari", "sklearn-digits", "test"): 0.55,
-        ("image-clustering", "clustering_acc", "sklearn-digits", "test"): 0.66,
-    }  # the spread nmi_std is not a score and stays out
+        ("image-feature-extraction", "clustering_nmi", "sklearn-digits", "test"): 71.0,
+        ("image-feature-extraction", "clustering_ami", "sklearn-digits", "test"): 70.0,
+        ("image-feature-extraction", "clustering_ari", "sklearn-digits", "test"): 55.0,
+        ("image-feature-extraction", "clustering_acc", "sklearn-digits", "test"): 66.0,
+    }  # clustering fractions in percent like the accuracies; the spread nmi_std is not a score and stays out
     groups = card.data.to_dict()["model-index"][0]["results"]
-    assert [g["task"]["name"] for g in groups] == [
-        "k-NN classification of frozen features",
-        "Linear probe on frozen features",
-        "k-means clustering of frozen features",
-    ]  # each protocol is its own group, so the Hub never shows clustering scores under "k-NN"
+    # Task types are Hub task ids; k-NN and linear share one group, kept apart by metric type and name.
+    assert [g["task"]["type"] for g in groups] == ["image-classification", "image-feature-extraction"]
+    names = {m["type"]: m["name"] for g in groups for m in g["metrics"]}
+    assert names["knn_top1"].startswith("k-NN top-1 accuracy (%)")
+    assert names["linear_top1"].startswith("Linear probe top-1 accuracy (%)")
+    assert names["clustering_nmi"].startswith("k-means NMI (%)")
     knn = next(r for r in card.data.eval_results if r.metric_type == "knn_top1")
     assert knn.metric_args == {"k": 20, "temperature": 0.07}
 
@@ -103,7 +104,7 @@ def test_body_has_method_loading_training_results_limitations_and_citation():
         'timm.create_model("hf-hub:me/byol-digits", pretrained=True, num_classes=0)',
         '"epochs": 3',
         "| seed | 7 |",
-        "| 91.25 |",
+        "| **91.25** |",
         "## Limitations",
         "@inproceedings{grill2020byol",
     ):
@@ -120,3 +121,45 @@ def test_parse_card_checks_the_expected_results_and_rejects_broken_yaml():
         )
     with pytest.raises(SslzooError, match="does not parse"):
         parse_card("---\nmodel-index: [unclosed\n---\n# x\n")
+
+
+def test_every_score_reads_the_same_in_body_and_model_index_percent_two_decimals():
+    records = [
+        _record(
+            "linear", {"top1": 87.849998}
+        ),  # float32 noise, as records written before it was rounded away
+        _record("clustering", {"nmi": 0.709099, "acc": 0.5}),
+    ]
+    results = results_from_records(records)
+    card = render_card(CardSpec(name="m", method="simclr"), results)
+    text = str(card)
+    index = {r.metric_type: r.metric_value for r in ModelCard(text).data.eval_results}
+    assert index == {"linear_top1": 87.85, "clustering_nmi": 70.91, "clustering_acc": 50.0}
+    body = text.split("## Results")[1]
+    assert "| **87.85** |" in body and "| **70.91** |" in body and "| **50.00** |" in body
+    assert "0.7091" not in body and "87.849998" not in text
+
+
+def test_baselines_sit_beside_the_models_numbers_for_the_same_evaluation_only():
+    knn = {"k": 20, "temperature": 0.07}
+    mine = results_from_records([_record("knn", {"top1": 91.25}, knn), _record("clustering", {"nmi": 0.5})])
+    baselines = {
+        "raw-pixels": results_from_records(
+            [_record("knn", {"top1": 88.5}, knn), _record("clustering", {"nmi": 0.25})]
+        ),
+        # evaluated another way only (k=10): not comparable, so no column
+        "random-sslzoo_cnn4": results_from_records(
+            [_record("knn", {"top1": 70.0}, {"k": 10, "temperature": 0.07})]
+        ),
+        # on another dataset only
+        "raw-pixels-centred": results_from_records(
+            [_record("knn", {"top1": 60.0}, knn, dataset="fashion-mnist")]
+        ),
+    }
+    text = str(render_card(CardSpec(name="mine", method="simclr"), mine, baselines=baselines))
+    table = [line for line in text.splitlines() if line.startswith("| ") and "**" in line]
+    assert table[0] == "| dataset | protocol | metric | **mine** | `raw-pixels` |"
+    assert table[1] == "| scikit-learn digits (8×8) | k-NN, k=20, T=0.07 | top-1 | **91.25** | 88.50 |"
+    assert table[2] == "| scikit-learn digits (8×8) | k-means | NMI | **50.00** | 25.00 |"
+    index = ModelCard(text).data.eval_results
+    assert {r.metric_value for r in index} == {91.25, 50.0}  # baselines stay out of the model-index

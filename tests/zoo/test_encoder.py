@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-import zoo
+import zoo.architectures  # registers the sslzoo_* architectures with timm
 from zoo.errors import SslzooError
 
 

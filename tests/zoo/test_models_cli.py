@@ -8,7 +8,7 @@ import numpy as np
 import timm
 import torch
 
-import zoo
+import zoo.architectures  # registers the sslzoo_* architectures with timm
 from app.cli import main
 from zoo.registry import MODELS
 
@@ -40,6 +40,11 @@ def test_embed_writes_the_encoders_features_and_the_labels(tmp_path, capsys):
     expected = zoo.load(folder, device="cpu").embed(list(test["image"][:20]))
     np.testing.assert_allclose(feats[:20], expected.numpy(), rtol=1e-5, atol=1e-5)
     assert "360 × 256" in capsys.readouterr().out
+    again = tmp_path / "feats" / "again.npy"
+    assert main(["embed", str(tmp_path / "run"), "digits", "--out", str(again), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["shape"] == [360, 256] and report["features"] == str(again)
+    np.testing.assert_array_equal(np.load(again), feats)
 
 
 def test_embed_with_an_unknown_model_is_one_line(capsys):

@@ -8,7 +8,7 @@ import pytest
 import timm
 import torch
 
-import zoo
+import zoo.architectures  # registers the sslzoo_* architectures with timm
 from zoo import publish
 from zoo.cards import Result
 from zoo.errors import SslzooError

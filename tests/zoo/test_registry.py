@@ -15,7 +15,7 @@ import torch
 from timm.models import save_for_hf
 from torchvision import transforms
 
-import zoo
+import zoo.architectures  # registers the sslzoo_* architectures with timm
 from zoo import _hub
 from zoo.errors import SslzooError
 from zoo.registry import MODELS, list_models

@@ -42,7 +42,7 @@ def create_backbone(ctx: TrainContext, sobel: bool) -> nn.Module:
         return ctx.create_backbone()
     import timm
 
-    import zoo  # noqa: F401  (registers sslzoo_sobel)
+    import zoo.architectures  # noqa: F401  (registers sslzoo_sobel)
 
     try:
         return timm.create_model("sslzoo_sobel", base_arch=ctx.cfg.arch, **ctx.model_args())

@@ -1,0 +1,39 @@
+"""``--logger tensorboard``: the rows written to metrics.jsonl arrive in TensorBoard's event files, read back by
+TensorBoard's own reader."""
+
+from __future__ import annotations
+
+import pytest
+
+from trainers.loggers import make_logger
+from zoo.errors import SslzooError
+
+pytest.importorskip("tensorboard", reason="pip install -e .[dev] installs it")
+
+
+def test_tensorboard_logger_writes_every_numeric_key_at_its_step(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    rows = [
+        {"step": 10, "epoch": 0.5, "loss": 4.25, "lr": 1e-3},
+        {"step": 20, "epoch": 1.0, "loss": 3.5, "lr": 5e-4, "knn_acc": 0.8213},
+    ]
+    logger = make_logger("tensorboard", tmp_path)
+    for row in rows:
+        logger.log(row)
+    logger.close()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    scalars = {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    assert scalars["train/loss"] == [(10, 4.25), (20, 3.5)]
+    assert scalars["train/epoch"] == [(10, 0.5), (20, 1.0)]
+    assert [s for s, _ in scalars["train/lr"]] == [10, 20]
+    ((step, knn),) = scalars["monitor/knn_top1_subset_pct"]
+    assert step == 20 and knn == pytest.approx(82.13, abs=1e-4)  # percent, as the curves show it
+    assert "train/step" not in scalars
+
+
+def test_no_logger_and_an_unknown_one(tmp_path):
+    assert make_logger("none", tmp_path) is None
+    with pytest.raises(SslzooError, match="unknown --logger 'wandb'"):
+        make_logger("wandb", tmp_path)
