@@ -57,7 +57,7 @@ class EvalConfig:
     val_fraction: float = field(
         default=0.2, metadata={"help": "linear probe: share of train held out to pick λ"}
     )
-    max_iter: int = field(default=200, metadata={"help": "linear (fast) probe: L-BFGS iterations per fit"})
+    max_iter: int = field(default=200, metadata={"help": "linear (fast) probe: Newton steps per fit at most"})
     seed: int = field(default=0, metadata={"help": "linear probe: seed of the validation split"})
     n_clusters: int | None = field(
         default=None, metadata={"help": "clustering: k (none = number of classes)"}
