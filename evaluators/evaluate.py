@@ -11,6 +11,7 @@ how ``sslzoo leaderboard --reproduce`` re-runs a row exactly as it was run.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from evaluators.features import Features, extract_features, preprocessing_descri
 from evaluators.knn import knn_classify
 from evaluators.linear import DEFAULT_WEIGHT_DECAYS, linear_probe
 from evaluators.records import Record, code_commit, library_versions, machine_info, now_utc
+from zoo.encoder import AMP_DTYPES
 from zoo.errors import SslzooError
 
 # Protocols on cached features, then protocols that read images (their features change every epoch).
@@ -87,6 +89,12 @@ class EvalConfig:
     )
     batch_size: int = field(default=256, metadata={"help": "images per forward pass when embedding"})
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers decoding images (per rank)"})
+    amp: str | None = field(
+        default=None,
+        metadata={
+            "help": "embed under autocast in bf16 or fp16 (none = full precision); the error is recorded"
+        },
+    )
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 … (none = automatic)"})
     cache: bool = field(default=True, metadata={"help": "read/write the feature cache"})
 
@@ -220,6 +228,36 @@ IMAGE_RUNNERS: dict[str, Callable[..., tuple[dict[str, float], dict[str, Any]]]]
 }
 
 
+class _AutocastEncoder:
+    """An encoder whose ``embed`` runs under autocast, with its own feature-cache identity (its features differ)."""
+
+    AMP_SAMPLE = 64  # test images on which the error to full precision is measured
+
+    def __init__(self, encoder: Any, amp: str, model: str) -> None:
+        if "amp" not in inspect.signature(encoder.embed).parameters:
+            raise SslzooError(f"--amp needs a neural encoder; {model} has no forward to run in {amp}.")
+        self.encoder, self.amp = encoder, amp
+        self.identity = f"{encoder.identity}+amp-{amp}"
+
+    def __getattr__(self, name: str) -> Any:  # preprocessing, transform, cacheable… as the wrapped encoder's
+        return getattr(self.encoder, name)
+
+    def embed(self, images: Any, **kwargs: Any) -> Any:  # batch_size, progress, num_workers, kind, out…
+        return self.encoder.embed(images, amp=self.amp, **kwargs)
+
+    def measure_error(self, dataset: str) -> float:
+        """Mean cosine distance between full-precision and autocast embeddings of the first test images."""
+        import torch.nn.functional as F
+
+        import zoo
+
+        ds = zoo.load_dataset(dataset, split="test")
+        sample = ds.select(range(min(self.AMP_SAMPLE, len(ds))))
+        full = self.encoder.embed(sample, batch_size=self.AMP_SAMPLE)
+        low = self.embed(sample, batch_size=self.AMP_SAMPLE)
+        return float((1.0 - F.cosine_similarity(full, low, dim=1)).mean())
+
+
 def run_protocols(
     model: str,
     dataset: str,
@@ -232,6 +270,7 @@ def run_protocols(
     encoder: Any = None,
     command: str = "",
     num_workers: int = 0,
+    amp: str | None = None,
 ) -> list[Record]:
     """Embed ``dataset`` with ``model`` (train and test, cached) and run each protocol with its parameters.
 
@@ -246,6 +285,8 @@ def run_protocols(
         encoder: An already loaded encoder for ``model`` (skips loading).
         command: The command line, stored in the records.
         num_workers: DataLoader workers decoding images.
+        amp: Embed under autocast in this precision (see ``zoo.Encoder.embed``); each record's details then hold
+            ``amp`` and ``amp_cosine_distance``, the mean cosine distance to full precision on a test sample.
 
     Returns:
         One :class:`Record` per protocol, in the order of ``params``.
@@ -257,7 +298,13 @@ def run_protocols(
     if unknown:
         raise SslzooError(f"unknown protocol {', '.join(unknown)}; choose from {', '.join(PROTOCOLS)}.")
     device = join_torchrun() or device  # under torchrun: this rank's own GPU (or the CPU with gloo)
+    if amp is not None and amp not in AMP_DTYPES:
+        raise SslzooError(f"unknown --amp {amp!r}; choose from {', '.join(AMP_DTYPES)} (or none).")
     encoder = encoder if encoder is not None else resolve_encoder(model, dataset, device=device)
+    amp_details: dict[str, Any] = {}
+    if amp is not None:
+        encoder = _AutocastEncoder(encoder, amp, model)
+        amp_details = {"amp": amp, "amp_cosine_distance": encoder.measure_error(dataset)}
     if any(name in IMAGE_RUNNERS for name in params):
         from evaluators.paper_linear import require_features
 
@@ -307,7 +354,7 @@ def run_protocols(
                 protocol=name,
                 params=p,
                 metrics={k: float(np.round(v, 6)) for k, v in metrics.items()},
-                details=details,
+                details={**details, **amp_details},
                 wall_time_s=round(time.perf_counter() - start, 3),
                 created=now_utc(),
                 **shared,
@@ -331,4 +378,5 @@ def evaluate(
         progress=progress,
         command=command,
         num_workers=config.num_workers,
+        amp=config.amp,
     )
