@@ -337,9 +337,10 @@ class Encoder(nn.Module):
             kind: Which features (:data:`FEATURE_KINDS`; see :meth:`features`).
             out: Optional ``(N, feature_dim(kind))`` float32 array or tensor to fill (e.g. a memory-mapped
                 ``.npy``, so a split larger than RAM never exists as one tensor); returned.
-            amp: ``"bf16"`` or ``"fp16"``: run the forward under ``torch.autocast`` in that precision (about 2x on
-                a CPU with bf16 matmuls; the embeddings move by a cosine distance of ~1e-5, which
-                ``sslzoo eval --amp`` measures and records). None (default): the model's own precision.
+            amp: ``"bf16"`` or ``"fp16"``: run the forward under ``torch.autocast`` in that precision: faster on GPUs
+                and on CPUs with native bf16 (AVX512-BF16 / AMX), but several times slower on AVX2-only CPUs, which
+                emulate it (``benchmarks/bench_embed.py``). Embeddings move by a cosine distance of ~1e-5 to 1e-3,
+                which ``sslzoo eval --amp`` measures and records. None (default): the model's own precision.
 
         Returns:
             ``(N, D)`` float32 tensor on the CPU (or ``out``).
