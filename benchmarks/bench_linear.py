@@ -1,4 +1,4 @@
-"""Linear probe: ``evaluators.linear_probe`` (full-batch L-BFGS in torch) vs scikit-learn's LogisticRegression.
+"""Linear probe: ``evaluators.linear_probe`` (preconditioned Newton-CG in torch) vs scikit-learn's LogisticRegression.
 
 Same features, same protocol both ways (L2-normalised features; λ chosen on the same validation split carved from
 train; refit on all of train; score test), run in this process. Prints the wall-time ratio (sklearn / ours; > 1

@@ -33,7 +33,7 @@ IMAGE_PROTOCOLS = ("linear-paper",)
 PROTOCOLS = (*FEATURE_PROTOCOLS, *IMAGE_PROTOCOLS)
 PROTOCOL_DESCRIPTIONS = {
     "knn": "DINO's weighted k-NN on cached features",
-    "linear": "fast linear probe: full-batch L-BFGS logistic regression on cached features (not the papers')",
+    "linear": "fast linear probe: Newton-CG logistic regression on cached features (not the papers')",
     "clustering": "k-means of the test split's features: NMI, AMI, ARI, accuracy",
     "linear-paper": "the paper's linear evaluation: SGD on augmented images, its recipe (slow; GPUs, torchrun)",
 }
@@ -46,7 +46,7 @@ class EvalConfig:
     protocols: str = field(
         default="knn,linear,clustering",
         metadata={
-            "help": "comma-separated: knn, linear (the fast L-BFGS probe), clustering, linear-paper (the paper's "
+            "help": "comma-separated: knn, linear (the fast Newton-CG probe), clustering, linear-paper (the paper's "
             "SGD recipe on augmented images)"
         },
     )

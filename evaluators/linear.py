@@ -287,7 +287,7 @@ def linear_probe(
     x_train = F.normalize(train, dim=1).to(device)
     x_test = F.normalize(test, dim=1).to(device)
     # Centring is free preconditioning: the unpenalised bias absorbs any constant shift (W(x - μ) + b =
-    # Wx + b - Wμ), so the optimum's predictions are unchanged, but L-BFGS converges faster on centred inputs.
+    # Wx + b - Wμ), so the optimum's predictions are unchanged, but the solver converges faster on centred inputs.
     shift = x_train.mean(dim=0)
     x_train, x_test = x_train - shift, x_test - shift
     y_train, y_test = y_train.to(device), y_test.to(device)
