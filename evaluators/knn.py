@@ -250,7 +250,7 @@ def _read_backend_cache() -> dict[str, Any]:
 
 def _remember_backend(key: str, backend: str, seconds: dict[str, float]) -> None:
     data = _read_backend_cache()
-    data[key] = {"backend": backend, **{f"{name}_s": round(t, 4) for name, t in seconds.items()}}
+    data[key] = {"backend": backend, **{f"{name}_s": t for name, t in seconds.items()}}
     with contextlib.suppress(OSError):  # a read-only cache only costs a new measurement next time
         write_json_atomic(backend_cache_path(), data)
 
