@@ -3,7 +3,8 @@
 For each model, the same pre-transformed batches go through:
 
 * ``timm no_grad``: ``model(x)`` under ``torch.no_grad()`` in a loop: the baseline (1.00×);
-* ``Encoder.embed``: our path (batching, inference_mode, copy into one (N, D) float32 tensor);
+* ``Encoder.embed``: our path (batching, inference_mode, copy into one (N, D) float32 tensor), and with
+  ``amp="bf16"`` (what ``sslzoo eval --amp bf16`` runs);
 * ``inference_mode``, ``channels_last``, ``bf16 autocast``, ``channels_last + bf16``: the bare loop with one option;
 * ``embed from PIL``: ``Encoder.embed`` on PIL images, i.e. including ``enc.transform`` (decode-free).
 
@@ -89,13 +90,16 @@ def bench_model(spec: str, batch_size: int, n_batches: int, repeats: int) -> Non
         "channels_last + bf16": bare_loop(
             model_cl, batches, grad_mode=torch.inference_mode, channels_last=True, autocast=True
         ),
+        "Encoder.embed(amp='bf16')": lambda: enc.embed(x_all, batch_size=batch_size, amp="bf16"),
         "embed from PIL (+transform)": lambda: enc.embed(pil, batch_size=batch_size),
     }
     seconds = round_robin(fns, repeats)
     notes = {}
-    for label in ("bf16 autocast", "channels_last + bf16"):
-        cos = torch.nn.functional.cosine_similarity(fns[label]().float(), reference, dim=1)
-        notes[label] = f"max cosine distance to fp32 {float((1 - cos).max()):.1e}"
+    for label in ("bf16 autocast", "channels_last + bf16", "Encoder.embed(amp='bf16')"):
+        distance = 1 - torch.nn.functional.cosine_similarity(fns[label]().float(), reference, dim=1)
+        notes[label] = (
+            f"cosine distance to fp32: mean {float(distance.mean()):.1e}, max {float(distance.max()):.1e}"
+        )
     base = seconds[BASELINE]
     rows = [(label, seconds[label], notes.get(label, "")) for label in fns]
 

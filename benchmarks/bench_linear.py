@@ -1,4 +1,4 @@
-"""Linear probe: ``evaluators.linear_probe`` (full-batch L-BFGS in torch) vs scikit-learn's LogisticRegression.
+"""Linear probe: ``evaluators.linear_probe`` (preconditioned Newton-CG in torch) vs scikit-learn's LogisticRegression.
 
 Same features, same protocol both ways (L2-normalised features; λ chosen on the same validation split carved from
 train; refit on all of train; score test), run in this process. Prints the wall-time ratio (sklearn / ours; > 1
@@ -6,6 +6,7 @@ means ours is faster) and the test accuracies, first for one fit at a fixed λ, 
 
     .venv/bin/python benchmarks/bench_linear.py                  # 20k train, 5k test, 384 dims, 10 classes
     .venv/bin/python benchmarks/bench_linear.py --n-train 60000 --n-test 10000
+    .venv/bin/python benchmarks/bench_linear.py --threads 1     # steadier on a shared, busy machine
 """
 
 from __future__ import annotations
@@ -67,7 +68,14 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--weight-decay", type=float, default=1e-4, help="λ of the single-fit comparison")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for both (default: all)")
     args = parser.parse_args()
+    if args.threads:
+        # Both sides on the same thread budget: torch's intra-op pool and every BLAS/OpenMP pool sklearn uses.
+        from threadpoolctl import threadpool_limits
+
+        torch.set_num_threads(args.threads)
+        threadpool_limits(args.threads)
     x_train, y_train, x_test, y_test = features(args.n_train, args.n_test, args.dim, args.classes)
     print(
         f"{args.n_train} train, {args.n_test} test, {args.dim} dims, {args.classes} classes, "

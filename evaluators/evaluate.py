@@ -11,6 +11,7 @@ how ``sslzoo leaderboard --reproduce`` re-runs a row exactly as it was run.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from evaluators.linear import DEFAULT_WEIGHT_DECAYS, linear_probe
 from evaluators.records import FRACTION_METRICS, Record, code_commit, library_versions, machine_info, now_utc
 from zoo.config import DEVICE_HELP
 from zoo.devices import resolve_device
+from zoo.encoder import AMP_DTYPES
 from zoo.errors import SslzooError
 from zoo.export import check_finite
 from zoo.image_errors import naming_unreadable_images
@@ -37,7 +39,7 @@ IMAGE_PROTOCOLS = ("linear-paper",)
 PROTOCOLS = (*FEATURE_PROTOCOLS, *IMAGE_PROTOCOLS)
 PROTOCOL_DESCRIPTIONS = {
     "knn": "DINO's weighted k-NN on cached features",
-    "linear": "fast linear probe: full-batch L-BFGS logistic regression on cached features (not the papers')",
+    "linear": "fast linear probe: Newton-CG logistic regression on cached features (not the papers')",
     "clustering": "k-means of the test split's features: NMI, AMI, ARI, accuracy",
     "linear-paper": "the paper's linear evaluation: SGD on augmented images, its recipe (slow; GPUs, torchrun)",
 }
@@ -50,7 +52,7 @@ class EvalConfig:
     protocols: str = field(
         default="knn,linear,clustering",
         metadata={
-            "help": "comma-separated: knn, linear (the fast L-BFGS probe), clustering, linear-paper (the paper's "
+            "help": "comma-separated: knn, linear (the fast Newton-CG probe), clustering, linear-paper (the paper's "
             "SGD recipe on augmented images)"
         },
     )
@@ -63,7 +65,7 @@ class EvalConfig:
     val_fraction: float = field(
         default=0.2, metadata={"help": "linear probe: share of train held out to pick λ"}
     )
-    max_iter: int = field(default=200, metadata={"help": "linear (fast) probe: L-BFGS iterations per fit"})
+    max_iter: int = field(default=200, metadata={"help": "linear (fast) probe: Newton steps per fit at most"})
     seed: int = field(default=0, metadata={"help": "linear probe: seed of the validation split"})
     n_clusters: int | None = field(
         default=None, metadata={"help": "clustering: k (none = number of classes)"}
@@ -93,6 +95,12 @@ class EvalConfig:
     )
     batch_size: int = field(default=256, metadata={"help": "images per forward pass when embedding"})
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers decoding images (per rank)"})
+    amp: str | None = field(
+        default=None,
+        metadata={
+            "help": "embed under autocast in bf16 or fp16 (none = full precision); the error is recorded"
+        },
+    )
     device: str = field(default="auto", metadata={"help": DEVICE_HELP})
     cache: bool = field(default=True, metadata={"help": "read/write the feature cache"})
 
@@ -115,6 +123,8 @@ class EvalConfig:
         as_int(self.cluster_niter, "--cluster-niter", 1)
         as_int(self.batch_size, "--batch-size", 1)
         resolve_device(self.device)
+        if self.amp is not None and self.amp not in AMP_DTYPES:
+            raise SslzooError(f"unknown --amp {self.amp!r}; choose from {', '.join(AMP_DTYPES)} (or none).")
 
     def protocol_names(self) -> list[str]:
         names = [p.strip() for p in self.protocols.split(",") if p.strip()]
@@ -246,6 +256,36 @@ IMAGE_RUNNERS: dict[str, Callable[..., tuple[dict[str, float], dict[str, Any]]]]
 }
 
 
+class _AutocastEncoder:
+    """An encoder whose ``embed`` runs under autocast, with its own feature-cache identity (its features differ)."""
+
+    AMP_SAMPLE = 64  # test images on which the error to full precision is measured
+
+    def __init__(self, encoder: Any, amp: str, model: str) -> None:
+        if "amp" not in inspect.signature(encoder.embed).parameters:
+            raise SslzooError(f"--amp needs a neural encoder; {model} has no forward to run in {amp}.")
+        self.encoder, self.amp = encoder, amp
+        self.identity = f"{encoder.identity}+amp-{amp}"
+
+    def __getattr__(self, name: str) -> Any:  # preprocessing, transform, cacheable… as the wrapped encoder's
+        return getattr(self.encoder, name)
+
+    def embed(self, images: Any, **kwargs: Any) -> Any:  # batch_size, progress, num_workers, kind, out…
+        return self.encoder.embed(images, amp=self.amp, **kwargs)
+
+    def measure_error(self, dataset: str) -> float:
+        """Mean cosine distance between full-precision and autocast embeddings of the first test images."""
+        import torch.nn.functional as F
+
+        import zoo
+
+        ds = zoo.load_dataset(dataset, split="test")
+        sample = ds.select(range(min(self.AMP_SAMPLE, len(ds))))
+        full = self.encoder.embed(sample, batch_size=self.AMP_SAMPLE)
+        low = self.embed(sample, batch_size=self.AMP_SAMPLE)
+        return float((1.0 - F.cosine_similarity(full, low, dim=1)).mean())
+
+
 def run_protocols(
     model: str,
     dataset: str,
@@ -258,6 +298,7 @@ def run_protocols(
     encoder: Any = None,
     command: str = "",
     num_workers: int = 0,
+    amp: str | None = None,
 ) -> list[Record]:
     """Embed ``dataset`` with ``model`` (train and test, cached) and run each protocol with its parameters.
 
@@ -272,6 +313,8 @@ def run_protocols(
         encoder: An already loaded encoder for ``model`` (skips loading).
         command: The command line, stored in the records.
         num_workers: DataLoader workers decoding images.
+        amp: Embed under autocast in this precision (see ``zoo.Encoder.embed``); each record's details then hold
+            ``amp`` and ``amp_cosine_distance``, the mean cosine distance to full precision on a test sample.
 
     Returns:
         One :class:`Record` per protocol, in the order of ``params``.
@@ -284,11 +327,17 @@ def run_protocols(
     if unknown:
         raise SslzooError(f"unknown protocol {', '.join(unknown)}; choose from {', '.join(PROTOCOLS)}.")
     device = join_torchrun() or device  # under torchrun: this rank's own GPU (or the CPU with gloo)
+    if amp is not None and amp not in AMP_DTYPES:
+        raise SslzooError(f"unknown --amp {amp!r}; choose from {', '.join(AMP_DTYPES)} (or none).")
     # Baselines read the dataset too (channels, pixels): a bad image of a folder: dataset is one line anywhere.
     with naming_unreadable_images(dataset):
         encoder = encoder if encoder is not None else resolve_encoder(model, dataset, device=device)
         if isinstance(getattr(encoder, "model", None), torch.nn.Module):
             check_finite(encoder.model, model)  # NaN/inf weights score at chance: no record of them
+        amp_details: dict[str, Any] = {}
+        if amp is not None:
+            encoder = _AutocastEncoder(encoder, amp, model)
+            amp_details = {"amp": amp, "amp_cosine_distance": encoder.measure_error(dataset)}
         if any(name in IMAGE_RUNNERS for name in params):
             from evaluators.paper_linear import require_features
 
@@ -339,7 +388,7 @@ def run_protocols(
                 params=p,
                 # Same resolution on both scales (0.0001 points), and no float32 noise (87.849998 → 87.85).
                 metrics={k: round(float(v), 6 if k in FRACTION_METRICS else 4) for k, v in metrics.items()},
-                details=details,
+                details={**details, **amp_details},
                 wall_time_s=round(time.perf_counter() - start, 3),
                 created=now_utc(),
                 **shared,
@@ -364,4 +413,5 @@ def evaluate(
         progress=progress,
         command=command,
         num_workers=config.num_workers,
+        amp=config.amp,
     )

@@ -27,8 +27,15 @@ with equal similarity at the ``k``-th place is kept is up to the search backend
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
 from numbers import Integral
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,11 +52,15 @@ from evaluators._inputs import (
     dense_labels,
     faiss_gpu_available,
 )
+from evaluators.features import cache_root
+from zoo.atomic import write_json_atomic
 from zoo.devices import resolve_device
 from zoo.errors import SslzooError
 
 DEFAULT_MEMORY_MB = 512.0
 BACKENDS = ("auto", "torch", "faiss")
+PROBE_MIN_WORK = 1e9  # multiply-adds (N·M·D) below which "auto" takes torch unmeasured: a probe would not pay
+PROBE_WORK = 3e9  # multiply-adds of the queries each backend searches when "auto" measures them
 
 
 def search_neighbors(
@@ -68,8 +79,8 @@ def search_neighbors(
 
     * ``"faiss"``: an ``IndexFlatIP`` (moved to the GPU when ``device`` is CUDA and faiss has GPU support);
     * ``"torch"``: per chunk of queries one ``(chunk, N)`` similarity matmul and ``topk``, on ``device``;
-    * ``"auto"`` (default): the faiss GPU index where there is one, torch otherwise. On CPU torch's MKL matmul
-      measured 4-5x faster than faiss-cpu's bundled OpenBLAS (``benchmarks/bench_knn.py``).
+    * ``"auto"`` (default): the faiss GPU index where there is one; on CPU the faster of the two on this machine
+      for searches of this size, measured once on the first queries and cached (see :func:`_auto_backend`).
 
     Queries are processed in chunks sized so the per-chunk buffers fit ``memory_mb``.
 
@@ -101,14 +112,7 @@ def search_neighbors(
     return _search(db, q, k, memory_mb=memory_mb, device=device, backend=backend, progress=progress)
 
 
-def _use_torch(backend: str, device: torch.device) -> bool:
-    if backend not in BACKENDS:
-        raise SslzooError(f"unknown k-NN search backend {backend!r}; choose from {', '.join(BACKENDS)}.")
-    if backend == "auto":
-        # faiss only where it wins: a faiss GPU index. On CPU, faiss-cpu's bundled OpenBLAS ran 4-5x slower than
-        # torch's MKL matmul + topk in benchmarks/bench_knn.py, so torch does the exact search there.
-        return not (device.type == "cuda" and faiss_gpu_available())
-    return backend == "torch"
+Searcher = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def _search(
@@ -121,38 +125,55 @@ def _search(
     backend: str,
     progress: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    if backend not in BACKENDS:
+        raise SslzooError(f"unknown k-NN search backend {backend!r}; choose from {', '.join(BACKENDS)}.")
+    chosen = _auto_backend(device, db.shape[0], q.shape[0], db.shape[1], k) if backend == "auto" else backend
+    if chosen is None:
+        return _measure_and_search(db, q, k, memory_mb=memory_mb, device=device, progress=progress)
+    search, chunk = _searcher(db, k, memory_mb, device, chosen)
+    return _search_chunks(search, chunk, q, k, progress)
+
+
+def _searcher(
+    db: torch.Tensor, k: int, memory_mb: float, device: torch.device, backend: str
+) -> tuple[Searcher, int]:
+    """A function searching one block of queries with ``backend``, and the block size that fits ``memory_mb``."""
+    budget = memory_mb * 2**20
+    if backend == "torch":
+        db_dev = db.to(device)
+
+        def search_torch(block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            s, i = (block.to(device) @ db_dev.T).topk(k, dim=1, largest=True, sorted=True)
+            return s.cpu(), i.cpu()
+
+        # The (chunk, N) similarity block dominates: size the chunk so it fits the budget.
+        return search_torch, max(1, int(budget // (4 * db.shape[0] + 12 * k)))
+    import faiss
+
+    index = faiss.IndexFlatIP(db.shape[1])
+    if device.type == "cuda" and faiss_gpu_available():
+        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), device.index or 0, index)
+    index.add(np.ascontiguousarray(db.cpu().numpy()))
+
+    def search_faiss(block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s, i = index.search(np.ascontiguousarray(block.cpu().numpy()), k)
+        return torch.from_numpy(s), torch.from_numpy(i)
+
+    # faiss blocks its own BLAS buffers (~16 MB); our per-query cost is the (chunk, k) result arrays.
+    return search_faiss, max(1, int(budget // (12 * k + 64)))
+
+
+def _search_chunks(
+    search: Searcher, chunk: int, q: torch.Tensor, k: int, progress: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     from tqdm.auto import tqdm
 
-    n, m = db.shape[0], q.shape[0]
-    use_torch = _use_torch(backend, device)
-    budget = memory_mb * 2**20
-    if use_torch:
-        # The (chunk, N) similarity block dominates: size the chunk so it fits the budget.
-        chunk = max(1, int(budget // (4 * n + 12 * k)))
-        db_dev = db.to(device)
-    else:
-        import faiss
-
-        # faiss blocks its own BLAS buffers (~16 MB); our per-query cost is the (chunk, k) result arrays.
-        chunk = max(1, min(m, int(budget // (12 * k + 64))))
-        index = faiss.IndexFlatIP(db.shape[1])
-        if device.type == "cuda" and faiss_gpu_available():
-            index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), device.index or 0, index)
-        index.add(np.ascontiguousarray(db.cpu().numpy()))
-    sims = torch.empty(m, k, dtype=torch.float32)
-    idx = torch.empty(m, k, dtype=torch.int64)
-    starts = range(0, m, chunk)
+    sims = torch.empty(len(q), k, dtype=torch.float32)
+    idx = torch.empty(len(q), k, dtype=torch.int64)
+    starts = range(0, len(q), chunk)
     for start in tqdm(starts, desc="k-NN search", disable=not progress or len(starts) < 2, leave=False):
-        block = q[start : start + chunk]
-        if use_torch:
-            s, i = (block.to(device) @ db_dev.T).topk(k, dim=1, largest=True, sorted=True)
-            sims[start : start + len(block)], idx[start : start + len(block)] = s.cpu(), i.cpu()
-        else:
-            s, i = index.search(np.ascontiguousarray(block.cpu().numpy()), k)
-            sims[start : start + len(block)], idx[start : start + len(block)] = (
-                torch.from_numpy(s),
-                torch.from_numpy(i),
-            )
+        s, i = search(q[start : start + chunk])
+        sims[start : start + len(s)], idx[start : start + len(s)] = s, i
     return sims, idx
 
 
@@ -161,6 +182,96 @@ def _sequence(k: Any) -> list[Any]:
         return list(k)
     except TypeError:
         raise SslzooError(f"k must be a whole number or a sequence of them, got {k!r}.") from None
+
+
+def _auto_backend(device: torch.device, n: int, m: int, d: int, k: int) -> str | None:
+    """The backend ``"auto"`` uses, or None when it must first be measured on this machine.
+
+    A faiss GPU index where there is one (torch on other GPUs). On CPU the faster one depends on the BLAS each was
+    built with, the cores and the sizes (faiss-cpu's OpenBLAS ran 4-5x slower than torch's MKL on one machine,
+    1.4x faster on another), so small searches use torch and larger ones the winner of a short measurement
+    (:func:`_measure_and_search`), cached per machine, library versions, threads and size bucket.
+    """
+    if device.type == "cuda":
+        return "faiss" if faiss_gpu_available() else "torch"
+    if device.type != "cpu" or n * m * d < PROBE_MIN_WORK or m < 256:
+        return "torch"
+    entry = _read_backend_cache().get(_probe_key(n, m, d, k))
+    backend = entry.get("backend") if isinstance(entry, dict) else None
+    return backend if backend in ("torch", "faiss") else None
+
+
+def _measure_and_search(
+    db: torch.Tensor, q: torch.Tensor, k: int, *, memory_mb: float, device: torch.device, progress: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Search the first queries with both backends, time them, remember the faster and search the rest with it.
+
+    The probe costs ~``PROBE_WORK`` multiply-adds per backend, and its work is not lost: the winner's results for
+    those queries are part of the answer.
+    """
+    n, d = db.shape
+    head = q[: min(len(q) // 4, max(64, int(PROBE_WORK // (n * d))))]
+    halves = (head[: len(head) // 2], head[len(head) // 2 :])
+    searchers, results = {}, {"torch": [], "faiss": []}
+    seconds = {"torch": 0.0, "faiss": 0.0}
+    # Order torch, faiss, faiss, torch over the two halves: a change of load on a shared machine during the probe
+    # then weighs on both alike.
+    for name, half in (("torch", 0), ("faiss", 0), ("faiss", 1), ("torch", 1)):
+        start = time.perf_counter()
+        if name not in searchers:
+            searchers[name] = _searcher(db, k, memory_mb, device, name)
+        results[name].append(_search_chunks(*searchers[name], halves[half], k, False))
+        seconds[name] += time.perf_counter() - start
+    best = min(seconds, key=seconds.__getitem__)
+    _remember_backend(_probe_key(n, len(q), d, k), best, seconds)
+    search, chunk = searchers.pop(best)
+    searchers.clear()  # free the loser's copy of the database (faiss keeps its own)
+    sims, idx = _search_chunks(search, chunk, q[len(head) :], k, progress)
+    parts = [*results[best], (sims, idx)]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def _probe_key(n: int, m: int, d: int, k: int) -> str:
+    """Machine, library versions, threads and a size bucket (nearest powers of two) of one search."""
+    import faiss
+
+    def bucket(v: int) -> int:
+        return round(math.log2(max(v, 1)))
+
+    return (
+        f"{_machine()} | torch {torch.__version__} | faiss {faiss.__version__} | {torch.get_num_threads()} threads"
+        f" | n~2^{bucket(n)} m~2^{bucket(m)} d~2^{bucket(d)} k~2^{bucket(k)}"
+    )
+
+
+def _machine() -> str:
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{platform.node()} ({model}, {os.cpu_count()} CPUs)"
+
+
+def backend_cache_path() -> Path:
+    """``$SSLZOO_CACHE/knn_backend.json`` (default ``~/.cache/sslzoo``): the measured k-NN backends."""
+    return cache_root().parent / "knn_backend.json"
+
+
+def _read_backend_cache() -> dict[str, Any]:
+    try:
+        data = json.loads(backend_cache_path().read_text())
+    except (OSError, ValueError):  # none yet, or unreadable: measure again
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _remember_backend(key: str, backend: str, seconds: dict[str, float]) -> None:
+    data = _read_backend_cache()
+    data[key] = {"backend": backend, **{f"{name}_s": t for name, t in seconds.items()}}
+    with contextlib.suppress(OSError):  # a read-only cache only costs a new measurement next time
+        write_json_atomic(backend_cache_path(), data)
 
 
 def knn_vote(

@@ -1,5 +1,5 @@
 """The papers' linear evaluation (``linear-paper``): a linear layer trained by SGD on frozen features of augmented
-images, as the official scripts run it. Not to be confused with ``linear``, the fast L-BFGS probe on cached features.
+images, as the official scripts run it. Not to be confused with ``linear``, the fast Newton-CG probe on cached features.
 
 Protocol (DINO ``eval_linear.py``, DINOv2 ``dinov2/eval/linear.py``, MoCo ``main_lincls.py``, MoCo v3
 ``main_lincls.py``, SwAV ``eval_linear.py``; the numbers of each are a :class:`~zoo.registry.LinearRecipe`):

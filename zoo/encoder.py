@@ -23,6 +23,8 @@ __all__ = ["FEATURE_KINDS", "Encoder", "build_transform", "model_in_chans"]
 
 # Below this many images, converting a CNN's weights to channels-last costs more than it saves.
 CHANNELS_LAST_MIN_IMAGES = 32
+# ``Encoder.embed(amp=...)``: autocast precisions.
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 # The features the papers' linear probes read, by name (see Encoder.features). ViT kinds take the tokens after the
 # final norm, as DINO's and DINOv2's ``get_intermediate_layers`` return them.
@@ -322,6 +324,7 @@ class Encoder(nn.Module):
         num_workers: int = 0,
         kind: str = "default",
         out: Any = None,
+        amp: str | None = None,
     ) -> torch.Tensor:
         """Embeddings of many images, in order.
 
@@ -334,6 +337,10 @@ class Encoder(nn.Module):
             kind: Which features (:data:`FEATURE_KINDS`; see :meth:`features`).
             out: Optional ``(N, feature_dim(kind))`` float32 array or tensor to fill (e.g. a memory-mapped
                 ``.npy``, so a split larger than RAM never exists as one tensor); returned.
+            amp: ``"bf16"`` or ``"fp16"``: run the forward under ``torch.autocast`` in that precision: faster on GPUs
+                and on CPUs with native bf16 (AVX512-BF16 / AMX), but several times slower on AVX2-only CPUs, which
+                emulate it (``benchmarks/bench_embed.py``). Embeddings move by a cosine distance of ~1e-5 to 1e-3,
+                which ``sslzoo eval --amp`` measures and records. None (default): the model's own precision.
 
         Returns:
             ``(N, D)`` float32 tensor on the CPU (or ``out``).
@@ -341,6 +348,10 @@ class Encoder(nn.Module):
         from tqdm.auto import tqdm
 
         check_loader_options(batch_size, num_workers)
+        if amp is not None and amp not in AMP_DTYPES:
+            raise SslzooError(
+                f"unknown amp precision {amp!r}; choose from {', '.join(AMP_DTYPES)} (or none)."
+            )
         batches, total = self._batches(images, batch_size, num_workers)
         was_training = self.model.training
         self.model.eval()
@@ -352,9 +363,15 @@ class Encoder(nn.Module):
                 f"out has shape {tuple(out.shape)}; expected ({total}, {self.feature_dim(kind)})."
             )
         done = 0
+        autocast = (
+            torch.autocast(device.type, dtype=AMP_DTYPES[amp])
+            if amp is not None
+            else contextlib.nullcontext()
+        )
         with (
             self._channels_last(total) as layout,
             tqdm(total=total, disable=not progress, desc=f"embed {self.entry.name}", unit="img") as bar,
+            autocast,
         ):
             for x in batches:
                 x = x.to(device, dtype, non_blocking=True).contiguous(memory_format=layout)

@@ -7,10 +7,11 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from sklearn import metrics
 
 from evaluators import cluster_metrics, clustering_scores, hungarian_accuracy
-from evaluators.clustering import contingency_table
+from evaluators.clustering import contingency_table, kmeans_batched
 from zoo.errors import SslzooError
 
 # 9 points, 3 classes, 3 clusters. Contingency table (rows = clusters, columns = classes):
@@ -106,6 +107,32 @@ def test_cluster_metrics_averages_over_seeds():
     for name in ("nmi", "ami", "ari", "acc"):
         assert avg[name] == pytest.approx(np.mean([s[name] for s in singles]))
         assert avg[f"{name}_std"] == pytest.approx(np.std([s[name] for s in singles]))
+
+
+def _mixture(n, d, classes, seed, noise):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n)
+    feats = rng.normal(size=(classes, d))[labels] + noise * rng.normal(size=(n, d))
+    return feats / np.linalg.norm(feats, axis=1, keepdims=True), labels
+
+
+def test_kmeans_reaches_scikit_learns_nmi_and_a_lloyd_fixed_point():
+    from sklearn.cluster import KMeans
+
+    # Overlapping classes (NMI well below 1), and a sample of 150 points per cluster for the coarse stage.
+    feats, labels = _mixture(3000, 32, 5, seed=5, noise=2.0)
+    runs = kmeans_batched(torch.from_numpy(feats).float(), 5, [0, 1, 2], sample_per_cluster=150)
+    ours = [metrics.normalized_mutual_info_score(labels, a) for a in runs]
+    theirs = [
+        metrics.normalized_mutual_info_score(labels, KMeans(5, n_init=1, random_state=s).fit_predict(feats))
+        for s in range(3)
+    ]
+    assert 0.5 < np.mean(theirs) < 0.95
+    assert abs(np.mean(ours) - np.mean(theirs)) < 0.01
+    for assignment in runs:  # converged: (nearly) every point is nearest to the centroid of its own cluster
+        centroids = np.stack([feats[assignment == c].mean(axis=0) for c in range(5)])
+        nearest = ((feats[:, None] - centroids[None]) ** 2).sum(axis=2).argmin(axis=1)
+        assert (nearest != assignment).mean() < 0.005
 
 
 def test_bad_input():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -114,6 +115,37 @@ def test_faiss_and_torch_backends_agree():
         assert np.array_equal(a[k]["predictions"], b[k]["predictions"]) and a[k]["top5"] == b[k]["top5"]
     with pytest.raises(SslzooError, match="unknown k-NN search backend"):
         knn_classify(train, yt, test, ye, backend="annoy")
+
+
+def test_auto_backend_is_measured_once_per_machine_and_size_then_read_from_the_cache(tmp_path, monkeypatch):
+    import evaluators.knn as knn
+
+    monkeypatch.setenv("SSLZOO_CACHE", str(tmp_path))
+    monkeypatch.setattr(knn, "PROBE_MIN_WORK", 0)  # measure even this small search
+    g = torch.Generator().manual_seed(7)
+    train, test = torch.randn(700, 16, generator=g), torch.randn(300, 16, generator=g)
+    yt, ye = torch.randint(0, 5, (700,), generator=g), torch.randint(0, 5, (300,), generator=g)
+    reference = dino_reference(train, yt, test, ye, 20, 0.07, 5)[2]
+
+    first = knn_classify(
+        train, yt, test, ye, k=20
+    )  # the probe's queries plus the rest: still the exact answer
+    assert torch.equal(torch.from_numpy(first["predictions"]), reference)
+    cache = json.loads(knn.backend_cache_path().read_text())
+    assert knn.backend_cache_path().parent == tmp_path and len(cache) == 1
+    (entry,) = cache.values()
+    assert entry["backend"] in ("torch", "faiss") and entry["torch_s"] > 0 and entry["faiss_s"] > 0
+    assert entry["backend"] == min(("torch", "faiss"), key=lambda b: entry[f"{b}_s"])
+
+    def no_second_probe(*args, **kwargs):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(knn, "_measure_and_search", no_second_probe)
+    second = knn_classify(train, yt, test, ye, k=20)
+    assert np.array_equal(second["predictions"], first["predictions"])
+    # Another size bucket is a new measurement.
+    with pytest.raises(AssertionError, match="measured again"):
+        knn_classify(train, yt, torch.cat([test] * 4), torch.cat([ye] * 4), k=20)
 
 
 def test_chunking_to_a_tiny_memory_budget_changes_nothing():
