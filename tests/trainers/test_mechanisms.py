@@ -217,6 +217,39 @@ def test_dino_center_update_and_no_teacher_gradient():
     assert dino.backbone.fc.weight.grad is not None and dino.backbone.fc.weight.grad.abs().sum() > 0
 
 
+def test_dino_clips_each_parameters_gradient_as_clip_grad_norm_on_that_parameter_alone():
+    from trainers.augment import BatchRandom
+    from trainers.engine import build_configs
+    from trainers.methods.base import Batch
+    from trainers.methods.dino import DINO, DINOConfig
+
+    torch.manual_seed(0)
+    cfg = DINOConfig(out_dim=8, hidden_dim=8, bottleneck_dim=4, n_local_crops=2, freeze_last_layer_epochs=0)
+    dino = DINO(cfg, fake_ctx())
+    crops = [torch.rand(3, 1, 8, 8) for _ in range(4)]
+    batch = Batch(
+        crops[0], crops, torch.arange(3), torch.zeros(3, dtype=torch.long), BatchRandom(0, 0, 3, 0, 3)
+    )
+    loss, _ = dino.training_step(batch, step(50))
+    loss.backward()
+    params = [p for p in dino.parameters() if p.grad is not None]
+    for i, p in enumerate(params):  # gradient norms from 0.1 to 100: some above 3, some below
+        p.grad.mul_(10.0 ** (i % 4 - 1) / p.grad.norm())
+    expected = [p.grad.clone() for p in params]
+    for g in expected:
+        holder = torch.nn.Parameter(torch.zeros_like(g))
+        holder.grad = g
+        torch.nn.utils.clip_grad_norm_([holder], 3.0)  # scales g in place, on its own
+    dino.on_before_optimizer_step(step(50))
+    for p, e in zip(params, expected):
+        torch.testing.assert_close(p.grad, e, rtol=1e-6, atol=0)
+    norms = torch.stack([p.grad.norm() for p in params])
+    assert norms.max() <= 3.0 + 1e-4 and norms.min() < 0.2  # small gradients were left alone
+    # By default DINO runs clip per parameter and the engine's global clip is off; the config says so.
+    train_cfg, method_cfg = build_configs("dino", {})
+    assert train_cfg.grad_clip is None and method_cfg.param_grad_clip == 3.0
+
+
 def test_knn_monitor_by_hand_and_against_the_evaluators():
     from trainers.knn import knn_accuracy
 
