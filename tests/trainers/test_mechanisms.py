@@ -227,9 +227,7 @@ def test_dino_clips_each_parameters_gradient_as_clip_grad_norm_on_that_parameter
     cfg = DINOConfig(out_dim=8, hidden_dim=8, bottleneck_dim=4, n_local_crops=2, freeze_last_layer_epochs=0)
     dino = DINO(cfg, fake_ctx())
     crops = [torch.rand(3, 1, 8, 8) for _ in range(4)]
-    batch = Batch(
-        crops[0], crops, torch.arange(3), torch.zeros(3, dtype=torch.long), BatchRandom(0, 0, 3, 0, 3)
-    )
+    batch = Batch(crops, torch.arange(3), torch.zeros(3, dtype=torch.long), BatchRandom(0, 0, 3, 0, 3))
     loss, _ = dino.training_step(batch, step(50))
     loss.backward()
     params = [p for p in dino.parameters() if p.grad is not None]
