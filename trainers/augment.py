@@ -108,8 +108,8 @@ def color_jitter(
     Brightness blends with black, contrast with the image's mean grey level (a scalar per image, so the mean
     stays and the spread around it scales), saturation with the image's grey version, hue rotates the HSV hue by
     ``U(-hue, hue)`` turns; each result is clipped to [0, 1]. Every sample applies the four ops in its own random
-    order, as torchvision (``randperm(4)`` per image) and SimCLR's TF code (``color_jitter_rand``) do. On 1-channel images saturation and hue are identities (as torchvision), so brightness and contrast
-    remain.
+    order, as torchvision (``randperm(4)`` per image) and SimCLR's TF code (``color_jitter_rand``) do. On 1-channel
+    images saturation and hue are identities (as torchvision), so brightness and contrast remain.
     """
     apply = rng.bernoulli(p)
     b = rng.uniform(max(0.0, 1 - brightness), 1 + brightness)
@@ -136,9 +136,8 @@ def _jitter(
     all three, each sample with its own op's factor and reference; hue runs only on the samples whose op it is.
     """
     rgb = images.shape[1] == 3
-    if (
-        not rgb
-    ):  # saturation and hue are identities on grey (as torchvision): only brightness vs contrast matters
+    if not rgb:
+        # Saturation and hue are identities on grey (as torchvision): only brightness vs contrast counts.
         order = order[(order == _BRIGHTNESS) | (order == _CONTRAST)].view(-1, 2)
     factors = torch.stack([b, c, s, torch.ones_like(h)], 1).to(images.dtype)  # (B, 4); hue: no blend
     x = images
