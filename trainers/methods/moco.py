@@ -12,8 +12,9 @@ share a signature that identifies the positive among the queue's keys (computed 
 
 * ``ddp-shuffle`` (the paper's, under ``torchrun``): the key batch is shuffled across ranks before f_k, so each
   rank's BN statistics for a query and for its key come from different subsets;
-* ``split-bn N`` (one process, as the MoCo authors' CIFAR demo and lightly's ``SplitBatchNorm``): both encoders
-  normalise over N sub-batches ("ghost" BN, like N GPUs), and the key batch is shuffled before it is split;
+* ``split-bn`` (one process, as the MoCo authors' CIFAR demo and lightly's ``SplitBatchNorm``): both encoders
+  normalise over ``--bn-splits`` sub-batches ("ghost" BN, like that many GPUs), and the key batch is shuffled
+  before it is split;
 * ``off``: plain BN (the leak, for ablations).
 
 ``auto`` (the default) picks ``ddp-shuffle`` under ``torchrun``, ``split-bn`` in one process, and ``off`` for a
