@@ -18,6 +18,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
 __all__ = [
     "BatchRandom",
@@ -80,6 +81,19 @@ def _where(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor
     return torch.where(mask.view(-1, 1, 1, 1), a, b)
 
 
+#: torchvision's luma weights (``rgb_to_grayscale``, after TF's), used by every colour op here.
+_LUMA = (0.2989, 0.587, 0.114)
+#: The four ops of :func:`color_jitter`, in torchvision's numbering (``ColorJitter.get_params``' ``fn_idx``).
+_BRIGHTNESS, _CONTRAST, _SATURATION, _HUE = range(4)
+
+
+def _luma(images: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) grey level of RGB images; 1-channel images are their own grey level."""
+    if images.shape[1] != 3:
+        return images
+    return (images * images.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+
+
 def color_jitter(
     images: torch.Tensor,
     rng: BatchRandom,
@@ -89,23 +103,77 @@ def color_jitter(
     hue: float = 0.1,
     p: float = 0.8,
 ) -> torch.Tensor:
-    """With probability ``p``: brightness, contrast, saturation and hue factors, each drawn per sample.
+    """With probability ``p``: torchvision's ``ColorJitter``, with factors and op order drawn per sample.
 
-    Applied in a fixed order (torchvision shuffles it). Saturation and hue only apply to RGB images.
+    Brightness blends with black, contrast with the image's mean grey level (a scalar per image, so the mean
+    stays and the spread around it scales), saturation with the image's grey version, hue rotates the HSV hue by
+    ``U(-hue, hue)`` turns; each result is clipped to [0, 1]. Every sample applies the four ops in its own random
+    order, as torchvision (``randperm(4)`` per image) and SimCLR's TF code (``color_jitter_rand``) do. On 1-channel
+    images saturation and hue are identities (as torchvision), so brightness and contrast remain.
     """
-    import kornia.enhance as K
-
     apply = rng.bernoulli(p)
-    b = rng.uniform(1 - brightness, 1 + brightness)
-    c = rng.uniform(1 - contrast, 1 + contrast)
-    s = rng.uniform(1 - saturation, 1 + saturation)
-    h = rng.uniform(-hue, hue) * 2 * math.pi  # kornia's hue is an angle in radians
-    out = (images * b.view(-1, 1, 1, 1)).clamp(0, 1)
-    out = K.adjust_contrast(out, c)
-    if images.shape[1] == 3:
-        out = K.adjust_saturation(out, s).clamp(0, 1)
-        out = K.adjust_hue(out, h).clamp(0, 1)
+    b = rng.uniform(max(0.0, 1 - brightness), 1 + brightness)
+    c = rng.uniform(max(0.0, 1 - contrast), 1 + contrast)
+    s = rng.uniform(max(0.0, 1 - saturation), 1 + saturation)
+    h = rng.uniform(-hue, hue)
+    order = torch.argsort(rng.uniform(0.0, 1.0, 4), dim=1)  # (B, 4): a uniform random permutation per sample
+    out = _jitter(images, b, c, s, h, order)
     return _where(apply, out, images)
+
+
+def _jitter(
+    images: torch.Tensor,
+    b: torch.Tensor,
+    c: torch.Tensor,
+    s: torch.Tensor,
+    h: torch.Tensor,
+    order: torch.Tensor,
+) -> torch.Tensor:
+    """Apply brightness ``b``, contrast ``c``, saturation ``s`` (factors) and hue ``h`` (turns), all (B,), to
+    each sample in the order of its row of ``order`` (B, 4) (op ids as torchvision's ``fn_idx``).
+
+    Brightness, contrast and saturation are one blend ``clip(f·x + (1 − f)·ref)``: one pass per position serves
+    all three, each sample with its own op's factor and reference; hue runs only on the samples whose op it is.
+    """
+    rgb = images.shape[1] == 3
+    if not rgb:
+        # Saturation and hue are identities on grey (as torchvision): only brightness vs contrast counts.
+        order = order[(order == _BRIGHTNESS) | (order == _CONTRAST)].view(-1, 2)
+    factors = torch.stack([b, c, s, torch.ones_like(h)], 1).to(images.dtype)  # (B, 4); hue: no blend
+    x = images
+    for position in range(order.shape[1]):
+        op = order[:, position].view(-1, 1, 1, 1)
+        f = factors.gather(1, order[:, position : position + 1]).view(-1, 1, 1, 1)
+        keep = 1 - f
+        grey = _luma(x)
+        # f·x + (1 − f)·ref, ref = 0 (brightness), the mean grey level (contrast) or the grey image (saturation).
+        out = torch.addcmul(keep * (op == _CONTRAST) * grey.mean((1, 2, 3), keepdim=True), x, f)
+        if rgb:
+            out.addcmul_(grey, keep * (op == _SATURATION))
+        x = out.clamp_(0, 1)
+        rotate = order[:, position] == _HUE
+        if rgb and bool(rotate.any()):
+            x[rotate] = _rotate_hue(x[rotate], h[rotate].to(x.dtype))
+    return x
+
+
+def _rotate_hue(rgb: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
+    """Rotate the HSV hue of (N, 3, H, W) RGB images by ``turns`` (N,), as torchvision's ``adjust_hue``.
+
+    Value (the largest channel) and chroma (largest − smallest) stay; the hue h, in sixths of a turn, is the
+    sector of the largest channel plus the offset inside it, and HSV → RGB is
+    ``c = V − C·clip(min(k, 4 − k), 0, 1)`` with ``k = (n + h) mod 6``, n = 5, 3, 1 for R, G, B.
+    """
+    r, g, b = rgb.unbind(1)
+    low, high = torch.aminmax(rgb, dim=1)
+    chroma = high - low
+    inv = 1 / torch.where(chroma > 0, chroma, torch.ones_like(chroma))
+    is_r, is_g = high == r, high == g
+    diff = torch.where(is_r, g - b, torch.where(is_g, b - r, r - g))
+    sector = torch.where(is_r, 0.0, torch.where(is_g, 2.0, 4.0))
+    h = torch.remainder(torch.addcmul(sector + 6 * turns.view(-1, 1, 1), diff, inv), 6)
+    k = torch.remainder(rgb.new_tensor([5.0, 3.0, 1.0]).view(1, 3, 1, 1) + h[:, None], 6)
+    return high[:, None] - chroma[:, None] * torch.minimum(k, 4 - k).clamp_(0, 1)
 
 
 def random_grayscale(images: torch.Tensor, rng: BatchRandom, p: float = 0.2) -> torch.Tensor:
@@ -113,27 +181,45 @@ def random_grayscale(images: torch.Tensor, rng: BatchRandom, p: float = 0.2) -> 
     apply = rng.bernoulli(p)
     if images.shape[1] != 3:
         return images
-    weights = images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-    gray = (images * weights).sum(1, keepdim=True).expand_as(images)
-    return _where(apply, gray, images)
+    return _where(apply, _luma(images).expand_as(images), images)
 
 
 def gaussian_blur(
-    images: torch.Tensor, rng: BatchRandom, p: float = 0.5, sigma: tuple[float, float] = (0.1, 2.0)
+    images: torch.Tensor,
+    rng: BatchRandom,
+    p: float = 0.5,
+    sigma: tuple[float, float] = (0.1, 2.0),
+    scale: float | None = None,
 ) -> torch.Tensor:
-    """With probability ``p`` blur with σ ~ U(sigma) (in pixels of a 224-px image, scaled to this size).
+    """With probability ``p`` blur with σ ~ U(sigma) pixels of the papers' 224-px views, times ``scale``.
 
-    The kernel spans 10% of the image side (SimCLR §B.9), at least 3 pixels.
+    ``scale`` is this batch's pixels per pixel of a 224-px view: by default ``side / 224`` (the same blur
+    relative to the image). DINO blurs its 96-px local crops with σ in their own pixels, which are the global
+    crops' pixels: pass ``global_side / 224`` for local crops to keep that; ``1.0`` takes σ in this batch's pixels.
+
+    The kernel is the Gaussian integrated over each pixel, ``w_j = Φ((j + ½)/σ) − Φ((j − ½)/σ)``: the exact
+    blur of pixels seen as little squares. A sampled Gaussian (torchvision, kornia) weighs a neighbour
+    e^(−1/2σ²) of the centre, 3·10⁻⁴ at σ = 0.25 px, so the papers' blur at 28 px (σ ≤ 2·28/224 = 0.25 px)
+    vanished; this kernel keeps it (2.3% of each pixel to each neighbour at 0.25 px). The radius is ⌈3σ_max⌉ ≥ 1
+    pixels, never truncating σ (unlike SimCLR's kernel of 10% of the side), at most ``side − 1``; borders reflect.
     """
-    import kornia.filters as KF
-
     apply = rng.bernoulli(p)
-    side = images.shape[-1]
-    factor = side / 224
-    s = rng.uniform(sigma[0] * factor, sigma[1] * factor).clamp(min=1e-3)
-    k = max(3, int(0.1 * side) // 2 * 2 + 1)
-    blurred = KF.gaussian_blur2d(images, (k, k), torch.stack([s, s], -1), border_type="reflect")
-    return _where(apply, blurred, images)
+    n, ch, height, width = images.shape
+    factor = min(height, width) / 224 if scale is None else scale
+    s = rng.uniform(sigma[0] * factor, sigma[1] * factor).clamp(min=1e-3).to(images.dtype)
+    radius = min(max(1, math.ceil(3 * sigma[1] * factor)), min(height, width) - 1)
+    if radius < 1:
+        return images
+    offsets = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
+    edges = torch.stack([offsets - 0.5, offsets + 0.5])[:, None, :] / (s.view(1, -1, 1) * math.sqrt(2))
+    cdf = 0.5 * (1 + torch.erf(edges))  # (2, B, 2r + 1)
+    w = cdf[1] - cdf[0]
+    w = (w / w.sum(1, keepdim=True)).repeat_interleave(ch, 0)  # (B·C, 2r + 1): one kernel per sample
+    # Separable depthwise convolution: every (sample, channel) plane is a group with its own kernel.
+    x = images.reshape(1, n * ch, height, width)
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), w.view(n * ch, 1, 1, -1), groups=n * ch)
+    x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), w.view(n * ch, 1, -1, 1), groups=n * ch)
+    return _where(apply, x.view_as(images), images)
 
 
 def solarize(images: torch.Tensor, rng: BatchRandom, p: float = 0.2, threshold: float = 0.5) -> torch.Tensor:

@@ -130,8 +130,7 @@ RECIPES: dict[str, Recipe] = {
                 1.0,
                 f"App. A colour distortion strength 1.0; {_SIMCLR} run.py --color_jitter_strength 1.0",
             ),
-            differs="the projection head's hidden layer has no BN (the reference's has); colour jitter is applied "
-            "in one fixed order (the reference shuffles it)",
+            differs="the projection head's hidden layer has no BN (the reference's has)",
         ),
         _recipe(
             "mocov2-resnet50",
@@ -237,10 +236,9 @@ RECIPES: dict[str, Recipe] = {
             ("weight_decay", 0.04, f"{_DINO} main_dino.py --weight_decay 0.04"),
             ("weight_decay_end", 0.4, f"{_DINO} main_dino.py --weight_decay_end 0.4 (cosine)"),
             (
-                "grad_clip",
+                "param_grad_clip",
                 3.0,
-                f"{_DINO} main_dino.py --clip_grad 3.0 (per parameter, utils.clip_gradients; sslzoo: global norm "
-                "unless the DINO per-parameter clipping option is set)",
+                f"{_DINO} main_dino.py --clip_grad 3.0 (each parameter's norm, utils.clip_gradients)",
             ),
             (
                 "amp",
@@ -281,7 +279,6 @@ RECIPES: dict[str, Recipe] = {
                 0.5,
                 f"{_DINO} main_dino.py ColorJitter(0.4, 0.4, 0.2, 0.1) p=0.8 (saturation: 0.4 here)",
             ),
-            differs="gradient clipping is by global norm unless per-parameter clipping is chosen",
         ),
         _recipe(
             "deepcluster-vgg16",

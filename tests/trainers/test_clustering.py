@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import warnings
 
 import numpy as np
 import pytest
@@ -90,6 +91,9 @@ def test_sinkhorn_beats_greedy_and_stays_below_the_optimum(seed):
     assert optimum >= plan_objective - 1e-12
 
 
+@pytest.mark.filterwarnings(
+    "ignore::trainers.clustering.sinkhorn.SinkhornWarning"
+)  # 200 rescalings: rows off
 def test_sinkhorn_does_not_overflow_with_sharp_scores_or_a_dead_class():
     n, k = 20_000, 16
     logits = _random_logits(n, k, 40.0, seed=3)  # exp(λ · logits) overflows float64 by hundreds of orders
@@ -100,9 +104,24 @@ def test_sinkhorn_does_not_overflow_with_sharp_scores_or_a_dead_class():
     assert float(plan[:, 5].sum()) == pytest.approx(1 / k)
 
 
+def test_sinkhorn_warns_when_its_rows_miss_the_tolerance_and_iterates_until_they_do():
+    from trainers.clustering.sinkhorn import SinkhornWarning
+
+    logits = _random_logits(600, 10, 4.0, seed=0)  # peaked scores: slow to balance at λ = 25
+    with pytest.warns(SinkhornWarning, match=r"stopped after 50 rescalings with a row sum off 1/N by 0\.\d+"):
+        early = sinkhorn_knopp(logits, lam=25.0, n_iters=50)
+    assert float((early.sum(1) * 600 - 1).abs().max()) > 0.01  # the warning is true: rows are > 1% off
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # reaching the tolerance is silent
+        plan = sinkhorn_knopp(logits, lam=25.0, n_iters=100_000, tol=1e-6)
+        fixed = sinkhorn_knopp(logits, lam=25.0, n_iters=50, tol=0.0)  # tol 0: exactly n_iters, no check
+    assert float((plan.sum(1) * 600 - 1).abs().max()) < 1e-6
+    torch.testing.assert_close(fixed, early, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize(("n", "k"), [(1000, 10), (1003, 10), (257, 16), (50, 7)])
 def test_hard_labels_are_balanced_within_one(n, k):
-    labels = sinkhorn_labels(_random_logits(n, k, 2.0, seed=k), lam=25.0)
+    labels = sinkhorn_labels(_random_logits(n, k, 2.0, seed=k), lam=25.0, n_iters=5000)
     counts = torch.bincount(labels, minlength=k)
     assert labels.shape == (n,)
     assert int(counts.sum()) == n

@@ -81,6 +81,86 @@ def test_moco_updates_key_encoder_with_momentum_before_the_keys():
     assert all(p.grad is None for p in moco.key_backbone.parameters())
 
 
+class BNNet(nn.Module):
+    """A stand-in backbone with batch norm: (B, 1, 8, 8) → (B, 32)."""
+
+    num_features = 32
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            *(nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU()),
+            *(nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU()),
+            *(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def _positive_beats_the_same_image_keyed_elsewhere(shuffle_bn: str | None, seed: int) -> float:
+    """How often the positive logit q_i·k_i beats q_i·k′_i, with k′_i the key of the *same* view of the same image
+    computed in another batch (as a queue entry would be): only BN statistics can tell the two keys apart.
+
+    Query and key encoder are equal and both views are the image itself, so without a leak each wins half the time.
+    """
+    from sklearn.datasets import load_digits
+
+    from trainers.augment import BatchRandom
+    from trainers.methods.base import Batch
+    from trainers.methods.moco import MoCo, MoCoConfig
+
+    torch.manual_seed(seed)
+    ctx = SimpleNamespace(create_backbone=BNNet, image_size=8, mean=(0.5,), std=(0.5,))
+    options = {} if shuffle_bn is None else {"shuffle_bn": shuffle_bn}
+    moco = MoCo(MoCoConfig(queue_size=8, proj_dim=16, proj_hidden_dim=32, **options), ctx)
+    digits = torch.tensor(load_digits().images, dtype=torch.float32)[:, None] / 16
+    order = torch.randperm(len(digits), generator=torch.Generator().manual_seed(seed))
+    n, others = 128, 8
+    x, rest = digits[order[:n]], digits[order[n:]]
+
+    def batch(images, step):
+        labels = torch.zeros(n, dtype=torch.long)
+        return Batch([images, images], torch.arange(n), labels, BatchRandom(seed, step, n, 0, n))
+
+    with torch.no_grad():
+        q = moco.queries(x)
+        positive = (q * moco.keys(x, batch(x, 0))).sum(1)
+        elsewhere = torch.empty(n)
+        for r in range(others):  # each other batch keys n/8 of the images among 7n/8 images not in x
+            z = rest[r * n : (r + 1) * n].clone()
+            mine = torch.arange(r, n, others)
+            z[mine] = x[mine]
+            elsewhere[mine] = (q[mine] * moco.keys(z, batch(z, r + 1))[mine]).sum(1)
+    return float((positive > elsewhere).float().mean())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_moco_in_one_process_keys_do_not_identify_the_positive_by_bn_statistics(seed):
+    # Plain BN: the query and its key are normalised with the same batch statistics, so the positive always wins.
+    assert _positive_beats_the_same_image_keyed_elsewhere("off", seed) > 0.95
+    # The default in one process (split-bn, shuffled keys): a coin flip, as for keys of the same image elsewhere.
+    assert _positive_beats_the_same_image_keyed_elsewhere(None, seed) < 0.75
+
+
+def test_moco_shuffle_bn_choice_is_resolved_into_the_config():
+    from trainers.methods.moco import MoCo, MoCoConfig, resolve_shuffle_bn
+    from zoo.errors import SslzooError
+
+    with_bn = SimpleNamespace(create_backbone=BNNet, image_size=8, mean=(0.5,), std=(0.5,))
+    assert MoCo(MoCoConfig(queue_size=8, proj_dim=4), with_bn).cfg.shuffle_bn == "split-bn"
+    assert (
+        MoCo(MoCoConfig(queue_size=8, proj_dim=4), fake_ctx()).cfg.shuffle_bn == "off"
+    )  # no BN: nothing leaks
+    assert resolve_shuffle_bn("auto", 4, batch_norm=True) == "ddp-shuffle"
+    assert resolve_shuffle_bn("split-bn", 4, batch_norm=True) == "split-bn"
+    with pytest.raises(SslzooError, match="torchrun"):
+        resolve_shuffle_bn("ddp-shuffle", 1, batch_norm=True)
+    assert MoCoConfig(shuffle_bn=True).shuffle_bn == "auto"  # run configs written before the choices
+    with pytest.raises(SslzooError, match="--shuffle-bn must be one of"):
+        MoCoConfig(shuffle_bn="sync")
+
+
 def test_cosine_schedule_at_chosen_steps():
     assert cosine_schedule(0, 100, 1.0, 0.0, warmup_steps=10) == 0.0
     assert cosine_schedule(5, 100, 1.0, 0.0, warmup_steps=10) == 0.5
@@ -135,6 +215,37 @@ def test_dino_center_update_and_no_teacher_gradient():
     assert all(p.grad is None for p in [*dino.teacher_backbone.parameters(), *dino.teacher_head.parameters()])
     assert all(not p.requires_grad for p in dino.teacher_head.parameters())
     assert dino.backbone.fc.weight.grad is not None and dino.backbone.fc.weight.grad.abs().sum() > 0
+
+
+def test_dino_clips_each_parameters_gradient_as_clip_grad_norm_on_that_parameter_alone():
+    from trainers.augment import BatchRandom
+    from trainers.engine import build_configs
+    from trainers.methods.base import Batch
+    from trainers.methods.dino import DINO, DINOConfig
+
+    torch.manual_seed(0)
+    cfg = DINOConfig(out_dim=8, hidden_dim=8, bottleneck_dim=4, n_local_crops=2, freeze_last_layer_epochs=0)
+    dino = DINO(cfg, fake_ctx())
+    crops = [torch.rand(3, 1, 8, 8) for _ in range(4)]
+    batch = Batch(crops, torch.arange(3), torch.zeros(3, dtype=torch.long), BatchRandom(0, 0, 3, 0, 3))
+    loss, _ = dino.training_step(batch, step(50))
+    loss.backward()
+    params = [p for p in dino.parameters() if p.grad is not None]
+    for i, p in enumerate(params):  # gradient norms from 0.1 to 100: some above 3, some below
+        p.grad.mul_(10.0 ** (i % 4 - 1) / p.grad.norm())
+    expected = [p.grad.clone() for p in params]
+    for g in expected:
+        holder = torch.nn.Parameter(torch.zeros_like(g))
+        holder.grad = g
+        torch.nn.utils.clip_grad_norm_([holder], 3.0)  # scales g in place, on its own
+    dino.on_before_optimizer_step(step(50))
+    for p, e in zip(params, expected):
+        torch.testing.assert_close(p.grad, e, rtol=1e-6, atol=0)
+    norms = torch.stack([p.grad.norm() for p in params])
+    assert norms.max() <= 3.0 + 1e-4 and norms.min() < 0.2  # small gradients were left alone
+    # By default DINO runs clip per parameter and the engine's global clip is off; the config says so.
+    train_cfg, method_cfg = build_configs("dino", {})
+    assert train_cfg.grad_clip is None and method_cfg.param_grad_clip == 3.0
 
 
 def test_knn_monitor_by_hand_and_against_the_evaluators():

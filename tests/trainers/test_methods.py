@@ -35,7 +35,12 @@ def test_method_trains_with_falling_loss_and_exports(method, tmp_path):
     images, _ = zoo.to_arrays(zoo.load_dataset("digits", split="train"))
     assert cfg["mean"][0] == pytest.approx(images.mean() / 255, abs=1e-3)
     assert (run / "curves.png").stat().st_size > 0
-    assert (run / "train_config.json").is_file()
+    saved = json.loads((run / "train_config.json").read_text())
+    # The run says what it used: MoCo's shuffle-BN substitute in one process, DINO's per-parameter clipping.
+    if method == "moco":
+        assert saved["method"]["shuffle_bn"] == "split-bn" and saved["method"]["bn_splits"] == 8
+    if method == "dino":
+        assert saved["method"]["param_grad_clip"] == 3.0 and saved["train"]["grad_clip"] is None
 
 
 def test_learning_rate_follows_warmup_and_cosine(tmp_path):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -56,10 +57,11 @@ def sinkhorn_knopp(
         lam: ``λ``, the inverse entropic regularisation (SeLa uses 25); larger is sharper and slower.
         n_iters: Maximum number of row+column rescalings.
         tol: Stop when every row sum is within a relative ``tol`` of ``1/N`` (column sums are exact after
-            each column step).
+            each column step). When ``n_iters`` rescalings do not get there, a :class:`SinkhornWarning` says
+            how far off the rows still are. ``0`` runs exactly ``n_iters`` rescalings, without the check.
 
     Returns:
-        ``(N, K)`` float64 plan ``Q`` with row sums ``1/N`` and column sums ``1/K``.
+        ``(N, K)`` float64 plan ``Q`` with column sums ``1/K`` and row sums ``1/N`` (to ``tol``).
     """
     n, k = logits.shape
     log_r, log_c = -math.log(n), -math.log(k)
@@ -70,26 +72,44 @@ def sinkhorn_knopp(
     kernel.exp_()
     small = kernel.numel() < _SINGLE_THREAD_NUMEL and kernel.device.type == "cpu"
     with _intra_op_threads(1) if small else contextlib.nullcontext():
-        return _scale_to_marginals(kernel, n_iters, tol)
+        plan, row_error = _scale_to_marginals(kernel, n_iters, tol)
+    if tol > 0 and not row_error < tol:
+        warnings.warn(
+            f"Sinkhorn-Knopp stopped after {n_iters} rescalings with a row sum off 1/N by {row_error:.2g} "
+            f"(relative; tolerance {tol:g}): the plan is not yet equipartitioned. Raise n_iters "
+            "(selflabel: --sinkhorn-iters) or lower λ (--lam).",
+            SinkhornWarning,
+            stacklevel=2,
+        )
+    return plan
 
 
-def _scale_to_marginals(kernel: torch.Tensor, n_iters: int, tol: float) -> torch.Tensor:
-    """Alternate row and column rescaling of a positive ``(N, K)`` kernel, in place (Sinkhorn-Knopp)."""
+class SinkhornWarning(RuntimeWarning):
+    """Sinkhorn-Knopp ran out of iterations before its marginals reached the tolerance."""
+
+
+def _scale_to_marginals(kernel: torch.Tensor, n_iters: int, tol: float) -> tuple[torch.Tensor, float]:
+    """Alternate row and column rescaling of a positive ``(N, K)`` kernel, in place (Sinkhorn-Knopp).
+
+    Returns the plan and its largest relative row-sum error (column sums are exact).
+    """
     n, k = kernel.shape
     v = torch.ones(k, dtype=torch.float64, device=kernel.device)
     kv = kernel @ v
+    row_error = math.inf
     for _ in range(n_iters):
         u = (1.0 / n) / kv
         # uᵀK as a (1, N) @ (N, K) product: BLAS's transposed matrix-vector kernel stalls on busy cores.
         v = (1.0 / k) / (u[None, :] @ kernel)[0]
         kv = kernel @ v
-        if (u * kv * n - 1).abs().max() < tol:
+        row_error = float((u * kv * n - 1).abs().max()) if tol > 0 else math.nan
+        if row_error < tol:
             break
         if max(u.max(), v.max(), 1 / u.min(), 1 / v.min()) > _ABSORB_BOUND:
             kernel.mul_(u[:, None]).mul_(v[None, :])
             v = torch.ones_like(v)
             kv = kernel @ v
-    return kernel.mul_(u[:, None]).mul_(v[None, :])
+    return kernel.mul_(u[:, None]).mul_(v[None, :]), row_error
 
 
 @torch.no_grad()

@@ -7,11 +7,14 @@ P = softmax(g(x)/τ). Collapse is avoided by *centering* the teacher, g_t(x) ←
 c ← m·c + (1 − m)·mean_batch(g_t) (Eq. 4, the mean all-reduced over ranks), and *sharpening* it with
 τ_t < τ_s (τ_t warmed up linearly). The teacher is an EMA of the student, λ from 0.996 to 1 by cosine. The head
 has no batch norm (ViTs have none either), ending in an L2-normalised bottleneck and a weight-normalised layer.
+As in the repository, each parameter's gradient norm is clipped at 3.0 on its own (``--param-grad-clip``), not the
+global norm (``--grad-clip``, off by default for DINO); the run config records both.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -28,7 +31,7 @@ from trainers.views import CropSpec
 if TYPE_CHECKING:
     from trainers.context import TrainContext
 
-__all__ = ["DINO", "DINOConfig", "DINOHead", "dino_loss"]
+__all__ = ["DINO", "DINOConfig", "DINOHead", "clip_grad_norm_per_parameter", "dino_loss"]
 
 
 @dataclass
@@ -58,6 +61,13 @@ class DINOConfig:
         metadata={"help": "fix the weight-norm scale g of the head's last layer to 1 (off: g is trained)"},
     )
     jitter: float = field(default=0.5, metadata={"help": "colour-distortion strength"})
+    param_grad_clip: float = field(
+        default=3.0,
+        metadata={
+            "help": "clip each parameter's gradient norm at this, separately (the DINO repository's clip_grad; "
+            "0: off); --grad-clip clips the global norm instead"
+        },
+    )
 
 
 class DINOHead(nn.Module):
@@ -131,6 +141,19 @@ def dino_loss(
     return total / terms
 
 
+@torch.no_grad()
+def clip_grad_norm_per_parameter(parameters: Iterable[torch.Tensor], max_norm: float) -> None:
+    """Scale each parameter's gradient to an L2 norm of at most ``max_norm``, one parameter at a time.
+
+    The DINO repository's ``utils.clip_gradients``: the factor is ``max_norm / (‖g‖ + 1e-6)`` when below 1, as
+    ``torch.nn.utils.clip_grad_norm_`` computes it for the global norm. A large gradient in one layer then no
+    longer shrinks every other layer's.
+    """
+    for p in parameters:
+        if p.grad is not None:
+            p.grad.mul_((max_norm / (p.grad.norm(2) + 1e-6)).clamp(max=1.0))
+
+
 class DINO(Method):
     """Student (backbone + DINO head) and its EMA teacher; centre buffer; multi-crop views."""
 
@@ -142,8 +165,7 @@ class DINO(Method):
         "min_lr": 1e-6,
         "weight_decay": 0.04,
         "weight_decay_end": 0.4,
-        "grad_clip": 3.0,
-    }
+    }  # no global --grad-clip: the repository clips per parameter (param_grad_clip)
 
     def __init__(self, cfg: DINOConfig, ctx: TrainContext) -> None:
         super().__init__(cfg, ctx)
@@ -225,6 +247,8 @@ class DINO(Method):
         }
 
     def on_before_optimizer_step(self, step: StepInfo) -> None:
+        if self.cfg.param_grad_clip > 0:
+            clip_grad_norm_per_parameter(self.parameters(), self.cfg.param_grad_clip)
         # §A / reference code: the last layer stays fixed during the first epoch(s), which stabilises training.
         if step.global_step < self.cfg.freeze_last_layer_epochs * step.steps_per_epoch:
             self.head.last_layer.weight.grad = None

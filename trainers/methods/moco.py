@@ -4,8 +4,21 @@ Learning", 2020.
 
 A query encoder f_q and a momentum key encoder f_k (θ_k ← m·θ_k + (1 − m)·θ_q, Eq. 2, no gradient); keys of
 past batches wait in a queue of K entries (independent of the batch size), giving a (K + 1)-way InfoNCE
-(Eq. 1). Under DDP the key batch is shuffled across ranks before f_k (shuffle-BN, §3.3) so BN statistics cannot
-leak which key is the positive, and all ranks enqueue the same gathered keys.
+(Eq. 1). All ranks enqueue the same gathered keys.
+
+Shuffle-BN (§3.3): with BatchNorm, a query and its positive key normalised with statistics of the same samples
+share a signature that identifies the positive among the queue's keys (computed in other batches), and the model
+"cheats". ``--shuffle-bn`` says what prevents it:
+
+* ``ddp-shuffle`` (the paper's, under ``torchrun``): the key batch is shuffled across ranks before f_k, so each
+  rank's BN statistics for a query and for its key come from different subsets;
+* ``split-bn`` (one process, as the MoCo authors' CIFAR demo and lightly's ``SplitBatchNorm``): both encoders
+  normalise over ``--bn-splits`` sub-batches ("ghost" BN, like that many GPUs), and the key batch is shuffled
+  before it is split;
+* ``off``: plain BN (the leak, for ablations).
+
+``auto`` (the default) picks ``ddp-shuffle`` under ``torchrun``, ``split-bn`` in one process, and ``off`` for a
+backbone without BatchNorm (a ViT: nothing leaks); the run's config records what was used.
 """
 
 from __future__ import annotations
@@ -23,11 +36,15 @@ from trainers.distributed import all_gather_no_grad, rank, world_size
 from trainers.methods.base import Batch, Method, StepInfo, momentum_update
 from trainers.schedules import cosine_schedule
 from trainers.views import CropSpec
+from zoo.errors import SslzooError
 
 if TYPE_CHECKING:
     from trainers.context import TrainContext
 
-__all__ = ["MoCo", "MoCoConfig", "info_nce_loss"]
+__all__ = ["MoCo", "MoCoConfig", "info_nce_loss", "resolve_shuffle_bn"]
+
+
+SHUFFLE_BN_CHOICES = ("auto", "ddp-shuffle", "split-bn", "off")
 
 
 @dataclass
@@ -42,9 +59,28 @@ class MoCoConfig:
     proj_dim: int = field(default=128, metadata={"help": "embedding width"})
     crop_min_scale: float = field(default=0.2, metadata={"help": "smallest crop area fraction"})
     jitter: float = field(default=0.5, metadata={"help": "colour-distortion strength"})
-    shuffle_bn: bool = field(
-        default=True, metadata={"help": "shuffle keys across ranks before the key encoder"}
+    shuffle_bn: str = field(
+        default="auto",
+        metadata={
+            "help": "what keeps BN statistics from identifying the positive key (auto: ddp-shuffle under torchrun, "
+            "split-bn in one process, off without BatchNorm; the run config records the choice)",
+            "choices": SHUFFLE_BN_CHOICES,
+        },
     )
+    bn_splits: int = field(
+        default=8,
+        metadata={"help": "sub-batches of --shuffle-bn split-bn (8 × 32 at batch 256, like 8 GPUs)"},
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.shuffle_bn, bool):  # run configs written before the choices existed
+            self.shuffle_bn = "auto" if self.shuffle_bn else "off"
+        if self.shuffle_bn not in SHUFFLE_BN_CHOICES:
+            raise SslzooError(
+                f"--shuffle-bn must be one of {', '.join(SHUFFLE_BN_CHOICES)}, got {self.shuffle_bn!r}."
+            )
+        if self.bn_splits < 1:
+            raise SslzooError(f"--bn-splits must be at least 1, got {self.bn_splits}.")
 
 
 def info_nce_loss(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -83,6 +119,8 @@ class MoCo(Method):
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
         self.crop = CropSpec(ctx.image_size, (cfg.crop_min_scale, 1.0))
         self.augment = ColorAugment(ctx.mean, ctx.std, jitter=cfg.jitter)
+        # Resolved once, in the config itself: the run's train_config.json (and so its card) says what was used.
+        cfg.shuffle_bn = resolve_shuffle_bn(cfg.shuffle_bn, world_size(), _has_batch_norm(self.backbone))
 
     def view_specs(self) -> list[CropSpec]:
         return [self.crop, self.crop]
@@ -103,10 +141,31 @@ class MoCo(Method):
         self.queue[idx] = keys.to(self.queue.dtype)
         self.queue_ptr.copy_((self.queue_ptr + keys.shape[0]) % k)
 
+    def encode(self, backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Backbone features of ``x`` (N, …), with BN statistics per sub-batch under ``split-bn``.
+
+        The batch is cut into ``min(bn_splits, N // 2)`` nearly equal parts (BN needs 2 samples); the BN running
+        statistics then move once per part, not once per step.
+        """
+        if self.cfg.shuffle_bn != "split-bn":
+            return backbone(x)
+        parts = max(1, min(self.cfg.bn_splits, x.shape[0] // 2))
+        return torch.cat([backbone(part) for part in torch.tensor_split(x, parts)])
+
+    def queries(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, D) normalised queries f_q(x)."""
+        return F.normalize(self.projector(self.encode(self.backbone, x)).float(), dim=1)
+
     @torch.no_grad()
     def keys(self, x: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """(N, D) normalised keys of this rank's images, computed on a cross-rank shuffled batch (shuffle-BN)."""
-        if not (self.cfg.shuffle_bn and world_size() > 1):
+        """(N, D) normalised keys f_k(x) of this rank's images, in their order, computed on a shuffled batch."""
+        if self.cfg.shuffle_bn == "split-bn":
+            # Shuffled before the split: a key's sub-batch is not its query's (the CIFAR demo's single-GPU shuffle).
+            perm = batch.rng.permutation(x.shape[0])
+            k = torch.empty(x.shape[0], self.cfg.proj_dim, device=x.device)
+            k[perm] = F.normalize(self.key_projector(self.encode(self.key_backbone, x[perm])).float(), dim=1)
+            return k
+        if self.cfg.shuffle_bn != "ddp-shuffle" or world_size() == 1:
             return F.normalize(self.key_projector(self.key_backbone(x)).float(), dim=1)
         n = x.shape[0]
         x_all = all_gather_no_grad(x)
@@ -123,8 +182,29 @@ class MoCo(Method):
         m = self.momentum(step)
         momentum_update(self.key_backbone, self.backbone, m)
         momentum_update(self.key_projector, self.projector, m)
-        q = F.normalize(self.projector(self.backbone(x_q)).float(), dim=1)
+        q = self.queries(x_q)
         k = self.keys(x_k, batch)
         loss = info_nce_loss(q, k, self.queue.clone(), self.cfg.temperature)
         self.enqueue(all_gather_no_grad(k))
         return loss, {"momentum": m}
+
+
+def _has_batch_norm(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+def resolve_shuffle_bn(choice: str, processes: int, batch_norm: bool) -> str:
+    """What ``--shuffle-bn`` ``choice`` means for a run of ``processes`` ranks and a backbone with(out) BN.
+
+    >>> resolve_shuffle_bn("auto", 1, True), resolve_shuffle_bn("auto", 2, True), resolve_shuffle_bn("auto", 1, False)
+    ('split-bn', 'ddp-shuffle', 'off')
+    """
+    if choice == "ddp-shuffle" and processes == 1:
+        raise SslzooError(
+            "--shuffle-bn ddp-shuffle needs several processes (torchrun); in one process use split-bn (or auto)."
+        )
+    if choice != "auto":
+        return choice
+    if not batch_norm:
+        return "off"
+    return "ddp-shuffle" if processes > 1 else "split-bn"
