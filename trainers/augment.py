@@ -244,6 +244,8 @@ class ColorAugment:
         mean, std: Per-channel normalisation.
         jitter: Colour-distortion strength ``s``: brightness/contrast/saturation ``0.8s``, hue ``0.2s``.
         jitter_p, gray_p, blur_p, solarize_p: Probabilities of each step.
+        blur_scale: Pixels of this view per pixel of a 224-px view, for the blur's σ (see :func:`gaussian_blur`;
+            default: the view's side / 224).
     """
 
     def __init__(
@@ -255,15 +257,16 @@ class ColorAugment:
         gray_p: float = 0.2,
         blur_p: float = 0.5,
         solarize_p: float = 0.0,
+        blur_scale: float | None = None,
     ) -> None:
         self.mean, self.std = tuple(mean), tuple(std)
         self.jitter, self.jitter_p, self.gray_p = jitter, jitter_p, gray_p
-        self.blur_p, self.solarize_p = blur_p, solarize_p
+        self.blur_p, self.solarize_p, self.blur_scale = blur_p, solarize_p, blur_scale
 
     def __call__(self, images: torch.Tensor, rng: BatchRandom) -> torch.Tensor:
         s = self.jitter
         x = color_jitter(images, rng, 0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s, p=self.jitter_p)
         x = random_grayscale(x, rng, p=self.gray_p)
-        x = gaussian_blur(x, rng, p=self.blur_p)
+        x = gaussian_blur(x, rng, p=self.blur_p, scale=self.blur_scale)
         x = solarize(x, rng, p=self.solarize_p)
         return normalize(x, self.mean, self.std)

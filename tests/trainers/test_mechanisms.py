@@ -266,3 +266,24 @@ def test_knn_monitor_by_hand_and_against_the_evaluators():
     mine = knn_accuracy(feats[:200], y[:200], feats[200:], y[200:], k=10, temperature=0.07)
     theirs = evaluators_knn.knn_classify(feats[:200], y[:200], feats[200:], y[200:], k=10, temperature=0.07)
     assert mine * 100 == pytest.approx(theirs["top1"], abs=1e-6)
+
+
+def test_dino_blurs_local_crops_with_sigma_in_their_own_pixels():
+    """main_dino.py blurs a 96-px local crop with σ ∈ [0.1, 2] px of that crop (not scaled by 96 / 224)."""
+    from types import SimpleNamespace
+
+    from trainers.augment import BatchRandom
+    from trainers.methods.dino import DINO, DINOConfig
+
+    ctx = SimpleNamespace(create_backbone=TinyNet, image_size=224, mean=(0.5,), std=(0.5,))
+    dino = DINO(DINOConfig(out_dim=8, hidden_dim=8, bottleneck_dim=4, jitter=0.0), ctx)
+    assert dino.local_crop.size == 96
+    impulse = torch.zeros(64, 1, 96, 96)
+    impulse[:, 0, 48, 48] = 1.0
+    out = dino.local(impulse, BatchRandom(0, 0, 64, 0, 64)) * 0.5 + 0.5  # undo the normalisation
+    row = out[:, 0, 48, :]
+    j = torch.arange(96.0) - 48
+    spread = ((row / row.sum(1, keepdim=True)) * j.square()).sum(1).sqrt()  # ≈ √(σ² + 1/12) per blurred sample
+    blurred = spread[spread > 0.3]
+    assert 16 <= len(blurred) <= 48  # p = 0.5 of 64
+    assert blurred.max() > 1.5 and blurred.max() < 2.05  # σ up to 2 px; scaled by 96/224 it would stay < 0.9

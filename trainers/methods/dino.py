@@ -188,7 +188,11 @@ class DINO(Method):
         # BYOL's colour operations: blur always on the first global crop, rarely + solarise on the second.
         self.global1 = ColorAugment(ctx.mean, ctx.std, jitter=cfg.jitter, blur_p=1.0)
         self.global2 = ColorAugment(ctx.mean, ctx.std, jitter=cfg.jitter, blur_p=0.1, solarize_p=0.2)
-        self.local = ColorAugment(ctx.mean, ctx.std, jitter=cfg.jitter, blur_p=0.5)
+        # main_dino.py blurs a 96-px local crop with σ ∈ [0.1, 2] of its own pixels, the global crops' pixels:
+        # the σ scale is the global side / 224 (1 at 224 px), not the local side / 224.
+        self.local = ColorAugment(
+            ctx.mean, ctx.std, jitter=cfg.jitter, blur_p=0.5, blur_scale=ctx.image_size / 224
+        )
 
     def view_specs(self) -> list[CropSpec]:
         return [self.global_crop] * 2 + [self.local_crop] * self.cfg.n_local_crops
