@@ -283,7 +283,40 @@ def test_dino_blurs_local_crops_with_sigma_in_their_own_pixels():
     out = dino.local(impulse, BatchRandom(0, 0, 64, 0, 64)) * 0.5 + 0.5  # undo the normalisation
     row = out[:, 0, 48, :]
     j = torch.arange(96.0) - 48
-    spread = ((row / row.sum(1, keepdim=True)) * j.square()).sum(1).sqrt()  # ≈ √(σ² + 1/12) per blurred sample
+    spread = (
+        ((row / row.sum(1, keepdim=True)) * j.square()).sum(1).sqrt()
+    )  # ≈ √(σ² + 1/12) per blurred sample
     blurred = spread[spread > 0.3]
     assert 16 <= len(blurred) <= 48  # p = 0.5 of 64
     assert blurred.max() > 1.5 and blurred.max() < 2.05  # σ up to 2 px; scaled by 96/224 it would stay < 0.9
+
+
+class HeadedNet(TinyNet):
+    """A backbone whose pooled output is wider than its ``num_features`` (as timm's VGG: 512 vs 4096)."""
+
+    num_features = 3
+    head_hidden_size = 6
+
+
+@pytest.mark.parametrize("name", ["simclr", "moco", "byol", "dino", "selflabel"])
+def test_heads_take_the_backbones_pooled_width(name):
+    from trainers.augment import BatchRandom
+    from trainers.methods import get_method
+    from trainers.methods.base import Batch
+
+    torch.manual_seed(0)
+    method_cls = get_method(name)
+    small = {"dino": {"out_dim": 8, "hidden_dim": 8, "bottleneck_dim": 4}, "moco": {"queue_size": 8}}
+    ctx = SimpleNamespace(
+        create_backbone=HeadedNet,
+        image_size=8,
+        mean=(0.5,),
+        std=(0.5,),
+        num_train=4,
+        cfg=SimpleNamespace(seed=0, epochs=1),
+    )
+    method = method_cls(method_cls.Config(**small.get(name, {})), ctx)
+    crops = [torch.rand(4, 1, 8, 8) for _ in method.view_specs()]
+    batch = Batch(crops, torch.arange(4), torch.zeros(4, dtype=torch.long), BatchRandom(0, 0, 4, 0, 4))
+    out = method.training_step(batch, step(5))  # a head built for 3 inputs fails on the 6-wide features
+    assert torch.isfinite(out[0] if isinstance(out, tuple) else out)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainers.augment import BatchRandom, ColorAugment
-from trainers.methods.base import Batch, Method, StepInfo, momentum_update
+from trainers.methods.base import Batch, Method, StepInfo, feature_dim, momentum_update
 from trainers.schedules import cosine_schedule
 from trainers.views import CropSpec
 
@@ -65,7 +65,7 @@ class BYOL(Method):
     def __init__(self, cfg: BYOLConfig, ctx: TrainContext) -> None:
         super().__init__(cfg, ctx)
         self.backbone = ctx.create_backbone()
-        self.projector = mlp(self.backbone.num_features, cfg.proj_hidden_dim, cfg.proj_dim)
+        self.projector = mlp(feature_dim(self.backbone), cfg.proj_hidden_dim, cfg.proj_dim)
         self.predictor = mlp(cfg.proj_dim, cfg.proj_hidden_dim, cfg.proj_dim)
         self.target_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
         self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)

@@ -24,7 +24,7 @@ from torch import nn
 
 from trainers.augment import BatchRandom, ColorAugment
 from trainers.distributed import all_reduce_mean
-from trainers.methods.base import Batch, Method, StepInfo, momentum_update
+from trainers.methods.base import Batch, Method, StepInfo, feature_dim, momentum_update
 from trainers.schedules import cosine_schedule, linear_warmup
 from trainers.views import CropSpec
 
@@ -171,7 +171,7 @@ class DINO(Method):
         super().__init__(cfg, ctx)
         self.backbone = ctx.create_backbone()
         self.head = DINOHead(
-            self.backbone.num_features, cfg.out_dim, cfg.hidden_dim, cfg.bottleneck_dim, cfg.norm_last_layer
+            feature_dim(self.backbone), cfg.out_dim, cfg.hidden_dim, cfg.bottleneck_dim, cfg.norm_last_layer
         )
         self.teacher_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
         # The reference builds its teacher without stochastic depth (main_dino.py: only the student gets

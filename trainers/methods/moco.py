@@ -33,7 +33,7 @@ from torch import nn
 
 from trainers.augment import BatchRandom, ColorAugment
 from trainers.distributed import all_gather_no_grad, rank, world_size
-from trainers.methods.base import Batch, Method, StepInfo, momentum_update
+from trainers.methods.base import Batch, Method, StepInfo, feature_dim, momentum_update
 from trainers.schedules import cosine_schedule
 from trainers.views import CropSpec
 from zoo.errors import SslzooError
@@ -109,7 +109,7 @@ class MoCo(Method):
         super().__init__(cfg, ctx)
         self.backbone = ctx.create_backbone()
         self.projector = nn.Sequential(
-            nn.Linear(self.backbone.num_features, cfg.proj_hidden_dim),
+            nn.Linear(feature_dim(self.backbone), cfg.proj_hidden_dim),
             nn.ReLU(inplace=True),
             nn.Linear(cfg.proj_hidden_dim, cfg.proj_dim),
         )

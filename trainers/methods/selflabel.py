@@ -22,7 +22,7 @@ from torch import nn
 
 from trainers.augment import BatchRandom, ColorAugment
 from trainers.clustering import round_nmi, sinkhorn_labels, solve_once
-from trainers.methods.base import Batch, Method, StepInfo
+from trainers.methods.base import Batch, Method, StepInfo, feature_dim
 from trainers.methods.deepcluster import check_minimums
 from trainers.views import CropSpec
 
@@ -92,7 +92,7 @@ class SelfLabel(Method):
     def __init__(self, cfg: SelfLabelConfig, ctx: TrainContext) -> None:
         super().__init__(cfg, ctx)
         self.backbone = ctx.create_backbone()
-        dim = self.backbone.num_features
+        dim = feature_dim(self.backbone)
         self.heads = nn.ModuleList(nn.Linear(dim, cfg.num_clusters) for _ in range(cfg.num_heads))
         # Labels of every sample for every head; SeLa starts from a random equipartition.
         g = torch.Generator().manual_seed(ctx.cfg.seed)

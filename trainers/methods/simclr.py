@@ -16,7 +16,7 @@ from torch import nn
 
 from trainers.augment import BatchRandom, ColorAugment
 from trainers.distributed import all_gather_with_grad, rank
-from trainers.methods.base import Batch, Method, StepInfo
+from trainers.methods.base import Batch, Method, StepInfo, feature_dim
 from trainers.views import CropSpec
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class SimCLR(Method):
         super().__init__(cfg, ctx)
         self.backbone = ctx.create_backbone()
         self.projector = nn.Sequential(
-            nn.Linear(self.backbone.num_features, cfg.proj_hidden_dim),
+            nn.Linear(feature_dim(self.backbone), cfg.proj_hidden_dim),
             nn.ReLU(inplace=True),
             nn.Linear(cfg.proj_hidden_dim, cfg.proj_dim),
         )
