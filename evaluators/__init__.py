@@ -10,6 +10,8 @@ Attributes are imported on first use (PEP 562), so the CLI can read ``evaluators
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING
 
 from zoo._lazy import lazy_attributes
@@ -40,6 +42,19 @@ _LAZY = {
 }
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
+
+
+class _Package(types.ModuleType):
+    """``evaluators.evaluate`` stays the function once ``evaluators/evaluate.py`` is imported: the import system
+    then sets the package's attribute of the submodule's name to the submodule, which would hide the function."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "evaluate" and isinstance(value, types.ModuleType):
+            value = value.evaluate
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [

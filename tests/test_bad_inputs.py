@@ -113,7 +113,7 @@ CLI = [
     ("datasets show digits --out {work}", "is a folder"),
     ("datasets show nosuch", "unknown dataset"),
     # models
-    ("models --json [", None),  # a filter is a filter: no match is not an error (checked below: exit 0)
+    ("models --json [", "no model matches '\\['; `sslzoo models` lists them all"),  # a filter, not a regex
     # embed
     ("embed simclr-fmnist digits --batch-size 0", "batch size must be a whole number of at least 1"),
     ("embed simclr-fmnist digits --num-workers -1", "--num-workers must be 0"),

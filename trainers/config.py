@@ -129,6 +129,12 @@ class TrainConfig:
         },
     )
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+    logger: str = field(
+        default="none",
+        metadata={
+            "help": "also send metrics.jsonl's rows, as written, to: none or tensorboard (RUN/tensorboard/)"
+        },
+    )
 
 
 def parse_arch_args(items: tuple[str, ...]) -> dict[str, Any]:

@@ -221,9 +221,10 @@ class Trainer:
                 find_unused_parameters=self.method_cls.find_unused_parameters,
                 **no_sync,
             )
-        self.metrics = MetricsLog(self.run_dir, enabled=self.ctx.is_main)
         if self.ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics = MetricsLog(self.run_dir, enabled=self.ctx.is_main, logger=self.cfg.logger)
+        if self.ctx.is_main:
             write_json_atomic(self.run_dir / RUN_CONFIG, self._config_record())
         if self.checkpoint is not None:
             self.metrics.restore(self.global_step)
@@ -413,6 +414,8 @@ class Trainer:
                 self._setup()
                 self._loop()
         finally:
+            if getattr(self, "metrics", None) is not None:
+                self.metrics.close()
             if dist_utils.is_distributed():
                 torch.distributed.destroy_process_group()
         return self.run_dir

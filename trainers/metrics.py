@@ -27,11 +27,15 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
 class MetricsLog:
     """``metrics.jsonl`` rows (rank 0 only) and the ``curves.png`` drawn from them."""
 
-    def __init__(self, run_dir: Path, enabled: bool) -> None:
+    def __init__(self, run_dir: Path, enabled: bool, logger: str = "none") -> None:
+        from trainers.loggers import make_logger
+
         self.path = run_dir / "metrics.jsonl"
         self.png = run_dir / "curves.png"
         self.enabled = enabled
         self.rows: list[dict[str, Any]] = []
+        # A live view of the same rows where the user already watches runs (rank 0 only).
+        self.logger = make_logger(logger, run_dir) if enabled else None
 
     def restore(self, upto_step: int) -> None:
         """Keep the rows of steps a resumed run has already done; drop those the killed run did after."""
@@ -49,6 +53,13 @@ class MetricsLog:
         if self.enabled:
             with self.path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
+        if self.logger is not None:
+            self.logger.log(row)
+
+    def close(self) -> None:
+        if self.logger is not None:
+            self.logger.close()
+            self.logger = None
 
     def plot(self, title: str) -> None:
         if not self.enabled or not self.rows:

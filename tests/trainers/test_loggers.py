@@ -37,3 +37,19 @@ def test_no_logger_and_an_unknown_one(tmp_path):
     assert make_logger("none", tmp_path) is None
     with pytest.raises(SslzooError, match="unknown --logger 'wandb'"):
         make_logger("wandb", tmp_path)
+
+
+def test_a_run_with_logger_tensorboard_sends_every_metrics_row(tmp_path):
+    from _tiny_runs import TINY, metrics
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from trainers import train
+
+    run = train(method="simclr", epochs=1, out=str(tmp_path / "run"), logger="tensorboard", **TINY)
+    rows = [r for r in metrics(run) if "loss" in r]
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    logged = [(e.step, e.value) for e in events.Scalars("train/loss")]
+    assert len(rows) >= 3
+    assert [s for s, _ in logged] == [r["step"] for r in rows]
+    assert [v for _, v in logged] == pytest.approx([r["loss"] for r in rows], rel=1e-6)
