@@ -1,5 +1,3 @@
-
-
 def test_evaluate_is_the_function_whichever_import_comes_first():
     import subprocess
     import sys
