@@ -132,7 +132,8 @@ class TrainConfig:
     logger: str = field(
         default="none",
         metadata={
-            "help": "also send metrics.jsonl's rows, as written, to: none or tensorboard (RUN/tensorboard/)"
+            "help": "also send metrics.jsonl's rows, as written, to: none, tensorboard (RUN/tensorboard/) or trackio (project "
+            "sslzoo)"
         },
     )
 

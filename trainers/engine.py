@@ -223,7 +223,9 @@ class Trainer:
             )
         if self.ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.metrics = MetricsLog(self.run_dir, enabled=self.ctx.is_main, logger=self.cfg.logger)
+        self.metrics = MetricsLog(
+            self.run_dir, enabled=self.ctx.is_main, logger=self.cfg.logger, resume=self.checkpoint is not None
+        )
         if self.ctx.is_main:
             write_json_atomic(self.run_dir / RUN_CONFIG, self._config_record())
         if self.checkpoint is not None:

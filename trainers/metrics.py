@@ -27,7 +27,7 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
 class MetricsLog:
     """``metrics.jsonl`` rows (rank 0 only) and the ``curves.png`` drawn from them."""
 
-    def __init__(self, run_dir: Path, enabled: bool, logger: str = "none") -> None:
+    def __init__(self, run_dir: Path, enabled: bool, logger: str = "none", resume: bool = False) -> None:
         from trainers.loggers import make_logger
 
         self.path = run_dir / "metrics.jsonl"
@@ -35,7 +35,7 @@ class MetricsLog:
         self.enabled = enabled
         self.rows: list[dict[str, Any]] = []
         # A live view of the same rows where the user already watches runs (rank 0 only).
-        self.logger = make_logger(logger, run_dir) if enabled else None
+        self.logger = make_logger(logger, run_dir, resume) if enabled else None
 
     def restore(self, upto_step: int) -> None:
         """Keep the rows of steps a resumed run has already done; drop those the killed run did after."""

@@ -53,3 +53,40 @@ def test_a_run_with_logger_tensorboard_sends_every_metrics_row(tmp_path):
     assert len(rows) >= 3
     assert [s for s, _ in logged] == [r["step"] for r in rows]
     assert [v for _, v in logged] == pytest.approx([r["loss"] for r in rows], rel=1e-6)
+
+
+TRACKIO_RUN = """
+import json, sys
+from _tiny_runs import TINY
+from trainers import train
+
+run = train(method="simclr", epochs=1, out=sys.argv[1], logger="trackio", **TINY)
+from trackio.sqlite_storage import SQLiteStorage
+
+print(json.dumps(SQLiteStorage.get_logs("sslzoo", run.name)))
+"""
+
+
+def test_a_run_with_logger_trackio_sends_every_metrics_row(tmp_path):
+    """In a child process: trackio reads its store folder ($TRACKIO_DIR) once, at import."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from _tiny_runs import metrics
+
+    pytest.importorskip("trackio", reason="pip install -e .[dev] installs it")
+    here = Path(__file__).parent
+    env = {**os.environ, "TRACKIO_DIR": str(tmp_path / "trackio"), "PYTHONPATH": f"{here}:{os.getcwd()}"}
+    run = tmp_path / "run"
+    out = subprocess.run(
+        [sys.executable, "-c", TRACKIO_RUN, str(run)], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    logged = json.loads(out.strip().splitlines()[-1])
+    rows = [r for r in metrics(run) if "loss" in r]
+    assert len(rows) >= 3
+    assert [r["step"] for r in logged if "train/loss" in r] == [r["step"] for r in rows]
+    assert [r["train/loss"] for r in logged if "train/loss" in r] == pytest.approx([r["loss"] for r in rows])
+    assert (tmp_path / "trackio" / "sslzoo.db").is_file()
