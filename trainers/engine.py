@@ -19,6 +19,9 @@ what the loss is and what happens around a step; this module does the rest once:
 * tqdm progress (loss, lr, images/s), ``metrics.jsonl``, ``curves.png`` (:mod:`trainers.metrics`), an online
   k-NN monitor on a bounded subset, and the encoder exported to ``RUN/encoder/`` (zoo format) at every checkpoint.
 
+What is built before the first step lives in :mod:`trainers.setup`; the run folder's files (config, checkpoint,
+export) in :mod:`trainers.run_files`.
+
 >>> from trainers import train
 >>> run = train("simclr", dataset="digits", epochs=1, out="/tmp/sslzoo-doctest", progress=False)  # doctest: +SKIP
 """
@@ -26,7 +29,6 @@ what the loss is and what happens around a step; this module does the rest once:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import inspect
 import math
 import os
@@ -42,7 +44,6 @@ from torch import nn
 
 from trainers import distributed as dist_utils
 from trainers.augment import BatchRandom
-from trainers.checkpoint import git_commit, rng_state, set_rng_state
 from trainers.config import (
     CHECKPOINT,
     RUN_CONFIG,
@@ -51,15 +52,17 @@ from trainers.config import (
     default_run_dir,
     parse_arch_args,
 )
-from trainers.context import TrainContext, is_vit
+from trainers.context import TrainContext
 from trainers.loader import ViewLoader, Views, default_workers
 from trainers.methods import Batch, Method, StepInfo, get_method
 from trainers.metrics import MetricsLog
-from trainers.safety import RunLock, check_finite, load_checkpoint, validate_train_options
+from trainers.run_files import RunFiles
+from trainers.safety import RunLock, load_checkpoint, validate_train_options
 from trainers.schedules import cosine_schedule, scaled_lr
-from trainers.sources import ImageSource, StreamSource, is_stream, load_source
+from trainers.setup import build_optimizer, check_crop_sizes, load_sources
+from trainers.sources import ImageSource, StreamSource
 from trainers.views import EvalSpec
-from zoo.atomic import atomic_file, write_json_atomic
+from zoo.atomic import write_json_atomic
 from zoo.errors import SslzooError
 
 __all__ = ["TrainContext", "Trainer", "build_configs", "train"]
@@ -70,30 +73,7 @@ DEFAULT_MAX_SIDE = 224  # a file collection's default training side: its typical
 FULL_FRAME_BELOW = 64
 
 
-def _load_sources(cfg: TrainConfig) -> tuple[ImageSource, ImageSource | None, ImageSource | None]:
-    """The train split, and the k-NN monitor's labelled bank and test split (``--eval-dataset`` or the
-    training dataset's own, when it has labelled train and test splits)."""
-    import zoo
-
-    train = load_source(cfg.dataset, "train")
-    monitor = cfg.eval_dataset or (None if is_stream(cfg.dataset) else cfg.dataset)
-    if monitor is None:
-        return train, None, None  # a stream has no labelled test split to read at random: --eval-dataset
-    splits = zoo.load_dataset(monitor)
-    if "test" not in splits:
-        if cfg.eval_dataset:
-            raise SslzooError(f"--eval-dataset {cfg.eval_dataset!r} has no test split for the k-NN monitor.")
-        return train, None, None
-    bank = train if monitor == cfg.dataset else load_source(monitor, "train")
-    test = load_source(monitor, "test")
-    if not (bank.labelled and test.labelled):
-        if cfg.eval_dataset:
-            raise SslzooError(f"--eval-dataset {cfg.eval_dataset!r} is unlabelled; give a labelled dataset.")
-        return train, None, None
-    return train, bank, test
-
-
-class Trainer:
+class Trainer(RunFiles):
     """Train one method on one dataset; ``fit()`` returns the run folder.
 
     Args:
@@ -134,7 +114,7 @@ class Trainer:
                 )
             self.checkpoint = load_checkpoint(ckpt_path)
 
-        train_src, bank_src, test_src = _load_sources(cfg)
+        train_src, bank_src, test_src = load_sources(cfg)
         if isinstance(train_src, StreamSource) and self.method_cls.needs_random_access:
             raise SslzooError(
                 f"--method {cfg.method} revisits every image by its index (pseudo-labels), which a stream cannot "
@@ -185,7 +165,7 @@ class Trainer:
         if not hasattr(method, "backbone"):
             raise TypeError(f"{type(method).__name__} must set self.backbone in __init__")
         self.specs = method.view_specs()
-        self._check_crop_sizes(method)
+        check_crop_sizes(cfg.arch, method.backbone, self.specs)
         if cfg.sync_bn and self.distributed:
             if self.device.type != "cuda":
                 raise SslzooError("--sync-bn needs CUDA (PyTorch's SyncBatchNorm has no CPU kernel).")
@@ -196,7 +176,7 @@ class Trainer:
         self.loader = ViewLoader(
             train_src, self.specs, cfg.seed, self.ctx.workers, pin_memory=self.device.type == "cuda"
         )
-        self.optimizer = self._build_optimizer()
+        self.optimizer = build_optimizer(self.method, cfg)
         self.ctx.optimizer = self.optimizer
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
 
@@ -232,135 +212,6 @@ class Trainer:
             self.metrics.restore(self.global_step)
         elif self.ctx.is_main and self.metrics.path.exists():
             self.metrics.path.unlink()
-
-    def _config_record(self) -> dict[str, Any]:
-        """The resolved configuration, as written to ``train_config.json`` and into checkpoints and exports."""
-        ctx = self.ctx
-        return {
-            "train": dataclasses.asdict(self.cfg),
-            "method": dataclasses.asdict(self.method_cfg),
-            "resolved": {
-                "image_size": ctx.image_size,
-                "in_chans": ctx.in_chans,
-                "mean": ctx.mean,
-                "std": ctx.std,
-                "views": [dataclasses.asdict(s) for s in self.specs],
-                "eval_view": dataclasses.asdict(ctx.eval_spec),
-                "train_images": len(ctx.train),
-                "workers": ctx.workers,
-                "world_size": ctx.world_size,
-            },
-        }
-
-    def _check_crop_sizes(self, method: Method) -> None:
-        """A ViT without dynamic position embeddings takes one input size: say so before any image is read."""
-        backbone = method.backbone
-        if not is_vit(self.cfg.arch) or getattr(backbone, "dynamic_img_size", True):
-            return
-        accepted = tuple(getattr(getattr(backbone, "patch_embed", None), "img_size", ()) or ())
-        for spec in self.specs:
-            if accepted and (spec.size, spec.size) != tuple(accepted):
-                raise SslzooError(
-                    f"{self.cfg.arch} takes {accepted[0]}-px inputs only, but a view is {spec.size} px; drop "
-                    "'dynamic_img_size=False' from --arch-args or set the crop sizes to match."
-                )
-
-    def _build_optimizer(self) -> torch.optim.Optimizer:
-        cfg = self.cfg
-        groups = [g for g in self.method.param_groups() if g["params"]]
-        for g in groups:
-            g.setdefault("apply_wd", True)
-            g.setdefault("lr_scale", 1.0)
-            g["weight_decay"] = cfg.weight_decay if g["apply_wd"] else 0.0
-        if cfg.optimizer == "sgd":
-            return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.sgd_momentum)
-        if cfg.optimizer == "adamw":
-            return torch.optim.AdamW(groups, lr=cfg.lr)
-        if cfg.optimizer == "lars":
-            from timm.optim import Lars
-
-            # timm's LARS adapts only groups with weight decay: biases and norms get plain SGD (SimCLR App. B.1).
-            return Lars(groups, lr=cfg.lr, momentum=cfg.sgd_momentum)
-        raise SslzooError(f"unknown optimizer {cfg.optimizer!r}; choose sgd, adamw or lars.")
-
-    # ----------------------------------------------------------------------------------------- checkpoints
-    def _restore(self, ckpt: dict[str, Any]) -> None:
-        self.method.load_state_dict(ckpt["method"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scaler.load_state_dict(ckpt["scaler"])
-        self.global_step = int(ckpt["global_step"])
-        self.start_epoch, self.start_pos = int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
-        self.order = ckpt.get("order")
-        self.skipped_total = int(ckpt.get("skipped_images", 0))
-        set_rng_state(ckpt["rng"])
-        self.ctx.global_step = self.global_step
-
-    def _save_checkpoint(self, epoch: int, pos: int, order: torch.Tensor | None) -> None:
-        if not self.ctx.is_main:
-            return
-        bad = check_finite(self.method)
-        if (
-            bad
-        ):  # the loss can stay finite while a BatchNorm running variance overflows: keep the last good one
-            ckpt = self.run_dir / CHECKPOINT
-            kept = (
-                f"the last finite checkpoint {ckpt} is kept"
-                if ckpt.is_file()
-                else "no checkpoint was written"
-            )
-            raise SslzooError(
-                f"the weights became NaN or infinite by step {self.global_step} ({', '.join(bad[:3])}); {kept}. "
-                "Lower --lr, set --grad-clip, or use --amp bf16/none."
-            )
-        state = {
-            "method": self.method.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "global_step": self.global_step,
-            "epoch": epoch,
-            "step_in_epoch": pos,
-            "order": order,
-            "skipped_images": self.skipped_total,
-            "rng": rng_state(),
-            "config": {"train": dataclasses.asdict(self.cfg), "method": dataclasses.asdict(self.method_cfg)},
-        }
-        with atomic_file(self.run_dir / CHECKPOINT) as tmp:
-            torch.save(state, tmp)
-        self._export(epoch, pos)
-
-    def _export(self, epoch: int, pos: int) -> Path:
-        import zoo
-
-        ctx = self.ctx
-        encoder = self.method.encoder()
-        pretrained_cfg = {
-            "input_size": (ctx.in_chans, ctx.image_size, ctx.image_size),
-            "mean": ctx.mean,
-            "std": ctx.std,
-            "crop_pct": ctx.eval_spec.crop_pct,
-            "interpolation": ctx.eval_spec.interpolation,
-            "num_classes": 0,
-        }
-        metadata = {
-            "method": self.cfg.method,
-            "dataset": self.cfg.dataset,
-            "arch": self.cfg.arch,
-            "epochs_done": epoch + pos / ctx.steps_per_epoch,
-            "global_step": self.global_step,
-            "seed": self.cfg.seed,
-            "commit": git_commit(),
-            "config": {"train": dataclasses.asdict(self.cfg), "method": dataclasses.asdict(self.method_cfg)},
-        }
-        model_args = self.method.encoder_model_args(
-            {k: v for k, v in ctx.model_args().items() if k != "num_classes"}
-        )
-        return zoo.save_encoder(
-            encoder,
-            self.run_dir / "encoder",
-            model_args=model_args,
-            pretrained_cfg=pretrained_cfg,
-            metadata=metadata,
-        )
 
     # ----------------------------------------------------------------------------------------- loop
     def _default_order(self, epoch: int) -> torch.Tensor:
