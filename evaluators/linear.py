@@ -47,6 +47,7 @@ from zoo.devices import resolve_device
 from zoo.errors import SslzooError
 
 DEFAULT_WEIGHT_DECAYS: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
+CHUNK_ROWS = 4096  # rows of x per block in the passes over it (4096 × 384 float32 = 6 MB: in a CPU's L3)
 PATH_TOLERANCE = 1e-4  # gradient tolerance of the fits that only choose λ (scikit-learn's default tol)
 SMALL_PROBLEM = 2**20  # feature entries below which one CPU thread is fastest
 
@@ -124,12 +125,20 @@ def _newton_cg(
         # (C, D)-major weights: about twice as fast as addmm(b, x, W) on CPU for C ≪ D.
         return F.linear(x, v[:d].T.contiguous(), v[d])
 
-    def backward(r: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """(N, C) → (D+1, C) = [xᵀ r; Σ_i r_i] / N + λ [v_W; 0]: one pass over x."""
-        # (rᵀ x)ᵀ rather than xᵀ r: the transposed product of a tall matrix is several times slower on CPU.
-        out = torch.cat([(r.T @ x).T, r.sum(dim=0, keepdim=True)]) / n
+    def finish(gw: torch.Tensor, gb: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """[gwᵀ; gb] / N + λ [v_W; 0]."""
+        out = torch.cat([gw.T, gb[None]]) / n
         out[:d] += lam * v[:d]
         return out
+
+    def backward(r: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """(N, C) → (D+1, C) = [xᵀ r; Σ_i r_i] / N + λ [v_W; 0]: one pass over x."""
+        # (rᵀ x)ᵀ rather than xᵀ r (the transposed product of a tall matrix is several times slower on CPU), by
+        # row blocks that stay in cache (1.5× faster than one product over all of x on a 2-core CPU).
+        gw = torch.zeros(num_classes, d, device=x.device, dtype=x.dtype)
+        for start in range(0, n, CHUNK_ROWS):
+            gw.addmm_(r[start : start + CHUNK_ROWS].T, x[start : start + CHUNK_ROWS])
+        return finish(gw, r.sum(dim=0), v)
 
     logits = forward(theta)
     loss, log_p = objective(logits, theta[:d])
@@ -143,8 +152,19 @@ def _newton_cg(
 
         def hessian_times(v: torch.Tensor, p: torch.Tensor = p) -> tuple[torch.Tensor, torch.Tensor]:
             # H v = [x; 1]ᵀ (A_i u_i)_i / N + λ [v_W; 0] with u = x v_W + v_b and A_i = diag(p_i) − p_i p_iᵀ.
-            u = forward(v)
-            return backward(p * u - p * (p * u).sum(dim=1, keepdim=True), v), u
+            # Forward and backward share each block of rows while it is in cache: one pass over x, not two.
+            w_t, b = v[:d].T.contiguous(), v[d]
+            gw = torch.zeros(num_classes, d, device=x.device, dtype=x.dtype)
+            gb = torch.zeros(num_classes, device=x.device, dtype=x.dtype)
+            u = torch.empty(n, num_classes, device=x.device, dtype=x.dtype)
+            for start in range(0, n, CHUNK_ROWS):
+                rows_x, rows_p = x[start : start + CHUNK_ROWS], p[start : start + CHUNK_ROWS]
+                u_rows = F.linear(rows_x, w_t, b)
+                r = rows_p * u_rows - rows_p * (rows_p * u_rows).sum(dim=1, keepdim=True)
+                gw.addmm_(r.T, rows_x)
+                gb += r.sum(dim=0)
+                u[start : start + CHUNK_ROWS] = u_rows
+            return finish(gw, gb, v), u
 
         delta, x_delta = _truncated_cg(
             hessian_times, _kronecker_preconditioner(p, lam, moments), grad, max(1, max_cg)
