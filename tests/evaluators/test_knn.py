@@ -199,3 +199,37 @@ def test_bad_input_is_one_clear_error(kwargs, message):
 def test_search_with_queries_of_another_dimension_is_one_clear_error():
     with pytest.raises(SslzooError, match="database features have D=3 but query features D=4"):
         search_neighbors(torch.eye(3), torch.ones(1, 4), k=1)
+
+
+def test_the_probe_times_searches_not_the_building_of_an_index(tmp_path, monkeypatch):
+    """faiss copies the database into its index once per call: that cost must not decide the backend."""
+    import time
+
+    import evaluators.knn as knn
+
+    monkeypatch.setenv("SSLZOO_CACHE", str(tmp_path))
+    monkeypatch.setattr(knn, "PROBE_MIN_WORK", 0)
+    build = knn._searcher
+
+    def slow_build(db, k, memory_mb, device, backend):
+        time.sleep(0.5)  # a slow index build, for either backend
+        return build(db, k, memory_mb, device, backend)
+
+    monkeypatch.setattr(knn, "_searcher", slow_build)
+    g = torch.Generator().manual_seed(3)
+    train, test = torch.randn(700, 16, generator=g), torch.randn(300, 16, generator=g)
+    knn_classify(train, torch.randint(0, 5, (700,), generator=g), test, torch.randint(0, 5, (300,)), k=20)
+    (entry,) = json.loads(knn.backend_cache_path().read_text()).values()
+    assert entry["torch_s"] < 0.4 and entry["faiss_s"] < 0.4
+
+
+def test_faiss_scores_small_query_blocks_as_large_ones_and_leaves_its_setting():
+    import faiss
+
+    g = torch.Generator().manual_seed(4)
+    db, q = torch.randn(3000, 384, generator=g), torch.randn(40, 384, generator=g)
+    before = faiss.cvar.distance_compute_blas_threshold
+    small = search_neighbors(db, q, k=5, backend="faiss")
+    reference = search_neighbors(db, q, k=5, backend="torch")
+    assert torch.equal(small[1], reference[1])
+    assert faiss.cvar.distance_compute_blas_threshold == before
