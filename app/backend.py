@@ -32,6 +32,7 @@ import torch
 from PIL import Image
 
 from app.attention import attention_input, find_transform, is_vit, native_size, patch_size, similarity_map
+from app.domain import PixelRange, grey, sample
 from app.images import read_image
 from zoo.errors import SslzooError
 
@@ -60,6 +61,13 @@ class Gallery:
     labels: np.ndarray
     classes: list[str]
     pixels: np.ndarray | None = None
+    _pixel_range: PixelRange | None = field(default=None, repr=False)
+
+    def pixel_range(self) -> PixelRange:
+        """The range of 99% of the gallery's grey-level statistics (measured once, on at most 1,000 images)."""
+        if self._pixel_range is None:
+            self._pixel_range = PixelRange.of(grey(self.image(i)) for i in sample(len(self.labels)))
+        return self._pixel_range
 
     def image(self, index: int) -> Image.Image:
         if not 0 <= index < len(self.labels):
@@ -142,11 +150,18 @@ class NeighbourResult:
     nearest: float = float("nan")
     in_domain: float = -1.0
     note: str = ""
+    unlike_gallery: list[str] = field(default_factory=list)
+
+    @property
+    def far_in_embedding(self) -> bool:
+        """The best match is less similar than the gallery's images are to their own nearest neighbours."""
+        return self.query_index is None and self.nearest < self.in_domain
 
     @property
     def out_of_domain(self) -> bool:
-        """The best match is less similar than the gallery's images are to their own nearest neighbours."""
-        return self.query_index is None and self.nearest < self.in_domain
+        """An upload far from the gallery in the embedding, or with pixels unlike 99% of the gallery's
+        (``unlike_gallery`` names the statistics, see :mod:`app.domain`)."""
+        return self.far_in_embedding or (self.query_index is None and bool(self.unlike_gallery))
 
 
 @dataclass
@@ -415,6 +430,7 @@ class Backend:
         query = self.embed_image(model, image)
         rows, predicted, scores = self._neighbour_rows(model, gallery, query, k, exclude=None)
         index = self.gallery_index(model, gallery)
+        seen = self.model_input(model, image)
         return NeighbourResult(
             rows,
             predicted,
@@ -423,10 +439,11 @@ class Backend:
             model,
             gallery,
             k,
-            model_input=self.model_input(model, image),
+            model_input=seen,
             nearest=rows[0]["similarity"],
             in_domain=index.in_domain_threshold(),
             note=note,
+            unlike_gallery=self.gallery(gallery).pixel_range().outside(grey(seen)),
         )
 
     def neighbours_of_index(self, model: str, gallery: str, index: int, k: int = 10) -> NeighbourResult:

@@ -116,12 +116,20 @@ class Handlers:
         votes = ", ".join(f"{c} {100 * s:.0f}%" for c, s in list(result.scores.items())[:3])
         seen = result.model_input if result.model_input is not None else result.query
         lines = []
-        if result.out_of_domain:
+        if result.far_in_embedding:
             lines.append(
                 _fail(
                     f"**This image is far from the gallery**: its best match has similarity {result.nearest:.3f}, "
                     f"below {result.in_domain:.3f}, which 99% of gallery images reach with their own nearest "
                     "neighbour. The prediction below is not reliable."
+                )
+            )
+        elif result.out_of_domain:
+            lines.append(
+                _fail(
+                    "**This image does not look like the gallery's images**: as the model sees it, its "
+                    f"{'; '.join(result.unlike_gallery)} — outside the range of 99% of gallery images. "
+                    "The prediction below is not reliable."
                 )
             )
         lines.append(
