@@ -77,6 +77,10 @@ class Preset:
         return {**self.shared, **self.recipes.get(method, {})}
 
 
+# Presets ask for bf16 autocast only where the CPU multiplies bf16 in hardware (AMX, AVX512-BF16): there it trains
+# the CNNs 1.7-2.9x faster; on an AVX2-only CPU bf16 is emulated and slower than float32 (resolved in _train_one).
+NATIVE_BF16 = "bf16-if-native"
+
 # Quick: one epoch of 10,000 images per method (39 steps of 256), small CNN, no online k-NN (evaluated once
 # afterwards), DINO with 2 + 2 crops: the seven trainings and sixteen evaluations fit ten minutes on two CPU cores.
 QUICK_PRESET = Preset(
@@ -90,6 +94,9 @@ QUICK_PRESET = Preset(
         "warmup_epochs": 0.25,
         "knn_every": 0,
         "log_every": 5,
+        # channels-last convolutions: +25% (SimCLR) to +37% (BYOL) images/s on an AVX2 CPU, more with bf16 units.
+        "amp": NATIVE_BF16,
+        "channels_last": True,
     },
     recipes={
         "simclr": {},
@@ -117,7 +124,7 @@ _FULL_CNN = {
     "optimizer": "adamw",
     "lr": 2e-3,
     "weight_decay": 1e-4,
-    "amp": "bf16",
+    "amp": NATIVE_BF16,
     "channels_last": True,
 }
 FULL_PRESET = Preset(
@@ -272,6 +279,25 @@ def _session(command: str) -> dict[str, Any]:
     }
 
 
+def resolve_amp(options: dict[str, Any], run_dir: Path, device: str | None = None) -> dict[str, Any]:
+    """``amp: bf16-if-native`` as this machine runs it: ``auto`` on CUDA, ``bf16`` on a CPU with bf16 units, else
+    ``none``. A run folder that already holds a run keeps the precision it was started with (``--resume`` refuses
+    changed options), whichever machine continues it."""
+    if options.get("amp") != NATIVE_BF16:
+        return options
+    previous = run_dir / "train_config.json"
+    if previous.is_file():
+        amp = json.loads(previous.read_text())["train"]["amp"]
+    else:
+        import torch
+
+        from trainers.distributed import cpu_has_native_bf16
+
+        cuda = device not in (None, "auto", "cpu") or (device in (None, "auto") and torch.cuda.is_available())
+        amp = "auto" if cuda else ("bf16" if cpu_has_native_bf16() else "none")
+    return {**options, "amp": amp}
+
+
 def _train_one(
     preset: Preset, method: str, cfg: BenchmarkConfig, dataset: str, out: Path, command: str
 ) -> _Run:
@@ -286,6 +312,7 @@ def _train_one(
         options["batch_size"] = cfg.batch_size
     if not preset.resumable and run_dir.exists():
         shutil.rmtree(run_dir)  # a quick run starts over; its folder is ours (OUT/runs/METHOD-quick)
+    options = resolve_amp(options, run_dir, cfg.device)
     # Provenance of every session that trained this run (a full run may be resumed on other days and machines).
     provenance_path = run_dir / "benchmark.json"
     provenance = json.loads(provenance_path.read_text()) if provenance_path.is_file() else {}

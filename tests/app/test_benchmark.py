@@ -225,3 +225,24 @@ def test_where_each_preset_trains_and_writes(monkeypatch, tmp_path):
     # Shipping records into the repository's leaderboard (what the mini-zoo cards and --reproduce read).
     _, _, dataset, _, board = _resolve(BenchmarkConfig(preset="full", ship=True))
     assert dataset == "fashion-mnist" and board == tmp_path / "repo-leaderboard"
+
+
+def test_presets_use_bf16_only_where_the_cpu_has_bf16_units(tmp_path, monkeypatch):
+    import trainers.distributed
+    from app.benchmark import FULL_PRESET, QUICK_PRESET, resolve_amp
+
+    for preset in (QUICK_PRESET, FULL_PRESET):
+        options = preset.options("simclr")
+        assert options["channels_last"] is True
+        for native, expected in ((True, "bf16"), (False, "none")):
+            monkeypatch.setattr(trainers.distributed, "cpu_has_native_bf16", lambda native=native: native)
+            assert resolve_amp(options, tmp_path / "new", "cpu")["amp"] == expected
+    assert (
+        FULL_PRESET.options("dino")["amp"] == "none"
+    )  # the small ViT: bf16 is no faster on any CPU measured
+    # A run folder that holds a run keeps the precision it started with, whatever this machine has.
+    run = tmp_path / "started"
+    run.mkdir()
+    (run / "train_config.json").write_text('{"train": {"amp": "bf16"}}')
+    monkeypatch.setattr(trainers.distributed, "cpu_has_native_bf16", lambda: False)
+    assert resolve_amp(FULL_PRESET.options("byol"), run, "cpu")["amp"] == "bf16"
