@@ -138,9 +138,32 @@ def card_spec(
         provenance=provenance,
         paper=meta.get("paper") or None,
         source=meta.get("source") or None,
+        limitations=training_caveats(training),
         load_name=load_name or (f"hf-hub:{repo_id}" if repo_id else _shipped_name(folder)),
         figures=[p.name for p in _figures(folder)],
     )
+
+
+def training_caveats(training: dict[str, Any] | None) -> list[str]:
+    """What a training config says that its run did not do: lines for the card's limitations.
+
+    Before split-BN, MoCo's ``shuffle_bn: true`` (a boolean) acted only across DDP processes: a one-process run,
+    as every mini-zoo one, had no shuffle-BN and no substitute, so its keys' BatchNorm statistics were shared with
+    the queries' (MoCo §3.3). Runs since record the mode they used (``split-bn`` in one process).
+    """
+    method = (training or {}).get("method") or {}
+    shared = (training or {}).get("train") or {}
+    if (
+        isinstance(method, dict)
+        and method.get("shuffle_bn") is True
+        and shared.get("method", "moco") == "moco"
+    ):
+        return [
+            "`shuffle_bn: true` in the training config had no effect: this encoder was trained in one process, "
+            "before sslzoo had a one-process substitute (split-BN), so MoCo's keys shared BatchNorm statistics "
+            "with the queries (MoCo §3.3). Encoders trained since use split-BN in one process."
+        ]
+    return []
 
 
 def _shipped_name(folder: Path) -> str | None:

@@ -163,3 +163,19 @@ def test_baselines_sit_beside_the_models_numbers_for_the_same_evaluation_only():
     assert table[2] == "| scikit-learn digits (8×8) | k-means | NMI | **50.00** | 25.00 |"
     index = ModelCard(text).data.eval_results
     assert {r.metric_value for r in index} == {91.25, 50.0}  # baselines stay out of the model-index
+
+
+def test_a_moco_card_says_when_shuffle_bn_had_no_effect():
+    from zoo.publish import card_spec, training_caveats
+
+    old = {"train": {"method": "moco"}, "method": {"shuffle_bn": True}}
+    assert "had no effect" in training_caveats(old)[0]
+    # Since split-BN the run records the mode it used: nothing to correct.
+    assert training_caveats({"train": {"method": "moco"}, "method": {"shuffle_bn": "split-bn"}}) == []
+    assert training_caveats({"train": {"method": "simclr"}, "method": {}}) == []
+    assert training_caveats(None) == []
+    # The shipped MoCo encoder was trained that way: its card says so.
+    from zoo.registry import SHIPPED_DIR
+
+    spec = card_spec(SHIPPED_DIR / "moco-fmnist")
+    assert any("had no effect" in line for line in spec.limitations)
