@@ -32,136 +32,14 @@ import torch
 from PIL import Image
 
 from app.attention import attention_input, find_transform, is_vit, native_size, patch_size, similarity_map
-from app.domain import PixelRange, grey, sample
+from app.domain import grey
+from app.gallery import Gallery, GalleryIndex, NeighbourResult, nearest_other, small_pixels
 from app.images import read_image
 from zoo.errors import SslzooError
 
 GALLERY_SPLIT = "test"
 KNN_TEMPERATURE = 0.07  # DINO's k-NN temperature (eval_knn.py)
 MAX_INPUT_SIZE = 518
-# An upload is "far from the gallery" when its best similarity is below what 99% of gallery images reach to their
-# own nearest neighbour (the 1st percentile of the gallery's leave-one-out nearest-neighbour similarities).
-OOD_PERCENTILE = 1.0
-
-
-SMALL_IMAGE_SIDE = 64  # galleries of images this small are decoded once into one array (10k × 28² is 8 MB)
-
-
-@dataclass
-class Gallery:
-    """A dataset split to search: its rows (PIL images), integer labels ``(N,)`` and class names.
-
-    ``pixels`` ``(N, H, W, C)`` uint8 holds every image when they are small and of one size (decoding a dataset
-    row costs milliseconds; indexing the array costs microseconds), else ``None``.
-    """
-
-    name: str
-    split: str
-    dataset: Any
-    labels: np.ndarray
-    classes: list[str]
-    pixels: np.ndarray | None = None
-    _pixel_range: PixelRange | None = field(default=None, repr=False)
-
-    def pixel_range(self) -> PixelRange:
-        """The range of 99% of the gallery's grey-level statistics (measured once, on at most 1,000 images)."""
-        if self._pixel_range is None:
-            self._pixel_range = PixelRange.of(grey(self.image(i)) for i in sample(len(self.labels)))
-        return self._pixel_range
-
-    def image(self, index: int) -> Image.Image:
-        if not 0 <= index < len(self.labels):
-            raise SslzooError(
-                f"gallery {self.name} has images 0..{len(self.labels) - 1}; index {index} is out of range."
-            )
-        if self.pixels is not None:
-            pixels = np.asarray(self.pixels[int(index)])
-            return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
-        return self.dataset[int(index)]["image"]
-
-    def class_name(self, label: int) -> str:
-        return self.classes[label] if 0 <= label < len(self.classes) else str(label)
-
-
-def _small_pixels(ds: Any) -> np.ndarray | None:
-    """All images as one array when they are small (:data:`SMALL_IMAGE_SIDE`) and of one size, else ``None``."""
-    import zoo
-
-    if max(ds[0]["image"].size) > SMALL_IMAGE_SIDE:
-        return None
-    try:
-        return zoo.to_arrays(ds)[0]  # cached on disk by the split's fingerprint, memory-mapped afterwards
-    except SslzooError:  # images of mixed sizes
-        return None
-
-
-@dataclass
-class GalleryIndex:
-    """L2-normalised gallery embeddings ``(N, D)``, searched exactly, and how close gallery images sit to each
-    other: ``nearest`` ``(N,)`` is each image's similarity to its nearest *other* image."""
-
-    feats: np.ndarray
-    cached: bool
-    nearest: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(M, D)`` normalised queries → similarities and indices ``(M, k)``, most similar first.
-
-        Exact: every gallery image is scored; ties are broken by the lower index.
-        """
-        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.feats.shape[1])
-        k = min(int(k), len(self.feats))
-        # (M, N) cosine similarities. One query (a page request) is summed in this thread: waking BLAS threads on
-        # two busy cores costs ~25 ms, the product itself ~1 ms for 10k × 96.
-        if len(queries) == 1:
-            sims = np.einsum("nd,d->n", self.feats, queries[0])[None]
-        else:
-            sims = queries @ self.feats.T
-        top = (
-            np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < len(self.feats) else np.argsort(-sims, axis=1)
-        )
-        top_sims = np.take_along_axis(sims, top, axis=1)
-        order = np.lexsort((top, -top_sims), axis=1)  # by similarity, then index
-        return np.take_along_axis(top_sims, order, axis=1), np.take_along_axis(top, order, axis=1)
-
-    def in_domain_threshold(self, percentile: float = OOD_PERCENTILE) -> float:
-        """The nearest-neighbour similarity that all but ``percentile``% of gallery images reach."""
-        return float(np.percentile(self.nearest, percentile)) if len(self.nearest) else -1.0
-
-
-@dataclass
-class NeighbourResult:
-    """The ``k`` gallery neighbours of one query, all voting, and what produced them.
-
-    ``rows`` hold ``rank, index, label, class, similarity`` (a gallery query is never its own neighbour);
-    ``model_input`` is the picture the encoder saw (after its own resize, crop and colour conversion); ``nearest``
-    and ``in_domain`` compare the best similarity with the gallery's own nearest-neighbour similarities.
-    """
-
-    rows: list[dict[str, Any]]
-    predicted: str
-    scores: dict[str, float]
-    query: Image.Image
-    model: str
-    gallery: str
-    k: int
-    model_input: Image.Image | None = None
-    query_index: int | None = None
-    nearest: float = float("nan")
-    in_domain: float = -1.0
-    note: str = ""
-    unlike_gallery: list[str] = field(default_factory=list)
-
-    @property
-    def far_in_embedding(self) -> bool:
-        """The best match is less similar than the gallery's images are to their own nearest neighbours."""
-        return self.query_index is None and self.nearest < self.in_domain
-
-    @property
-    def out_of_domain(self) -> bool:
-        """An upload far from the gallery in the embedding, or with pixels unlike 99% of the gallery's
-        (``unlike_gallery`` names the statistics, see :mod:`app.domain`)."""
-        return self.far_in_embedding or (self.query_index is None and bool(self.unlike_gallery))
 
 
 @dataclass
@@ -195,20 +73,6 @@ def _check_k(k: Any) -> int:
     if value < 1:
         raise SslzooError(f"k = {value}: ask for at least 1 neighbour.")
     return value
-
-
-def _nearest_other(index: GalleryIndex, chunk: int = 1024) -> np.ndarray:
-    """Each gallery image's similarity to its most similar *other* gallery image ``(N,)`` (leave-one-out)."""
-    feats = index.feats
-    if len(feats) < 2:
-        return np.zeros(len(feats), dtype=np.float32)
-    out = np.empty(len(feats), dtype=np.float32)
-    for start in range(0, len(feats), chunk):
-        sims = feats[start : start + chunk] @ feats.T
-        rows = np.arange(len(sims))
-        sims[rows, start + rows] = -np.inf  # not itself (an exact duplicate elsewhere still counts)
-        out[start : start + len(sims)] = sims.max(axis=1)
-    return out
 
 
 def input_side(size: Any, native: int, patch: int) -> int:
@@ -342,7 +206,7 @@ class Backend:
                     )
                 labels = np.asarray(ds["label"], dtype=np.int64)
                 classes = list(ds.features["label"].names)
-                self._galleries[name] = Gallery(name, GALLERY_SPLIT, ds, labels, classes, _small_pixels(ds))
+                self._galleries[name] = Gallery(name, GALLERY_SPLIT, ds, labels, classes, small_pixels(ds))
             return self._galleries[name]
 
     def is_indexed(self, model: str, gallery: str) -> bool:
@@ -364,7 +228,7 @@ class Backend:
                     enc, gal.name, gal.split, use_cache=self.use_feature_cache, progress=progress
                 )
                 index = GalleryIndex(_normalise(feats.feats), feats.cached)
-                index.nearest = _nearest_other(index)
+                index.nearest = nearest_other(index)
                 self._indexes[key] = index
             return self._indexes[key]
 

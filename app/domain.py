@@ -1,7 +1,7 @@
 """Is an upload like the gallery's images? A check on the pixels, beside the check on the embeddings.
 
 The neighbours tab flags an upload whose best match is less similar than 99% of gallery images are to their own
-nearest neighbour (:meth:`app.backend.GalleryIndex.in_domain_threshold`). That misses photos an encoder maps
+nearest neighbour (:meth:`app.gallery.GalleryIndex.in_domain_threshold`). That misses photos an encoder maps
 close to the gallery anyway: scikit-image's astronaut, seen at 28 px in grey, reaches a similarity of 0.93 to a
 Fashion-MNIST shirt under ``simclr-fmnist`` (the gallery's own 1st percentile is 0.91). Its pixels say what the
 embedding does not: Fashion-MNIST's garments lie on black, so the border of a gallery image is dark (99% of them
