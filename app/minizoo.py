@@ -104,7 +104,10 @@ def ship(
         progress=progress,
         command=f"sslzoo eval {name} {dataset}",
     )
-    write_records(records, leaderboard)
+    written = write_records(records, leaderboard)
+    from evaluators.generated import regenerate
+
+    regenerate(written[0].parent)  # the leaderboard's markdown and chart, and the README's table, follow
 
     # The card shows, for good, the records it ships with and the baselines' beside them: pinned in sslzoo.json.
     all_records = [r.to_dict() for r in read_records(leaderboard)]

@@ -158,6 +158,10 @@ def test_ship_registers_the_folder_by_name_and_it_reproduces_offline(quick, tmp_
     written = [json.loads(x) for x in (board / "digits.jsonl").read_text().splitlines()]
     assert sorted(r["protocol"] for r in written if r["model"] == name) == ["clustering", "knn", "linear"]
     assert [r.metrics for r in records] == [r["metrics"] for r in written if r["model"] == name]
+    # The files generated from those records follow them (leaderboard markdown and chart).
+    from evaluators.generated import stale_files
+
+    assert (board / "README.md").is_file() and stale_files(board) == []
     assert main(["leaderboard", "--leaderboard", str(board), "--reproduce", name, "--json"]) == 0
 
 
