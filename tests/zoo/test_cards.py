@@ -174,8 +174,12 @@ def test_a_moco_card_says_when_shuffle_bn_had_no_effect():
     assert training_caveats({"train": {"method": "moco"}, "method": {"shuffle_bn": "split-bn"}}) == []
     assert training_caveats({"train": {"method": "simclr"}, "method": {}}) == []
     assert training_caveats(None) == []
-    # The shipped MoCo encoder was trained that way: its card says so.
+    # The shipped MoCo encoder's card says it exactly when its config has the old boolean.
+    import json
+
     from zoo.registry import SHIPPED_DIR
 
     spec = card_spec(SHIPPED_DIR / "moco-fmnist")
-    assert any("had no effect" in line for line in spec.limitations)
+    config = json.loads((SHIPPED_DIR / "moco-fmnist" / "sslzoo.json").read_text())["config"]
+    old_boolean = config["method"].get("shuffle_bn") is True
+    assert any("had no effect" in line for line in spec.limitations) == old_boolean
