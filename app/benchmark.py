@@ -285,15 +285,16 @@ def resolve_amp(options: dict[str, Any], run_dir: Path, device: str | None = Non
     changed options), whichever machine continues it."""
     if options.get("amp") != NATIVE_BF16:
         return options
-    previous = run_dir / "train_config.json"
+    from trainers.config import RUN_CONFIG
+
+    previous = run_dir / RUN_CONFIG
     if previous.is_file():
         amp = json.loads(previous.read_text())["train"]["amp"]
     else:
-        import torch
-
         from trainers.distributed import cpu_has_native_bf16
+        from zoo.devices import resolve_device
 
-        cuda = device not in (None, "auto", "cpu") or (device in (None, "auto") and torch.cuda.is_available())
+        cuda = resolve_device(device).type == "cuda"
         amp = "auto" if cuda else ("bf16" if cpu_has_native_bf16() else "none")
     return {**options, "amp": amp}
 

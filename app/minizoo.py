@@ -55,7 +55,8 @@ def ship(
     """
     from app.publish_cli import write_entry_cards
     from evaluators.evaluate import EvalConfig, protocol_params, run_protocols
-    from evaluators.records import read_records, write_records
+    from evaluators.generated import write_and_regenerate
+    from evaluators.records import read_records
     from zoo.cards import results_from_records
     from zoo.export import METADATA_FILE, write_json_atomic
     from zoo.local_paths import scrub_local_paths
@@ -104,10 +105,7 @@ def ship(
         progress=progress,
         command=f"sslzoo eval {name} {dataset}",
     )
-    written = write_records(records, leaderboard)
-    from evaluators.generated import regenerate
-
-    regenerate(written[0].parent)  # the leaderboard's markdown and chart, and the README's table, follow
+    write_and_regenerate(records, leaderboard)  # the leaderboard's markdown and chart, and the README's table
 
     # The card shows, for good, the records it ships with and the baselines' beside them: pinned in sslzoo.json.
     all_records = [r.to_dict() for r in read_records(leaderboard)]

@@ -131,13 +131,12 @@ def _check_writable(leaderboard: Path | None) -> None:
 
 def _record(records, leaderboard: Path | None) -> list[Path]:
     """Write the records, or fail in one line that says the results above were not recorded."""
-    from evaluators.generated import regenerate
-    from evaluators.records import default_leaderboard_dir, write_records
+    from evaluators.generated import write_and_regenerate
+    from evaluators.records import default_leaderboard_dir
     from zoo.errors import SslzooError
 
     try:
-        written = write_records(records, leaderboard)
-        return written + regenerate(written[0].parent)  # the files generated from the records follow them
+        return write_and_regenerate(records, leaderboard)
     except OSError as exc:
         folder = leaderboard or default_leaderboard_dir()
         raise SslzooError(
@@ -191,7 +190,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 
     from evaluators._dist import rank_world
     from evaluators.evaluate import EvalConfig
-    from evaluators.records import write_records
+    from evaluators.generated import write_and_regenerate
     from evaluators.reproduce import imagenet_root, reproduce
 
     imagenet_root(args.dataset)  # one line and exit 2 without ImageNet, before loading anything
@@ -202,11 +201,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     )
     if rank_world()[0] != 0:
         return 0
-    written = [] if args.no_record else write_records(records, args.leaderboard)
-    if written:  # the files generated from the records follow them
-        from evaluators.generated import regenerate
-
-        written += regenerate(written[0].parent)
+    written = [] if args.no_record else write_and_regenerate(records, args.leaderboard)
     missed = [c for c in comparisons if c.comparable and not c.ok]
     if args.json:
         print(json.dumps({"comparisons": [c.to_dict() for c in comparisons], "notes": notes}, indent=2))

@@ -138,6 +138,14 @@ def _repository_readme(folder: Path) -> Path | None:
     return readme if own and readme.is_file() and README_START in readme.read_text() else None
 
 
+def write_and_regenerate(records: Any, folder: str | Path | None = None) -> list[Path]:
+    """:func:`evaluators.records.write_records`, then :func:`regenerate` the files made from them; every file written."""
+    from evaluators.records import write_records
+
+    written = write_records(records, folder)
+    return written + regenerate(written[0].parent) if written else written
+
+
 def regenerate(folder: str | Path | None = None) -> list[Path]:
     """Rewrite every file generated from ``folder``'s records (default: the leaderboard); returns them."""
     from evaluators.leaderboard import render_markdown, save_chart
