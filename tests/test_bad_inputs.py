@@ -124,6 +124,7 @@ CLI = [
     ("embed no-such-model digits", "unknown model"),
     # train (options are checked before any data is read)
     ("train --method simclr --lr -1 --out {tmp}/r", "--lr must be more than 0"),
+    ("train --method simclr --logger wandb --out {tmp}/r", "unknown --logger 'wandb'; choose from none"),
     ("train --method simclr --image-size -3 --out {tmp}/r", "--image-size"),
     ("train --method simclr --image-size 0 --out {tmp}/r", "--image-size"),
     ("train --method simclr --log-every 0 --out {tmp}/r", "--log-every"),

@@ -101,6 +101,12 @@ class TrackioLogger:
         self.trackio.finish()
 
 
+def check_logger(name: str) -> None:
+    """Raise :class:`~zoo.errors.SslzooError` unless ``name`` is one of :data:`LOGGERS`."""
+    if name not in LOGGERS:
+        raise SslzooError(f"unknown --logger {name!r}; choose from {', '.join(LOGGERS)}.")
+
+
 def make_logger(name: str, run_dir: str | Path, resume: bool = False) -> RunLogger | None:
     """The logger called ``name`` (see :data:`LOGGERS`) writing under ``run_dir``; None for ``"none"``.
 
@@ -109,10 +115,9 @@ def make_logger(name: str, run_dir: str | Path, resume: bool = False) -> RunLogg
     Raises:
         SslzooError: an unknown name, or the logger's package is not installed.
     """
-    if name == "none":
-        return None
+    check_logger(name)
     if name == "tensorboard":
         return TensorBoardLogger(run_dir)
     if name == "trackio":
         return TrackioLogger(run_dir, resume)
-    raise SslzooError(f"unknown --logger {name!r}; choose from {', '.join(LOGGERS)}.")
+    return None

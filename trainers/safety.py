@@ -123,10 +123,9 @@ def validate_train_options(cfg: Any, method_cfg: Any) -> None:
         SslzooError: the first option out of range, in one line naming it.
     """
     _at_least("lr", cfg.lr, 0, strict=True)
-    from trainers.loggers import LOGGERS
+    from trainers.loggers import check_logger
 
-    if cfg.logger not in LOGGERS:
-        raise SslzooError(f"unknown --logger {cfg.logger!r}; choose from {', '.join(LOGGERS)}.")
+    check_logger(cfg.logger)
     _at_least("min_lr", cfg.min_lr, 0)
     _at_least("warmup_epochs", cfg.warmup_epochs, 0)
     _at_least("weight_decay", cfg.weight_decay, 0)
