@@ -232,9 +232,14 @@ def read_records(folder: str | Path | None = None, dataset: str | None = None) -
 
 def write_records(records: Iterable[Record], folder: str | Path | None = None) -> list[Path]:
     """Add records, replacing earlier ones with the same id; returns the files written."""
+    from zoo.local_paths import scrub_local_paths
+
     folder = Path(folder) if folder else default_leaderboard_dir()
     by_dataset: dict[str, list[Record]] = {}
     for record in records:
+        # The command line is provenance, and leaderboards are committed and shared: no local paths or user names.
+        # (``model`` and ``dataset`` stay as given: they are what ``--reproduce`` runs again.)
+        record = dataclasses.replace(record, command=scrub_local_paths(record.command))
         by_dataset.setdefault(record.dataset, []).append(record)
     written = []
     with _locked(folder):

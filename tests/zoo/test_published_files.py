@@ -1,4 +1,5 @@
-"""Published files (the shipped models/*, model_cards/*.md, exports) hold no absolute local paths or user names."""
+"""Published files (the shipped models/*, model_cards/*.md, the committed leaderboard, exports) hold no absolute
+local paths or user names."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from pathlib import Path
 
 import pytest
 
+import zoo.architectures  # noqa: F401  (registers the sslzoo_* architectures the exports below build)
 from zoo.local_paths import public_path, scrub_local_paths
 
 REPO = Path(__file__).resolve().parents[2]
 PUBLISHED = sorted(
     [p for p in (REPO / "models").rglob("*") if p.suffix in (".json", ".md")]
     + list((REPO / "model_cards").glob("*.md"))
+    + list((REPO / "leaderboard").glob("*.jsonl"))
+    + list((REPO / "leaderboard").glob("*.md"))
 )
 # Where local paths live on the machines that write these files, spelled the way a path shows them.
 LOCAL = re.compile(
@@ -91,3 +95,18 @@ def test_an_export_of_a_run_with_local_paths_publishes_none(tmp_path):
     for name in ("sslzoo.json", "README.md"):
         text = (folder / name).read_text()
         assert str(tmp_path) not in text and ".../run" in text, name
+
+
+def test_a_records_command_is_written_without_local_paths(tmp_path):
+    from evaluators.records import Record, read_records, write_records
+
+    record = Record(
+        model="raw-pixels",
+        dataset="digits",
+        protocol="knn",
+        command="sslzoo benchmark --out /root/.cache/sslzoo/full-runs --ship",
+    )
+    write_records([record], tmp_path)
+    (kept,) = read_records(tmp_path)
+    assert kept.command == "sslzoo benchmark --out ~/.cache/sslzoo/full-runs --ship"
+    assert (kept.model, kept.dataset) == ("raw-pixels", "digits")
