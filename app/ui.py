@@ -19,6 +19,7 @@ Each action is also an API endpoint for ``gradio_client`` (``/neighbours``, ``/g
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -92,13 +93,27 @@ def _gallery_examples(handlers: Handlers, gallery: str | None) -> list[str]:
     return [handlers.tiles.gallery_tile(gallery, i, gal.image) for i in firsts[:GALLERY_EXAMPLES]]
 
 
-def build_app(backend: Backend | None = None, model: str | None = None, gallery: str | None = None):
-    """The Blocks page (not launched). ``model``/``gallery`` preselect the dropdowns."""
+def build_app(
+    backend: Backend | None = None,
+    model: str | None = None,
+    gallery: str | None = None,
+    prewrite_tiles: int = 0,
+):
+    """The Blocks page (not launched). ``model``/``gallery`` preselect the dropdowns.
+
+    ``prewrite_tiles``: write the preselected gallery's tiles now when it has at most this many images (with a
+    progress bar), so that no query of a fresh server waits for them.
+    """
     backend = backend or Backend()
     tiles = TileStore()
     gr.set_static_paths([tiles.folder])  # served in place: never copied into (or raced in) Gradio's cache
     handlers = Handlers(backend, tiles)
     models, galleries, model, gallery = default_choices(backend, model, gallery)
+    if gallery and prewrite_tiles:
+        with contextlib.suppress(SslzooError):  # a gallery that cannot load stays a message in the page
+            gal = backend.gallery(gallery)
+            if len(gal.labels) <= prewrite_tiles:
+                tiles.write_gallery(gallery, len(gal.labels), gal.image, progress=True)
     try:
         classes = handlers.class_choices(gallery) if gallery else [ALL_CLASSES]
     except SslzooError:

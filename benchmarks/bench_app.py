@@ -1,4 +1,4 @@
-"""The app under load: N concurrent ``gradio_client`` users asking for gallery neighbours, on 127.0.0.1 only.
+"""The app under load: N concurrent users asking for gallery neighbours, on 127.0.0.1 only.
 
 The script starts ``sslzoo app`` in a subprocess on a free loopback port (or uses ``--url``, which must be a
 loopback address), waits for the gallery to be embedded (one warm-up query), then measures
@@ -13,6 +13,12 @@ Every answer's images are fetched as a browser would (a kept-alive connection pe
 them, so a file the server rewrote or lost while serving it counts as a failure. The run is bounded:
 at most ``--users × --requests`` queries and ``--time-limit`` seconds.
 
+Each user speaks Gradio's HTTP API as a browser's page does (``--client http``: one POST that queues the call,
+one server-sent-events GET for its result, on a kept-alive connection), or through ``gradio_client``
+(``--client gradio_client``). On a 2-core machine the load generator shares the app's cores: ``gradio_client``
+costs ~100 ms of CPU per query in this process, twice what the app spends answering it, so its latencies measure
+the clients as much as the app. Both are printed with the CPU each side used.
+
 Latencies depend on what else the machine runs; the app's CPU time per query (read from ``/proc`` for the app it
 started) does not, so it is the number to compare between versions (``--app-root`` starts another checkout's app).
 
@@ -20,6 +26,7 @@ started) does not, so it is the number to compare between versions (``--app-root
     .venv/bin/python benchmarks/bench_app.py --users 4 --requests 3 --model models/simclr-fmnist
     .venv/bin/python benchmarks/bench_app.py --url http://127.0.0.1:7860/      # an app already running
     .venv/bin/python benchmarks/bench_app.py --app-root ../main                # before: the main branch's app
+    .venv/bin/python benchmarks/bench_app.py --client gradio_client            # users with gradio_client
 """
 
 from __future__ import annotations
@@ -61,19 +68,58 @@ def start_app(
         return subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def new_client(url: str):
+class HttpClient:
+    """A user of Gradio's HTTP API (``POST /gradio_api/call/NAME``, then its event stream), one connection.
+
+    ``predict`` returns the endpoint's outputs as ``gradio_client`` does (the decoded ``data`` of the
+    ``complete`` event) and raises on an ``error`` event. Every call carries the user's session hash, as a
+    page's calls do (one session per open page, whose state the app builds once).
+    """
+
+    def __init__(self, url: str) -> None:
+        import uuid
+
+        import httpx
+
+        self.url = url.rstrip("/")
+        self.session = uuid.uuid4().hex
+        self.http = httpx.Client(timeout=60)
+        self.http.get(f"{self.url}/gradio_api/info").raise_for_status()  # the app is up and serves its API
+
+    def predict(self, *data, api_name: str):
+        import json
+
+        call = f"{self.url}/gradio_api/call/{api_name.strip('/')}"
+        reply = self.http.post(call, json={"data": list(data), "session_hash": self.session})
+        reply.raise_for_status()
+        event, payload = None, None
+        with self.http.stream("GET", f"{call}/{reply.json()['event_id']}") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:") and event in ("complete", "error"):
+                    payload = line[5:].strip()
+                    break
+        if event != "complete":
+            raise RuntimeError(f"{event or 'no'} event: {(payload or '')[:120]}")
+        return json.loads(payload)
+
+
+def new_client(url: str, kind: str = "http"):
+    if kind == "http":
+        return HttpClient(url)
     from gradio_client import Client
 
     return Client(url, verbose=False, download_files=False)
 
 
-def connect(url: str, deadline: float, proc: subprocess.Popen | None):
+def connect(url: str, deadline: float, proc: subprocess.Popen | None, kind: str):
 
     while True:
         if proc is not None and proc.poll() is not None:
             raise SystemExit(f"the app exited with code {proc.returncode} before it served; see its log.")
         try:
-            return new_client(url)
+            return new_client(url, kind)
         except Exception:
             if time.monotonic() > deadline:
                 raise SystemExit(f"no app answered on {url} in time.") from None
@@ -120,11 +166,10 @@ def one_query(client, http, model: str, gallery: str, index: int, k: int) -> tup
     return time.perf_counter() - start, None
 
 
-def run_users(url, model, gallery, n_gallery, users, requests, k, deadline):
+def run_users(url, model, gallery, n_gallery, users, requests, k, deadline, kind):
     """``users`` threads, each with its own client and connection, each asking ``requests`` queries.
 
-    Threads rather than processes: twenty Python processes importing ``gradio_client`` on two cores would measure
-    their own start-up. The clock starts once every user is connected.
+    Threads rather than processes: twenty Python processes on two cores would measure their own start-up. The clock starts once every user is connected.
     """
     import httpx
 
@@ -136,7 +181,7 @@ def run_users(url, model, gallery, n_gallery, users, requests, k, deadline):
     def user(seed: int) -> None:
         rng = np.random.default_rng(seed)
         try:
-            client, http = new_client(url), httpx.Client(timeout=60)
+            client, http = new_client(url, kind), httpx.Client(timeout=60)
         except Exception as exc:
             with lock:
                 errors.extend([f"connect: {exc}"] * requests)
@@ -195,6 +240,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5, help="queries per user")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument(
+        "--client",
+        choices=("http", "gradio_client"),
+        default="http",
+        help="how each user talks to the app: Gradio's HTTP API as a page does, or gradio_client",
+    )
+    parser.add_argument(
         "--url", default=None, help="an app already running on 127.0.0.1 (else one is started)"
     )
     parser.add_argument(
@@ -222,7 +273,7 @@ def main() -> None:
         proc = start_app(args.model, args.gallery, port, log, args.app_cpus, Path(args.app_root).resolve())
     try:
         start = time.monotonic()
-        client, http = connect(url, start + args.startup_limit, proc), httpx.Client(timeout=60)
+        client, http = connect(url, start + args.startup_limit, proc, args.client), httpx.Client(timeout=60)
         elapsed, error = one_query(
             client, http, args.model, args.gallery, 0, args.k
         )  # embeds the gallery if needed
@@ -238,7 +289,15 @@ def main() -> None:
         wall = sum(s for s, _ in single)
         base = report("1 user (baseline)", [s for s, _ in single], [e for _, e in single if e], wall)
         latencies, errors, wall = run_users(
-            url, args.model, args.gallery, args.gallery_size, args.users, args.requests, args.k, deadline
+            url,
+            args.model,
+            args.gallery,
+            args.gallery_size,
+            args.users,
+            args.requests,
+            args.k,
+            deadline,
+            args.client,
         )
         report(f"{args.users} users × {args.requests}", latencies, errors, wall)
         n = len(latencies) + len(single)
