@@ -22,7 +22,7 @@ the clients as much as the app. Both are printed with the CPU each side used.
 Latencies depend on what else the machine runs; the app's CPU time per query (read from ``/proc`` for the app it
 started) does not, so it is the number to compare between versions (``--app-root`` starts another checkout's app).
 
-    .venv/bin/python benchmarks/bench_app.py                                   # 20 users × 5, dino-fmnist
+    .venv/bin/python benchmarks/bench_app.py                                   # 20 users × 5, dino-vit-fmnist
     .venv/bin/python benchmarks/bench_app.py --users 4 --requests 3 --model models/simclr-fmnist
     .venv/bin/python benchmarks/bench_app.py --url http://127.0.0.1:7860/      # an app already running
     .venv/bin/python benchmarks/bench_app.py --app-root ../main                # before: the main branch's app
@@ -233,7 +233,7 @@ def main() -> None:
     import httpx
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="models/dino-fmnist")
+    parser.add_argument("--model", default="models/dino-vit-fmnist")
     parser.add_argument("--gallery", default="fashion-mnist")
     parser.add_argument("--gallery-size", type=int, default=10_000, help="queries draw indices below this")
     parser.add_argument("--users", type=int, default=20)

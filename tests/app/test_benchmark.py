@@ -17,6 +17,8 @@ from app.benchmark import (
     PRESETS,
     QUICK_BUDGET,
     BenchmarkConfig,
+    _resolve,
+    method_of,
     run_benchmark,
     zoo_name,
 )
@@ -190,13 +192,21 @@ def test_every_recipe_is_a_valid_training_config(preset):
     from trainers.engine import build_configs
 
     p = PRESETS[preset]
-    assert tuple(p.recipes) == ALL_METHODS
-    for method in ALL_METHODS:
-        cfg, _ = build_configs(method, {**p.options(method), "dataset": p.dataset})
-        assert cfg.method == method and cfg.epochs >= 1
-    if preset == "full":  # the mini-zoo has a small ViT, and the runs resume instead of starting over
-        assert p.options("dino")["arch"].startswith("sslzoo_vit_") and p.resumable
-        assert zoo_name("dino") == "dino-fmnist"
+    assert set(ALL_METHODS) <= set(p.recipes)  # every method (and, in full, other entries)
+    for entry in p.recipes:
+        cfg, _ = build_configs(method_of(entry), {**p.options(entry), "dataset": p.dataset})
+        assert cfg.method == method_of(entry) and cfg.epochs >= 1
+    if (
+        preset == "full"
+    ):  # DINO on the CNN and on a small ViT (the app's attention), runs resumed, not restarted
+        assert p.options("dino")["arch"] == "sslzoo_cnn4" and p.resumable
+        assert p.options("dino-vit")["arch"].startswith("sslzoo_vit_") and method_of("dino-vit") == "dino"
+        assert (zoo_name("dino"), zoo_name("dino-vit")) == ("dino-fmnist", "dino-vit-fmnist")
+        assert _resolve(BenchmarkConfig(preset="full"))[1] == [*ALL_METHODS, "dino-vit"]
+    else:
+        assert _resolve(BenchmarkConfig(preset="quick"))[1] == list(ALL_METHODS)
+        with pytest.raises(SslzooError, match="unknown method dino-vit for the quick preset"):
+            _resolve(BenchmarkConfig(preset="quick", methods=("dino-vit",)))
 
 
 @pytest.mark.parametrize(
@@ -242,7 +252,7 @@ def test_presets_use_bf16_only_where_the_cpu_has_bf16_units(tmp_path, monkeypatc
             monkeypatch.setattr(trainers.distributed, "cpu_has_native_bf16", lambda native=native: native)
             assert resolve_amp(options, tmp_path / "new", "cpu")["amp"] == expected
     assert (
-        FULL_PRESET.options("dino")["amp"] == "none"
+        FULL_PRESET.options("dino-vit")["amp"] == "none"
     )  # the small ViT: bf16 is no faster on any CPU measured
     # A run folder that holds a run keeps the precision it started with, whatever this machine has.
     run = tmp_path / "started"
