@@ -184,11 +184,14 @@ def random_grayscale(images: torch.Tensor, rng: BatchRandom, p: float = 0.2) -> 
     return _where(apply, _luma(images).expand_as(images), images)
 
 
+BLUR_SIGMA = (0.1, 2.0)  # σ range of SimCLR's, BYOL's and DINO's blur, in pixels of a 224-px view
+
+
 def gaussian_blur(
     images: torch.Tensor,
     rng: BatchRandom,
     p: float = 0.5,
-    sigma: tuple[float, float] = (0.1, 2.0),
+    sigma: tuple[float, float] = BLUR_SIGMA,
     scale: float | None = None,
 ) -> torch.Tensor:
     """With probability ``p`` blur with σ ~ U(sigma) pixels of the papers' 224-px views, times ``scale``.
@@ -262,6 +265,32 @@ class ColorAugment:
         self.mean, self.std = tuple(mean), tuple(std)
         self.jitter, self.jitter_p, self.gray_p = jitter, jitter_p, gray_p
         self.blur_p, self.solarize_p, self.blur_scale = blur_p, solarize_p, blur_scale
+
+    def describe(self, side: int, channels: int = 3) -> str:
+        """The colour operations of a ``side``-px view in one line, σ of the blur in this view's pixels; on
+        1-channel images saturation, hue and grayscale change nothing and are not listed."""
+        s, parts = self.jitter, []
+        if self.jitter_p > 0 and s > 0:
+            factors = (
+                f"brightness, contrast, saturation {0.8 * s:g}, hue {0.2 * s:g}"
+                if channels > 1
+                else f"brightness, contrast {0.8 * s:g}; saturation and hue do nothing to 1-channel images"
+            )
+            parts.append(
+                f"colour jitter p {self.jitter_p:g} ({factors}; torchvision's operations, in random order)"
+            )
+        if self.gray_p > 0 and channels > 1:
+            parts.append(f"grayscale p {self.gray_p:g}")
+        if self.blur_p > 0:
+            factor = side / 224 if self.blur_scale is None else self.blur_scale
+            lo, hi = BLUR_SIGMA
+            parts.append(
+                f"Gaussian blur p {self.blur_p:g}, σ {lo * factor:.3g}–{hi * factor:.3g} px (the papers' "
+                f"{lo:g}–{hi:g} px at 224 px; pixel-integrated kernel)"
+            )
+        if self.solarize_p > 0:
+            parts.append(f"solarisation p {self.solarize_p:g}")
+        return ", ".join(parts or ["no colour operations"]) + ", then normalised"
 
     def __call__(self, images: torch.Tensor, rng: BatchRandom) -> torch.Tensor:
         s = self.jitter

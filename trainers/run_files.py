@@ -31,11 +31,20 @@ class RunFiles:
                 "mean": ctx.mean,
                 "std": ctx.std,
                 "views": [dataclasses.asdict(s) for s in self.specs],
+                "augmentations": self.method.describe_views(),
                 "eval_view": dataclasses.asdict(ctx.eval_spec),
                 "train_images": len(ctx.train),
                 "workers": ctx.workers,
                 "world_size": ctx.world_size,
             },
+        }
+
+    def _public_config(self) -> dict[str, Any]:
+        """The config an exported encoder carries (its card shows it): options, and the augmentations as applied."""
+        return {
+            "train": dataclasses.asdict(self.cfg),
+            "method": dataclasses.asdict(self.method_cfg),
+            "augmentations": self.method.describe_views(),
         }
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
@@ -76,7 +85,7 @@ class RunFiles:
             "order": order,
             "skipped_images": self.skipped_total,
             "rng": rng_state(),
-            "config": {"train": dataclasses.asdict(self.cfg), "method": dataclasses.asdict(self.method_cfg)},
+            "config": self._public_config(),
         }
         with atomic_file(self.run_dir / CHECKPOINT) as tmp:
             torch.save(state, tmp)
@@ -103,7 +112,7 @@ class RunFiles:
             "global_step": self.global_step,
             "seed": self.cfg.seed,
             "commit": git_commit(),
-            "config": {"train": dataclasses.asdict(self.cfg), "method": dataclasses.asdict(self.method_cfg)},
+            "config": self._public_config(),
         }
         model_args = self.method.encoder_model_args(
             {k: v for k, v in ctx.model_args().items() if k != "num_classes"}

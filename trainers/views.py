@@ -65,6 +65,14 @@ class CropSpec:
     flip: float = 0.5
     interpolation: str = "bilinear"
 
+    def describe(self) -> str:
+        """One line, as a card states it: ``28-px crop of 20–100% of the area, aspect 0.75–1.33, bilinear, …``."""
+        lo, hi = (100 * v for v in self.scale)
+        return (
+            f"{self.size}-px crop of {lo:g}–{hi:g}% of the area, aspect {self.ratio[0]:.2f}–{self.ratio[1]:.2f}, "
+            f"{self.interpolation}, horizontal flip p {self.flip:g}"
+        )
+
 
 @dataclass(frozen=True)
 class EvalSpec:

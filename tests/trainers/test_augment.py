@@ -132,3 +132,17 @@ def test_blur_at_the_trained_size_removes_detail():
     assert (detail(sampled) / detail(x)).min() > 0.99
     # Off means off; and without the blur's probability, a sample stays as it was.
     assert torch.equal(gaussian_blur(x, BatchRandom(0, 0, 6, 0, 6), p=0.0), x)
+
+
+def test_colour_augment_states_what_it_applies():
+    from trainers.augment import ColorAugment
+
+    byol2 = ColorAugment((0.5,) * 3, (0.5,) * 3, jitter=0.5, blur_p=0.1, solarize_p=0.2)
+    text = byol2.describe(224, channels=3)
+    assert "saturation 0.4, hue 0.1" in text and "grayscale p 0.2" in text and "solarisation p 0.2" in text
+    assert "blur p 0.1, σ 0.1–2 px" in text  # at 224 px: the papers' σ as they state it
+    # DINO's 96-px local crops of 224-px images blur with σ in their own pixels (scale 1), not 96/224 of them.
+    local = ColorAugment((0.5,) * 3, (0.5,) * 3, blur_scale=1.0)
+    assert "σ 0.1–2 px" in local.describe(96) and "σ 0.0429–0.857 px" in ColorAugment((0,), (1,)).describe(96)
+    plain = ColorAugment((0.5,), (0.5,), jitter_p=0.0, gray_p=0.0, blur_p=0.0)
+    assert plain.describe(28, channels=1) == "no colour operations, then normalised"

@@ -41,6 +41,29 @@ def test_method_trains_with_falling_loss_and_exports(method, tmp_path):
         assert saved["method"]["shuffle_bn"] == "split-bn" and saved["method"]["bn_splits"] == 8
     if method == "dino":
         assert saved["method"]["param_grad_clip"] == 3.0 and saved["train"]["grad_clip"] is None
+    # … and the augmentations as applied, one line per view, in the run's config and in the exported encoder's
+    # (which its model card shows): BYOL's and DINO's asymmetric blur, σ in 16-px pixels (0.1–2 px at 224 px).
+    views = saved["resolved"]["augmentations"]
+    exported = json.loads((run / "encoder" / "sslzoo.json").read_text())["config"]["augmentations"]
+    assert views == exported and all("px crop of" in v and "normalised" in v for v in views)
+    expected = {
+        "simclr": ["views 1–2: ", "Gaussian blur p 0.5, σ 0.00714–0.143 px"],
+        "moco": ["views 1–2: ", "Gaussian blur p 0.5"],
+        "byol": [
+            "view 1: ",
+            "Gaussian blur p 1, σ 0.00714–0.143 px",
+            "view 2: ",
+            "blur p 0.1",
+            "solarisation p 0.2",
+        ],
+        # Local crops (8 px, two of them) blur with σ in their own pixels, which are the global crops' pixels.
+        "dino": ["view 1: ", "view 2: ", "views 3–4: 8-px crop of 5–", "blur p 0.5, σ 0.00714–0.143 px"],
+    }[method]
+    text = " | ".join(views)
+    assert all(piece in text for piece in expected), text
+    assert len(views) == {"simclr": 1, "moco": 1, "byol": 2, "dino": 3}[method]
+    # Digits are grey: saturation, hue and grayscale change nothing, and the run does not claim them.
+    assert "grayscale" not in text and "saturation and hue do nothing to 1-channel images" in text
 
 
 def test_learning_rate_follows_warmup_and_cosine(tmp_path):

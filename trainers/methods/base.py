@@ -61,7 +61,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from trainers.augment import BatchRandom
+    from trainers.augment import BatchRandom, ColorAugment
     from trainers.context import TrainContext
     from trainers.views import CropSpec
 
@@ -147,12 +147,29 @@ class Method(nn.Module):
         sample from the full-resolution image in DataLoader workers. Called once, after ``__init__``."""
         raise NotImplementedError
 
+    def view_colours(self) -> list[ColorAugment]:
+        """The colour operations of each view (:class:`trainers.augment.ColorAugment`), aligned with
+        :meth:`view_specs`: what :meth:`make_views` applies and what :meth:`describe_views` states."""
+        raise NotImplementedError
+
     def make_views(self, crops: list[torch.Tensor], rng: BatchRandom) -> list[torch.Tensor]:
         """Colour the crops: one (B, C, S, S) float tensor in [0, 1] per spec → list of normalised views.
 
-        Runs on the device without gradient and outside autocast. Use :class:`trainers.augment.ColorAugment`.
+        Runs on the device without gradient and outside autocast: each crop through its :meth:`view_colours`.
         """
-        raise NotImplementedError
+        return [colour(crop, rng) for colour, crop in zip(self.view_colours(), crops, strict=True)]
+
+    def describe_views(self) -> list[str]:
+        """The augmentations as applied, one line per view (consecutive identical views share a line), for the
+        run's config and its model card."""
+        lines: list[tuple[int, int, str]] = []
+        for i, (spec, colour) in enumerate(zip(self.view_specs(), self.view_colours(), strict=True), 1):
+            text = f"{spec.describe()}; {colour.describe(spec.size, self.ctx.in_chans)}"
+            if lines and lines[-1][2] == text:
+                lines[-1] = (lines[-1][0], i, text)
+            else:
+                lines.append((i, i, text))
+        return [f"view {a}: {t}" if a == b else f"views {a}–{b}: {t}" for a, b, t in lines]
 
     def training_step(
         self, batch: Batch, step: StepInfo

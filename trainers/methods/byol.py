@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.augment import BatchRandom, ColorAugment
+from trainers.augment import ColorAugment
 from trainers.methods.base import Batch, Method, StepInfo, feature_dim, momentum_update
 from trainers.schedules import cosine_schedule
 from trainers.views import CropSpec
@@ -77,8 +77,8 @@ class BYOL(Method):
     def view_specs(self) -> list[CropSpec]:
         return [self.crop, self.crop]
 
-    def make_views(self, crops: list[torch.Tensor], rng: BatchRandom) -> list[torch.Tensor]:
-        return [self.augment1(crops[0], rng), self.augment2(crops[1], rng)]
+    def view_colours(self) -> list[ColorAugment]:
+        return [self.augment1, self.augment2]
 
     def tau(self, step: StepInfo) -> float:
         """τ = 1 − (1 − τ_base)·(cos(πk/K) + 1)/2 (§3.2)."""

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.augment import BatchRandom, ColorAugment
+from trainers.augment import ColorAugment
 from trainers.clustering import UniformLabelSampler, cluster_features, round_nmi, solve_once
 from trainers.methods.base import Batch, Method, StepInfo, feature_dim
 from trainers.views import CropSpec
@@ -162,8 +162,8 @@ class DeepCluster(Method):
     def view_specs(self) -> list[CropSpec]:
         return [self.crop]
 
-    def make_views(self, crops: list[torch.Tensor], rng: BatchRandom) -> list[torch.Tensor]:
-        return [self.augment(crops[0], rng)]
+    def view_colours(self) -> list[ColorAugment]:
+        return [self.augment]
 
     def encoder_model_args(self, model_args: dict[str, Any]) -> dict[str, Any]:
         # With Sobel filters the exported architecture is sslzoo_sobel around the configured one.

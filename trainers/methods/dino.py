@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.augment import BatchRandom, ColorAugment
+from trainers.augment import ColorAugment
 from trainers.distributed import all_reduce_mean
 from trainers.methods.base import Batch, Method, StepInfo, feature_dim, momentum_update
 from trainers.schedules import cosine_schedule, linear_warmup
@@ -197,9 +197,8 @@ class DINO(Method):
     def view_specs(self) -> list[CropSpec]:
         return [self.global_crop] * 2 + [self.local_crop] * self.cfg.n_local_crops
 
-    def make_views(self, crops: list[torch.Tensor], rng: BatchRandom) -> list[torch.Tensor]:
-        colours = [self.global1, self.global2] + [self.local] * self.cfg.n_local_crops
-        return [colour(c, rng) for colour, c in zip(colours, crops)]
+    def view_colours(self) -> list[ColorAugment]:
+        return [self.global1, self.global2] + [self.local] * self.cfg.n_local_crops
 
     def encoder(self) -> nn.Module:
         return self.teacher_backbone  # the paper evaluates the teacher

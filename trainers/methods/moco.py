@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.augment import BatchRandom, ColorAugment
+from trainers.augment import ColorAugment
 from trainers.distributed import all_gather_no_grad, rank, world_size
 from trainers.methods.base import Batch, Method, StepInfo, feature_dim, momentum_update
 from trainers.schedules import cosine_schedule
@@ -125,8 +125,8 @@ class MoCo(Method):
     def view_specs(self) -> list[CropSpec]:
         return [self.crop, self.crop]
 
-    def make_views(self, crops: list[torch.Tensor], rng: BatchRandom) -> list[torch.Tensor]:
-        return [self.augment(c, rng) for c in crops]
+    def view_colours(self) -> list[ColorAugment]:
+        return [self.augment, self.augment]
 
     def momentum(self, step: StepInfo) -> float:
         end = self.cfg.momentum if self.cfg.momentum_end is None else self.cfg.momentum_end

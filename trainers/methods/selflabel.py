@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.augment import BatchRandom, ColorAugment
+from trainers.augment import ColorAugment
 from trainers.clustering import round_nmi, sinkhorn_labels, solve_once
 from trainers.methods.base import Batch, Method, StepInfo, feature_dim
 from trainers.methods.deepcluster import check_minimums
@@ -133,8 +133,8 @@ class SelfLabel(Method):
     def view_specs(self) -> list[CropSpec]:
         return [self.crop]
 
-    def make_views(self, crops: list[torch.Tensor], rng: BatchRandom) -> list[torch.Tensor]:
-        return [self.augment(crops[0], rng)]
+    def view_colours(self) -> list[ColorAugment]:
+        return [self.augment]
 
     def training_step(self, batch: Batch, step: StepInfo):
         features = self.backbone(batch.views[0])

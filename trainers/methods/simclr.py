@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.augment import BatchRandom, ColorAugment
+from trainers.augment import ColorAugment
 from trainers.distributed import all_gather_with_grad, rank
 from trainers.methods.base import Batch, Method, StepInfo, feature_dim
 from trainers.views import CropSpec
@@ -82,8 +82,8 @@ class SimCLR(Method):
     def view_specs(self) -> list[CropSpec]:
         return [self.crop, self.crop]
 
-    def make_views(self, crops: list[torch.Tensor], rng: BatchRandom) -> list[torch.Tensor]:
-        return [self.augment(c, rng) for c in crops]
+    def view_colours(self) -> list[ColorAugment]:
+        return [self.augment, self.augment]
 
     def training_step(self, batch: Batch, step: StepInfo):
         x1, x2 = batch.views
