@@ -82,6 +82,8 @@ def readme_table(records: list[Any], dataset: str, leaderboard_label: str) -> st
             "",
             "No mini-zoo encoder is shipped yet (`sslzoo benchmark --preset full --ship` adds its rows).",
         ]
+    else:
+        lines += ["", outcome(by_model, kind)]
     any_record = next(iter(next(iter(by_model.values())).values()))
     sizes = ", ".join(f"{n:,} {s}" for s, n in any_record.splits.items())
     lines += [
@@ -92,6 +94,34 @@ def readme_table(records: list[Any], dataset: str, leaderboard_label: str) -> st
         f"{'; '.join(machines)} (code commits {', '.join(sorted(commits))}).",
     ]
     return "\n".join(lines)
+
+
+def outcome(by_model: dict[str, dict[str, Any]], kind: Any) -> str:
+    """One generated sentence per metric: which mini-zoo encoders beat the best baseline, and by how much the others
+    miss it (the README's outcome, from the records rather than typed)."""
+    parts = []
+    for protocol, label in (("knn", "k-NN"), ("linear", "Linear")):
+        scores = {
+            model: points("top1", protocols[protocol].metrics["top1"])
+            for model, protocols in by_model.items()
+            if protocol in protocols and "top1" in protocols[protocol].metrics
+        }
+        baselines = {m: v for m, v in scores.items() if kind(m) == "baseline"}
+        zoo_scores = {m: v for m, v in scores.items() if kind(m).startswith("mini-zoo")}
+        if not baselines or not zoo_scores:
+            continue
+        bar_model = max(baselines, key=baselines.get)
+        bar = baselines[bar_model]
+        above = sorted((m for m in zoo_scores if zoo_scores[m] > bar), key=lambda m: -zoo_scores[m])
+        below = sorted((m for m in zoo_scores if zoo_scores[m] <= bar), key=lambda m: -zoo_scores[m])
+        text = (
+            f"{label}: {len(above)} of {len(zoo_scores)} mini-zoo encoders beat the best baseline "
+            f"(`{bar_model}`, {format_points(bar)})"
+        )
+        if below:
+            text += "; not " + ", ".join(f"`{m}` ({format_points(zoo_scores[m])})" for m in below)
+        parts.append(text + ".")
+    return " ".join(parts)
 
 
 def _readme_text(path: Path, folder: Path, dataset: str) -> str:

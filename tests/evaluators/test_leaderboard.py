@@ -181,3 +181,29 @@ def test_eval_refuses_a_leaderboard_that_is_a_file_before_any_work(board, tmp_pa
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is a file" in err
     assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_readme_outcome_names_who_beats_the_best_baseline():
+    from types import SimpleNamespace
+
+    from evaluators.generated import outcome
+
+    def rec(top1):
+        return SimpleNamespace(metrics={"top1": top1})
+
+    by_model = {
+        "raw-pixels": {"knn": rec(84.59), "linear": rec(84.87)},
+        "raw-pixels-centred": {"knn": rec(86.05), "linear": rec(84.44)},
+        "a-fmnist": {"knn": rec(86.98), "linear": rec(88.43)},
+        "b-fmnist": {"knn": rec(86.05), "linear": rec(84.0)},  # a tie is not a win
+        "c-fmnist": {"knn": rec(85.929999)},  # no linear record: counted for k-NN only; float noise rounded
+    }
+
+    def kind(model):
+        return "baseline" if model.startswith("raw") else "mini-zoo (x, `y`)"
+
+    assert outcome(by_model, kind) == (
+        "k-NN: 1 of 3 mini-zoo encoders beat the best baseline (`raw-pixels-centred`, 86.05); not `b-fmnist` "
+        "(86.05), `c-fmnist` (85.93). Linear: 1 of 2 mini-zoo encoders beat the best baseline (`raw-pixels`, "
+        "84.87); not `b-fmnist` (84.00)."
+    )
