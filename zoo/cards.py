@@ -391,7 +391,9 @@ def render_card(
         eval_results=eval_results(spec.name, all_results) or None,
     )
     hub_name = f"hf-hub:{spec.repo_id}" if spec.repo_id else f"hf-hub:ORG/{spec.name}"
-    training = json.dumps(dict(spec.training), indent=2, default=str) if spec.training else None
+    training = (
+        json.dumps(dict(spec.training), indent=2, default=str, ensure_ascii=False) if spec.training else None
+    )
     return ModelCard.from_template(
         card_data,
         template_path=str(template),
