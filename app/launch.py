@@ -50,9 +50,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 # this app does not enable: 3 ms per query on a fresh server, 10 ms once 10,000 queries were served (a fifth of
 # the app's CPU time per neighbour query). Refreshed every 1,000 events instead, unless the user set it.
 GRADIO_QUIET_ANALYTICS = {"GRADIO_ANALYTICS_CACHE_FREQUENCY": "1000"}
-PREWRITE_TILES = (
-    20_000  # galleries up to this size get their tiles written at launch (~3 s for 10,000 28-px images)
-)
+# Galleries up to this size get their tiles written at launch (~3 s for 10,000 28-px images).
+PREWRITE_TILES = 20_000
 
 
 def _app(args: argparse.Namespace) -> int:

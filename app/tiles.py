@@ -91,9 +91,8 @@ class TileStore:
                 image = image.copy()
                 image.thumbnail((MAX_TILE_SIDE, MAX_TILE_SIDE), Image.Resampling.LANCZOS)
             found = self._write(image, path.name)
-        self._gallery_paths[key] = (
-            found  # a dict assignment: atomic, and any racing writer stores the same path
-        )
+        # A dict assignment is atomic, and any racing writer stores the same path.
+        self._gallery_paths[key] = found
         return found
 
     def write_gallery(

@@ -169,7 +169,8 @@ def one_query(client, http, model: str, gallery: str, index: int, k: int) -> tup
 def run_users(url, model, gallery, n_gallery, users, requests, k, deadline, kind):
     """``users`` threads, each with its own client and connection, each asking ``requests`` queries.
 
-    Threads rather than processes: twenty Python processes on two cores would measure their own start-up. The clock starts once every user is connected.
+    Threads rather than processes: twenty Python processes on two cores would measure their own start-up. The
+    clock starts once every user is connected.
     """
     import httpx
 

@@ -45,35 +45,34 @@ def encoder_features(name):
     enc = zoo.load(name, device="cpu")
     train = extract_features(enc, "fashion-mnist", "train", progress=False)
     test = extract_features(enc, "fashion-mnist", "test", progress=False)
-    as_tensor = torch.as_tensor
-    return as_tensor(train.feats), as_tensor(train.labels), as_tensor(test.feats), as_tensor(test.labels)
+    return tuple(torch.as_tensor(a) for a in (train.feats, train.labels, test.feats, test.labels))
 
 
-SKLEARN_MAX_ITER = [
-    200
-]  # scikit-learn's default; --sklearn-max-iter raises it (its weak-λ fits then converge)
+SKLEARN_MAX_ITER = 200  # scikit-learn's default; --sklearn-max-iter raises it (its weak-λ fits then converge)
 
 
-def sklearn_fit(x, y, wd):
+def sklearn_fit(x, y, wd, max_iter=SKLEARN_MAX_ITER):
     from sklearn.linear_model import LogisticRegression
 
     # sklearn minimises C·Σ CE + ½‖W‖²: the same optimum as mean CE + λ/2 ‖W‖² with C = 1/(λN).
-    clf = LogisticRegression(C=1.0 / (wd * len(y)), max_iter=SKLEARN_MAX_ITER[0])
+    clf = LogisticRegression(C=1.0 / (wd * len(y)), max_iter=max_iter)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning at small λ, as for ours
         return clf.fit(x, y)
 
 
-def sklearn_protocol(x_train, y_train, x_test, y_test, weight_decays, val_fraction=0.2, seed=0):
+def sklearn_protocol(
+    x_train, y_train, x_test, y_test, weight_decays, val_fraction=0.2, seed=0, max_iter=SKLEARN_MAX_ITER
+):
     x_train, x_test = (F.normalize(torch.as_tensor(a), dim=1).numpy() for a in (x_train, x_test))
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     fit_idx, val_idx = _split_validation(y_train, val_fraction, seed)
     scores = {}
     for wd in sorted(weight_decays, reverse=True):
-        clf = sklearn_fit(x_train[fit_idx], y_train[fit_idx], wd)
+        clf = sklearn_fit(x_train[fit_idx], y_train[fit_idx], wd, max_iter)
         scores[wd] = clf.score(x_train[val_idx], y_train[val_idx])
     best = max(scores, key=lambda wd: (scores[wd], wd))
-    clf = sklearn_fit(x_train, y_train, best)
+    clf = sklearn_fit(x_train, y_train, best, max_iter)
     return 100.0 * clf.score(x_test, y_test), best
 
 
@@ -100,11 +99,12 @@ def main() -> None:
     parser.add_argument(
         "--sklearn-max-iter",
         type=int,
-        default=200,
+        default=SKLEARN_MAX_ITER,
         help="L-BFGS iterations per scikit-learn fit (200, its default, stops weak-λ fits before they converge)",
     )
     args = parser.parse_args()
-    SKLEARN_MAX_ITER[0] = args.sklearn_max_iter
+    if args.sklearn_max_iter < 1:
+        raise SystemExit(f"--sklearn-max-iter must be at least 1, got {args.sklearn_max_iter}.")
     if args.threads:
         # Both sides on the same thread budget: torch's intra-op pool and every BLAS/OpenMP pool sklearn uses.
         from threadpoolctl import threadpool_limits
@@ -112,7 +112,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         threadpool_limits(args.threads)
     if args.features:
-        x_train, y_train, x_test, y_test = encoder_features(args.features)
+        from zoo.errors import SslzooError
+
+        try:
+            x_train, y_train, x_test, y_test = encoder_features(args.features)
+        except SslzooError as exc:  # an unknown or unreadable encoder: one line, no traceback
+            raise SystemExit(str(exc)) from None
         args.classes = int(y_train.max()) + 1
     else:
         x_train, y_train, x_test, y_test = features(args.n_train, args.n_test, args.dim, args.classes)
@@ -128,7 +133,9 @@ def main() -> None:
     xn, xt = F.normalize(x_train, dim=1), F.normalize(x_test, dim=1)
     (w, b), t_ours = timed(lambda: fit_logistic_regression(xn, y_train, args.classes, args.weight_decay))
     acc_ours = 100.0 * ((xt @ w + b).argmax(1) == y_test).float().mean().item()
-    clf, t_sk = timed(lambda: sklearn_fit(xn.numpy(), y_train.numpy(), args.weight_decay))
+    clf, t_sk = timed(
+        lambda: sklearn_fit(xn.numpy(), y_train.numpy(), args.weight_decay, args.sklearn_max_iter)
+    )
     acc_sk = 100.0 * clf.score(xt.numpy(), y_test.numpy())
     print(
         f"one fit (λ={args.weight_decay:g}):      sklearn {t_sk:7.2f} s  ours {t_ours:7.2f} s  ratio "
@@ -137,7 +144,9 @@ def main() -> None:
 
     grid = DEFAULT_WEIGHT_DECAYS
     ours, t_ours = timed(lambda: linear_probe(x_train, y_train, x_test, y_test, weight_decays=grid))
-    (acc_sk, wd_sk), t_sk = timed(lambda: sklearn_protocol(x_train, y_train, x_test, y_test, grid))
+    (acc_sk, wd_sk), t_sk = timed(
+        lambda: sklearn_protocol(x_train, y_train, x_test, y_test, grid, max_iter=args.sklearn_max_iter)
+    )
     print(
         f"protocol ({len(grid)} λ + refit): sklearn {t_sk:7.2f} s  ours {t_ours:7.2f} s  ratio "
         f"{t_sk / t_ours:5.2f}x   test top-1 sklearn {acc_sk:.2f}% (λ={wd_sk:g})  "

@@ -196,9 +196,8 @@ def test_every_recipe_is_a_valid_training_config(preset):
     for entry in p.recipes:
         cfg, _ = build_configs(method_of(entry), {**p.options(entry), "dataset": p.dataset})
         assert cfg.method == method_of(entry) and cfg.epochs >= 1
-    if (
-        preset == "full"
-    ):  # DINO on the CNN and on a small ViT (the app's attention), runs resumed, not restarted
+    # Full: DINO on the CNN and on a small ViT (the app's attention), runs resumed, not restarted.
+    if preset == "full":
         assert p.options("dino")["arch"] == "sslzoo_cnn4" and p.resumable
         assert p.options("dino-vit")["arch"].startswith("sslzoo_vit_") and method_of("dino-vit") == "dino"
         assert (zoo_name("dino"), zoo_name("dino-vit")) == ("dino-fmnist", "dino-vit-fmnist")

@@ -1,4 +1,4 @@
-"""The app's tile store: gallery tiles written once, whole, under the umask, and then served from memory."""
+"""The app's tile store: gallery tiles written once, whole, and then served from memory."""
 
 from __future__ import annotations
 
@@ -36,6 +36,5 @@ def test_tiles_of_an_earlier_store_are_reused(tmp_path):
     calls: list[int] = []
     assert TileStore(tmp_path).gallery_tile("g", 7, _loader(calls)) == first
     assert calls == []  # found on disk, not decoded again
-    assert TileStore(tmp_path).gallery_tile("h", 7, _loader(calls)) != first and calls == [
-        7
-    ]  # another gallery
+    # Another gallery's image 7 is another tile.
+    assert TileStore(tmp_path).gallery_tile("h", 7, _loader(calls)) != first and calls == [7]
