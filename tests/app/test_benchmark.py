@@ -57,7 +57,8 @@ def test_quick_benchmark_writes_records_rows_cards_and_plots(quick):
     # Quick rows say what they are in the table people read, with their budget.
     table = Path(summary["files"]["table"]).read_text()
     assert table.count("| quick-budget |") == 2 and "quick-budget rows" in table
-    assert rows[runs[0]]["epochs"] == 1 and rows[runs[0]]["images_seen"] == 5 * 256  # 1437 // 256 steps
+    assert rows[runs[0]]["epochs"] == 1 and rows[runs[0]]["images_seen"] == 22 * 64  # 1437 // 64 steps
+    assert "each method trained for 1 epoch (per its recipe)" in summary["note"]
 
     # Records: three protocols per model, in OUT/leaderboard; the repository's leaderboard is not touched.
     lines = [json.loads(x) for x in (out / "leaderboard" / "digits.jsonl").read_text().splitlines()]
@@ -105,7 +106,9 @@ def test_ship_registers_the_folder_by_name_and_it_reproduces_offline(quick, tmp_
     models, board = tmp_path / "models", tmp_path / "leaderboard"
     # A later session that found the run finished (as `--ship` does) trained nothing: not in the provenance.
     prov = json.loads((run / "benchmark.json").read_text())
-    assert prov["sessions"][0]["steps_trained"] == 5
+    assert (
+        prov["sessions"][0]["steps_trained"] == 1437 // 64
+    )  # one epoch of the digits train split in batches of 64
     later = {
         **prov["sessions"][0],
         "command": "sslzoo benchmark --ship",
@@ -259,3 +262,15 @@ def test_presets_use_bf16_only_where_the_cpu_has_bf16_units(tmp_path, monkeypatc
     (run / "train_config.json").write_text('{"train": {"amp": "bf16"}}')
     monkeypatch.setattr(trainers.distributed, "cpu_has_native_bf16", lambda: False)
     assert resolve_amp(FULL_PRESET.options("byol"), run, "cpu")["amp"] == "bf16"
+
+
+def test_quick_note_states_the_epochs_the_runs_had():
+    from app.benchmark import _epochs_text, _Run
+
+    def run(epochs):
+        return _Run("simclr", Path("r"), 1.0, 1.0, epochs, 0)
+
+    assert _epochs_text([run(2.0), run(1.0), run(2.0)]) == "1–2 epochs"
+    assert _epochs_text([run(2.0), run(2.0)]) == "2 epochs"
+    assert _epochs_text([run(1.0)]) == "1 epoch"
+    assert _epochs_text([run(0.5)]) == "0.5 epochs"
