@@ -594,7 +594,7 @@ def run_benchmark(cfg: BenchmarkConfig, *, command: str = "") -> dict[str, Any]:
     if preset.name == "quick":
         _say(
             cfg,
-            "quick-budget rows: one epoch on 10,000 images each, a demo of the pipeline, not good encoders",
+            "quick-budget rows: a minute or two of training per method, a demo of the pipeline, not good encoders",
         )
 
     runs = []
