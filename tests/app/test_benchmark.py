@@ -106,9 +106,8 @@ def test_ship_registers_the_folder_by_name_and_it_reproduces_offline(quick, tmp_
     models, board = tmp_path / "models", tmp_path / "leaderboard"
     # A later session that found the run finished (as `--ship` does) trained nothing: not in the provenance.
     prov = json.loads((run / "benchmark.json").read_text())
-    assert (
-        prov["sessions"][0]["steps_trained"] == 1437 // 64
-    )  # one epoch of the digits train split in batches of 64
+    # One epoch of the digits train split (1,437 images) in batches of 64.
+    assert prov["sessions"][0]["steps_trained"] == 1437 // 64
     later = {
         **prov["sessions"][0],
         "command": "sslzoo benchmark --ship",
