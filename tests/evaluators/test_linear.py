@@ -110,7 +110,7 @@ def test_each_penalty_of_the_path_is_fitted_to_a_tolerance_that_scales_with_it(m
 
 @pytest.mark.slow
 def test_the_weakest_penalty_is_really_tried_on_real_features():
-    """byol-fmnist's features: the converged λ = 1e-6 fit scores 88.43%; stopping it at once scored 86.77%."""
+    """byol-fmnist's features: the converged λ = 1e-6 fit scores 87.7%; stopping it at once chose λ = 1e-5, 86.0%."""
     import zoo
     from evaluators.features import extract_features
 
@@ -118,4 +118,4 @@ def test_the_weakest_penalty_is_really_tried_on_real_features():
     train = extract_features(enc, "fashion-mnist", "train", progress=False)
     test = extract_features(enc, "fashion-mnist", "test", progress=False)
     result = linear_probe(train.feats, train.labels, test.feats, test.labels)
-    assert result["weight_decay"] == 1e-6 and result["top1"] > 88.0
+    assert result["weight_decay"] == 1e-6 and result["top1"] > 87.5
