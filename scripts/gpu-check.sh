@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The one prepared GPU check, for a session whose task is lent the device machine (issues 14 and 15 ask for it):
+#
+#   scripts/gpu-check.sh --prepare          # here, once: Fashion-MNIST into .gpu/ (git ignores it, ~30 MB)
+#   device run: command "bash scripts/gpu-check.sh", carry [".gpu"], timeout_s 580
+#   GPU_CHECK_SMOKE=1 scripts/gpu-check.sh  # here, on the CPU: every stage at toy sizes, to catch breakage first
+#   GPU_CHECK_ONLY="dino-vit" ...           # only the stages named (resume a ViT run cut by the budget)
+#
+# The device machine is bare: its python3 holds torch (another version than ours), timm, scikit-learn and
+# scikit-image, not this package; the code runs from the working tree (PYTHONPATH) and Fashion-MNIST comes from
+# .gpu/. Stages are time-boxed and independent (a failure is logged and the next one runs); logs and the dino-vit run
+# come back under $OUT (at most 8 files): gpu-check.log, the runs as dino-vit-run.tgz.part-* and
+# dino-vit-validation.tar.gz.
+#
+#   1. environment            nvidia-smi, torch/CUDA versions
+#   2. CUDA-conditional tests trainers' engine (AMP, channels-last), DDP helpers, feature extraction
+#   3. trainer throughput     images/s per method on the CNN and the nano ViT, fp32 vs bf16 autocast (issue 14)
+#   4. chunked GPU k-NN       1.28 M-row memory-mapped bank × 50 k queries (issue 15)
+#   5. DDP embed path         `torchrun -m app.cli eval` on Fashion-MNIST, one rank per GPU (issue 15)
+#   6. linear probe on GPU    benchmarks/bench_linear.py, 60 k × 384 (issue 15)
+#   7. dino-vit               the full recipe with GPU_CHECK_VIT_EPOCHS epochs on the validation split, then on
+#                             train/test; the run folder is tarred for `sslzoo benchmark --ship` here (issue 14)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--prepare" ]; then
+    mkdir -p .gpu/fashion-mnist
+    cp -p /usr/share/datasets/fashion-mnist/*.gz .gpu/fashion-mnist/
+    du -sh .gpu
+    exit 0
+fi
+
+SMOKE=${GPU_CHECK_SMOKE:-0}
+OUT=${OUT:-$PWD/outputs/gpu-check}
+mkdir -p "$OUT"
+LOG="$OUT/gpu-check.log"
+: > "$LOG"
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 MPLBACKEND=Agg
+PY=${GPU_CHECK_PYTHON:-python3}
+[ -x .venv/bin/python ] && [ -z "${GPU_CHECK_PYTHON:-}" ] && PY=.venv/bin/python
+RUNS=$(mktemp -d)
+
+# The device kills a command at its timeout_s with everything under it, files included: every stage ends by
+# GPU_CHECK_BUDGET seconds (less 30 for packing the results), however long the ones before it took.
+BUDGET=${GPU_CHECK_BUDGET:-560}
+ONLY=${GPU_CHECK_ONLY:-}  # e.g. "dino-vit": only the stages named (a second call resuming the ViT run)
+stage() {  # stage NAME SECONDS COMMAND...: time-boxed, output to the log, never stops the script
+    local name=$1 limit=$2 left=$((BUDGET - 30 - SECONDS))
+    shift 2
+    if [ -n "$ONLY" ] && [[ " $ONLY " != *" $name "* ]]; then
+        return
+    fi
+    if [ "$left" -lt 15 ]; then
+        echo "=== $name: skipped, the budget is spent" | tee -a "$LOG"
+        return
+    fi
+    [ "$left" -lt "$limit" ] && limit=$left
+    echo "=== $name (limit ${limit}s) $(date -u +%T)" | tee -a "$LOG"
+    local start=$SECONDS
+    timeout --kill-after=10 "$limit" "$@" >> "$LOG" 2>&1
+    local rc=$?
+    echo "=== $name: exit $rc in $((SECONDS - start)) s" | tee -a "$LOG"
+}
+
+# Fashion-MNIST where zoo.datasets reads it (the device runs as root; here the Debian package is installed).
+if [ -d .gpu/fashion-mnist ] && [ ! -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then
+    mkdir -p /usr/share/datasets/fashion-mnist && cp -p .gpu/fashion-mnist/*.gz /usr/share/datasets/fashion-mnist/
+fi
+
+if [ "$SMOKE" = 1 ]; then
+    TESTS=(tests/trainers/test_distributed.py)
+    THROUGHPUT=(--methods simclr --archs sslzoo_cnn4 --steps 1 --batch-size 16)
+    KNN=(--rows 4000 --queries 500)
+    EVAL_DATA="fashion-mnist?train=2000&test=500"
+    LINEAR=(--n-train 2000 --n-test 500)
+    VIT_EPOCHS=${GPU_CHECK_VIT_EPOCHS:-1}
+    VIT_DATA=(--dataset "fashion-mnist?train=1000&test=500" --batch-size 64)
+    VIT_VAL_DATA=(--dataset "fashion-mnist?val=1000&train=2000&test=500" --batch-size 64)
+else
+    TESTS=(tests/trainers/test_engine.py tests/trainers/test_distributed.py tests/evaluators/test_features.py)
+    THROUGHPUT=(--methods simclr byol dino --steps 10 --batch-size 512)
+    KNN=(--rows 1281167 --queries 50000 --skip-embed)
+    EVAL_DATA="fashion-mnist"
+    LINEAR=(--n-train 60000 --n-test 10000)
+    VIT_EPOCHS=${GPU_CHECK_VIT_EPOCHS:-100}
+    VIT_DATA=()
+    VIT_VAL_DATA=(--validation)
+fi
+
+stage environment 30 bash -c "nvidia-smi || true; $PY -c 'import torch, timm; print(\"torch\", torch.__version__,
+    \"cuda\", torch.version.cuda, \"available\", torch.cuda.is_available(), \"timm\", timm.__version__)'"
+stage tests 120 "$PY" -m pytest -q -x -p no:cacheprovider -m "not slow and not browser" "${TESTS[@]}"
+stage throughput-fp32 60 "$PY" benchmarks/bench_trainers.py "${THROUGHPUT[@]}" --amp none
+stage throughput-bf16 60 "$PY" benchmarks/bench_trainers.py "${THROUGHPUT[@]}" --amp bf16 --channels-last
+stage knn-chunked 90 "$PY" benchmarks/bench_imagenet_eval.py "${KNN[@]}"
+stage ddp-embed 90 "$PY" -m torch.distributed.run --nproc-per-node 1 -m app.cli eval dino-fmnist "$EVAL_DATA" \
+    --protocols knn --leaderboard "$RUNS/leaderboard"
+stage linear-gpu 60 "$PY" benchmarks/bench_linear.py "${LINEAR[@]}"
+# A run brought back by an earlier check (unpacked into .gpu/dino-vit: runs/, leaderboard/) resumes.
+mkdir -p "$RUNS/full"
+[ -d .gpu/dino-vit/runs ] && cp -r .gpu/dino-vit/. "$RUNS/full/"
+# The nano ViT: the validation run shows whether the longer schedule helps before the train/test run is kept.
+stage dino-vit-validation 150 "$PY" -m app.cli benchmark --preset full --methods dino-vit --epochs "$VIT_EPOCHS" \
+    "${VIT_VAL_DATA[@]}" --out "$RUNS/val" --no-baselines --no-mini-zoo --no-progress
+stage dino-vit 150 "$PY" -m app.cli benchmark --preset full --methods dino-vit --epochs "$VIT_EPOCHS" \
+    "${VIT_DATA[@]}" --out "$RUNS/full" --no-baselines --no-mini-zoo --no-progress
+# The run folder (weights, metrics, curves, the checkpoint a --ship resumes from) goes back in 15 MB parts (the
+# device returns files of at most 16 MiB): `cat dino-vit-run.tgz.part-* | tar -xz -C ~/.cache/sslzoo/full-runs`,
+# then `sslzoo benchmark --preset full --methods dino-vit --epochs N --ship` here; or unpack into .gpu/dino-vit to
+# resume it on the device.
+if [ -d "$RUNS/full/runs" ]; then
+    tar -cz -C "$RUNS/full" runs leaderboard 2>> "$LOG" | split -b 15m - "$OUT/dino-vit-run.tgz.part-"
+fi
+if [ -d "$RUNS/val/runs" ]; then
+    tar -czf "$OUT/dino-vit-validation.tar.gz" --exclude=checkpoints -C "$RUNS/val" runs leaderboard 2>> "$LOG"
+fi
+grep -E "^===|ratio|img/s|images/s|top-1|top1|k-NN|s for|extrapolated|│" "$LOG" | cut -c1-200
+ls -la "$OUT"
