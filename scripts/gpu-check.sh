@@ -18,7 +18,7 @@
 #   4. chunked GPU k-NN       1.28 M-row memory-mapped bank × 50 k queries (issue 15)
 #   5. DDP embed path         `torchrun -m app.cli eval` on Fashion-MNIST, one rank per GPU (issue 15)
 #   6. linear probe on GPU    benchmarks/bench_linear.py, 60 k × 384 (issue 15)
-#   7. dino-vit               the full recipe with GPU_CHECK_VIT_EPOCHS epochs on the validation split, then on
+#   7. dino-vit               the full recipe with GPU_CHECK_VIT_EPOCHS (30) epochs on the validation split, then on
 #                             train/test; the run folder is tarred for `sslzoo benchmark --ship` here (issue 14)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -82,7 +82,7 @@ else
     KNN=(--rows 1281167 --queries 50000 --skip-embed)
     EVAL_DATA="fashion-mnist"
     LINEAR=(--n-train 60000 --n-test 10000)
-    VIT_EPOCHS=${GPU_CHECK_VIT_EPOCHS:-100}
+    VIT_EPOCHS=${GPU_CHECK_VIT_EPOCHS:-30}  # 10× the CPU recipe's 3; ~20 ms a step of 256 would be ~140 s
     VIT_DATA=()
     VIT_VAL_DATA=(--validation)
 fi
