@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from evaluators import linear_probe
-from evaluators.linear import DEFAULT_WEIGHT_DECAYS, _split_validation, fit_logistic_regression
+from evaluators.linear import DEFAULT_WEIGHT_DECAYS, _split_validation
+from evaluators.logistic import fit_logistic_regression
 
 
 def features(n_train, n_test, dim, classes, seed=0, noise=6.0):

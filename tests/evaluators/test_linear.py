@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from evaluators import linear_probe
-from evaluators.linear import fit_logistic_regression
+from evaluators import linear_probe, logistic
+from evaluators.logistic import fit_logistic_regression
 from zoo.errors import SslzooError
 
 
@@ -119,3 +119,49 @@ def test_the_weakest_penalty_is_really_tried_on_real_features():
     test = extract_features(enc, "fashion-mnist", "test", progress=False)
     result = linear_probe(train.feats, train.labels, test.feats, test.labels)
     assert result["weight_decay"] == 1e-6 and result["top1"] > 87.5
+
+
+def test_effective_rank_counts_the_directions_that_carry_the_variance():
+    g = torch.Generator().manual_seed(0)
+    # Variance 1 along two axes, none along the other three: (1 + 1)² / (1² + 1²) = 2.
+    two = torch.cat([torch.randn(4000, 2, generator=g), torch.zeros(4000, 3)], dim=1)
+    assert logistic.effective_rank(two) == pytest.approx(2.0, rel=0.02)
+    # Isotropic: every one of the 40 directions counts.
+    assert logistic.effective_rank(torch.randn(20000, 40, generator=g)) == pytest.approx(40.0, rel=0.05)
+
+
+def test_class_block_preconditioner_inverts_the_hessians_class_blocks():
+    # Reference: the Hessian of mean CE by autograd on [W; b], its (class, class) blocks + λI, each inverted.
+    x, y = _blobs(300, 5, 4, seed=7, spread=1.0)
+    x = F.normalize(x, dim=1)
+    theta = 0.5 * torch.randn(6, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    xd = torch.cat([x, torch.ones(300, 1)], dim=1).double()
+
+    def mean_ce(t):
+        return F.cross_entropy(xd @ t, y)
+
+    hessian = torch.autograd.functional.hessian(mean_ce, theta)  # (6, 4, 6, 4): [row, class, row, class]
+    lam = 1e-3
+    v = torch.randn(6, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    expected = torch.stack(
+        [
+            torch.linalg.solve(hessian[:, c, :, c] + lam * torch.eye(6, dtype=torch.float64), v[:, c])
+            for c in range(4)
+        ],
+        dim=1,
+    )
+    expected -= expected.mean(dim=1, keepdim=True)  # the class mean, flat for softmax, is projected out
+    p = torch.softmax(xd @ theta, dim=1).float()
+    got = logistic._class_block_preconditioner(x, p, lam)(v.float())
+    assert torch.allclose(got.double(), expected, rtol=1e-3, atol=1e-3 * expected.abs().max().item())
+
+
+@pytest.mark.parametrize("rows_per_rank", [1, 10**9])  # class blocks / K-FAC
+def test_both_preconditioners_reach_the_same_optimum(monkeypatch, rows_per_rank):
+    x, y = _blobs(3000, 16, 6, seed=8, spread=1.2)
+    x = F.normalize(x, dim=1)
+    reference = fit_logistic_regression(x.double(), y, 6, 1e-4, tolerance_grad=1e-10)
+    monkeypatch.setattr(logistic, "ROWS_PER_RANK", rows_per_rank)
+    weight, bias = fit_logistic_regression(x, y, 6, 1e-4, tolerance_grad=1e-6)
+    assert torch.allclose(weight.double(), reference[0], atol=2e-3)
+    assert torch.allclose(bias.double() - bias.double().mean(), reference[1] - reference[1].mean(), atol=2e-3)
