@@ -39,6 +39,7 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 MPLBACKEND=Agg
 PY=${GPU_CHECK_PYTHON:-python3}
 [ -x .venv/bin/python ] && [ -z "${GPU_CHECK_PYTHON:-}" ] && PY=.venv/bin/python
 RUNS=$(mktemp -d)
+trap 'rm -rf "$RUNS"' EXIT  # ours: the runs that matter are packed into $OUT before the end
 
 # The device kills a command at its timeout_s with everything under it, files included: every stage ends by
 # GPU_CHECK_BUDGET seconds (less 30 for packing the results), however long the ones before it took.
