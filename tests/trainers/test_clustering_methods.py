@@ -152,6 +152,24 @@ def test_sub_class_heads_use_only_the_true_super_class_head():
     assert touched.nonzero().flatten().tolist() == [0, 3, 7]
 
 
+def test_sub_class_heads_give_the_same_gradient_every_time():
+    # A run must repeat itself bit for bit under the same seed. Gathering per-sample weights (weight[supers]) made
+    # every backward pass differ on a multi-threaded CPU: 30 passes, 30 different gradients.
+    torch.manual_seed(0)
+    heads = SubClassHeads(n_super=8, k=8, dim=64)
+    feats, supers, upstream = torch.randn(256, 64), torch.randint(0, 8, (256,)), torch.randn(256, 8)
+    gradients, threads = set(), torch.get_num_threads()
+    torch.set_num_threads(2)  # the drift needs threads; this folder's tests otherwise run on one
+    try:
+        for _ in range(10):
+            heads.zero_grad()
+            (heads(feats, supers) * upstream).sum().backward()
+            gradients.add(heads.weight.grad.numpy().tobytes() + heads.bias.grad.numpy().tobytes())
+    finally:
+        torch.set_num_threads(threads)
+    assert len(gradients) == 1
+
+
 def test_label_update_schedule_is_dense_early():
     assert label_update_epochs(3, 9) == [0, 1, 2]
     assert label_update_epochs(400, 10) == [0, 4, 16, 36, 64, 100, 144, 196, 256, 324]
