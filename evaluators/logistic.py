@@ -7,13 +7,13 @@ Minimises the mean cross-entropy plus an L2 penalty on the weights (the bias is 
 the same convex problem scikit-learn's ``LogisticRegression(C=1/(λN))`` solves, in float32 (the line search's sums
 in float64), on the GPU when the features are there.
 
-Why Newton-CG: the problem has few parameters ((D+1)·C ≈ 4k) but many rows, and each pass over the (N, D)
-features is the cost (a skinny matmul, bound by memory). Each Newton step solves ``H Δ = −g`` by conjugate
-gradients on exact Hessian-vector products (two passes each), preconditioned by the Hessian's per-class diagonal
-blocks estimated on 2,048 rows where the features' effective rank is low (an encoder's), else by the Kronecker
-factorisation ``Â ⊗ E[x̃ x̃ᵀ] + λI`` (K-FAC's; cheap to invert through the eigendecompositions of a (D+1)² and a C²
-matrix); the pass x Δ is accumulated inside CG, so the Armijo line search is free. A handful of Newton steps reach
-a gradient of 1e-5, where L-BFGS needs hundreds of passes.
+Why Newton-CG: the problem has few parameters ((D+1)·C ≈ 4k) but many rows, and each pass over the (N, D) features
+is the cost (a skinny matmul, bound by memory). Each Newton step solves ``H Δ = −g`` by conjugate gradients on exact
+Hessian-vector products (two passes each), preconditioned by the Hessian's per-class diagonal blocks estimated on
+2,048 rows where the features' effective rank is low (an encoder's) and the C blocks fit in memory, else by the
+Kronecker factorisation ``Â ⊗ E[x̃ x̃ᵀ] + λI`` (K-FAC's; cheap to invert through the eigendecompositions of a (D+1)²
+and a C² matrix); the pass x Δ is accumulated inside CG, so the Armijo line search is free. A handful of Newton
+steps reach a gradient of 1e-5, where L-BFGS needs hundreds of passes.
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ import torch.nn.functional as F
 CHUNK_ROWS = 4096  # rows of x per block in the passes over it (4096 × 384 float32 = 6 MB: in a CPU's L3)
 SMALL_PROBLEM = 2**20  # feature entries below which one CPU thread is fastest
 BLOCK_ROWS = 2048  # evenly spaced rows of x that estimate the per-class Hessian blocks …
-ROWS_PER_RANK = 64  # … good enough where the features' effective rank is at most BLOCK_ROWS / ROWS_PER_RANK
+ROWS_PER_RANK = 64  # … good enough where the features' effective rank is at most BLOCK_ROWS / ROWS_PER_RANK …
+BLOCK_MAX_ENTRIES = (
+    2**25
+)  # … and only while C (D+1)² float64 entries fit in 256 MB (ImageNet's 1000 × 2049²: 33 GB)
 
 
 def fit_logistic_regression(
@@ -123,7 +126,7 @@ def _newton_cg(
     loss, log_p = objective(logits, theta[:d])
     stride = max(1, n // BLOCK_ROWS)
     sample = x[::stride]
-    class_blocks = len(sample) >= ROWS_PER_RANK * effective_rank(sample)
+    class_blocks = use_class_blocks(sample, num_classes)
     for _ in range(max_iter):
         p = log_p.exp().to(x.dtype)
         residual = p.clone()
@@ -226,6 +229,14 @@ def effective_rank(x: torch.Tensor) -> float:
     centred = x - x.mean(dim=0)
     e = torch.linalg.eigvalsh((centred.T @ centred).double()).clamp_min(0)
     return (e.sum() ** 2 / (e**2).sum().clamp_min(1e-300)).item()
+
+
+def use_class_blocks(sample: torch.Tensor, num_classes: int) -> bool:
+    """Whether the per-class Hessian blocks precondition the fit: ``sample`` (the rows that would estimate them)
+    has enough rows for the features' effective rank, and the C blocks of (D+1)² fit in memory."""
+    if num_classes * (sample.shape[1] + 1) ** 2 > BLOCK_MAX_ENTRIES:
+        return False
+    return len(sample) >= ROWS_PER_RANK * effective_rank(sample)
 
 
 def _class_block_preconditioner(

@@ -130,6 +130,15 @@ def test_effective_rank_counts_the_directions_that_carry_the_variance():
     assert logistic.effective_rank(torch.randn(20000, 40, generator=g)) == pytest.approx(40.0, rel=0.05)
 
 
+def test_class_blocks_only_for_low_rank_features_whose_blocks_fit_in_memory():
+    g = torch.Generator().manual_seed(0)
+    low_rank = torch.randn(2048, 4, generator=g) @ torch.randn(4, 300, generator=g)  # effective rank ≤ 4
+    assert logistic.use_class_blocks(low_rank, 10)
+    assert not logistic.use_class_blocks(torch.randn(2048, 300, generator=g), 10)  # isotropic: rank ~300
+    # 1000 classes × 301² float64 entries (720 MB) would not fit the budget: K-FAC, whatever the rank.
+    assert not logistic.use_class_blocks(low_rank, 1000)
+
+
 def test_class_block_preconditioner_inverts_the_hessians_class_blocks():
     # Reference: the Hessian of mean CE by autograd on [W; b], its (class, class) blocks + λI, each inverted.
     x, y = _blobs(300, 5, 4, seed=7, spread=1.0)
