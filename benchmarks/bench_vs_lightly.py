@@ -1,0 +1,356 @@
+"""Our trainers against lightly's at equal budget: SimCLR, MoCo v2, BYOL and DINO on the same backbone and data.
+
+For each method the SAME timm backbone is trained twice from the same seed, on the same images, with the same budget
+(epochs, global batch, AdamW, peak and final learning rate, warm-up, cosine schedule, weight decay with norms and
+biases excluded) and the same method hyper-parameters (temperatures, momenta, queue, head widths, crop scales,
+colour strength):
+
+* **sslzoo**: ``trainers.train`` — our engine and method file, as ``sslzoo train`` runs them;
+* **lightly**: a plain PyTorch loop built from lightly's own losses, heads, transforms and momentum, weight-decay
+  and schedule utilities (``lightly_peer.py``), the way lightly's CIFAR-10 benchmark builds its models.
+
+Both encoders are then evaluated by the same code (``evaluators.run_protocols``: weighted k-NN, k = 20, T = 0.07, and
+the linear probe, on the full train → test split) and both trainings are timed in this one process, one after the
+other, the framework that goes first alternating from method to method, with the same threads, DataLoader workers
+and memory format. Where the two cannot match, ``lightly_peer.differences`` says how, and the report prints it.
+
+    python benchmarks/bench_vs_lightly.py                              # cnn4, 3 epochs, full Fashion-MNIST
+    python benchmarks/bench_vs_lightly.py --methods simclr --epochs 1 --threads 1
+    python benchmarks/bench_vs_lightly.py --smoke --out /tmp/peer      # the smallest run (digits, a minute)
+
+Needs the ``bench`` extra (``pip install -e '.[bench]'``: lightly). The table and a JSON of every row go to
+``--out`` (``report.md``, ``results.json``); rows already in ``results.json`` for the same budget are kept, so an
+interrupted comparison continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch
+
+METHODS = ("simclr", "moco", "byol", "dino")
+
+# The method settings both frameworks get: our full mini-zoo recipes (app/benchmark.py FULL_PRESET) on the CNN.
+_VIEWS = {"crop_min_scale": 0.2, "jitter": 0.5}
+RECIPES: dict[str, dict[str, Any]] = {
+    "simclr": {**_VIEWS, "temperature": 0.2, "proj_hidden_dim": 512, "proj_dim": 128},
+    "moco": {
+        **_VIEWS,
+        "temperature": 0.2,
+        "queue_size": 4096,
+        "momentum": 0.99,
+        "proj_hidden_dim": 512,
+        "proj_dim": 128,
+        "bn_splits": 8,
+    },
+    "byol": {**_VIEWS, "momentum": 0.99, "proj_hidden_dim": 1024, "proj_dim": 256},
+    "dino": {
+        "jitter": 0.5,
+        "global_crop_min_scale": 0.4,
+        "n_local_crops": 6,
+        "out_dim": 1024,
+        "hidden_dim": 512,
+        "bottleneck_dim": 128,
+        "teacher_temp": 0.04,
+        "student_temp": 0.1,
+        "momentum": 0.99,
+        "freeze_last_layer_epochs": 0.25,
+        "grad_clip": 3.0,  # lightly's loop: the global norm; ours clips each parameter at 3.0 (param_grad_clip)
+    },
+}
+# Our option names where they differ from the recipe keys (the rest are our method configs' own fields).
+_OURS_ONLY = {
+    "moco": {"shuffle_bn": "split-bn"},
+    "dino": {"warmup_teacher_temp": 0.04, "warmup_teacher_temp_epochs": 0.0, "param_grad_clip": 3.0},
+}
+_NOT_OURS = {"grad_clip", "local_crop_size"}
+
+
+@dataclass
+class Budget:
+    """What both frameworks get."""
+
+    dataset: str = "fashion-mnist"
+    arch: str = "sslzoo_cnn4"
+    arch_args: tuple[str, ...] = ()
+    epochs: int = 3
+    batch_size: int = 256
+    lr: float = 2e-3
+    min_lr: float = 1e-5
+    warmup_epochs: float = 1.0
+    weight_decay: float = 1e-4
+    seed: int = 0
+    workers: int = 0
+    channels_last: bool = True
+
+    def key(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
+def method_budget(method: str, budget: Budget) -> Budget:
+    """The budget of ``method``: MoCo trains contiguous on both sides, as lightly's SplitBatchNorm views its
+    input as (N / splits, C · splits, H, W), which a channels-last tensor cannot be viewed as."""
+    return dataclasses.replace(budget, channels_last=False) if method == "moco" else budget
+
+
+def _ours_options(method: str, budget: Budget, out: Path) -> dict[str, Any]:
+    recipe = {k: v for k, v in RECIPES[method].items() if k not in _NOT_OURS}
+    if method == "dino":
+        recipe["local_crop_max_scale"] = recipe[
+            "global_crop_min_scale"
+        ]  # lightly's DINOTransform: (0.05, 0.4)
+        recipe["weight_decay_end"] = budget.weight_decay  # constant, as lightly's loop
+    return {
+        **recipe,
+        **_OURS_ONLY.get(method, {}),
+        "dataset": budget.dataset,
+        "arch": budget.arch,
+        "arch_args": budget.arch_args,
+        "epochs": budget.epochs,
+        "batch_size": budget.batch_size,
+        "optimizer": "adamw",
+        "lr": budget.lr,
+        "min_lr": budget.min_lr,
+        "warmup_epochs": budget.warmup_epochs,
+        "weight_decay": budget.weight_decay,
+        "seed": budget.seed,
+        "workers": budget.workers,
+        "channels_last": budget.channels_last,
+        "amp": "none",
+        "knn_every": 0,
+        "log_every": 50,
+        "progress": False,
+        "out": str(out),
+    }
+
+
+def train_ours(method: str, budget: Budget, out: Path) -> dict[str, Any]:
+    from trainers import train
+
+    if out.exists():
+        shutil.rmtree(out)  # ours: OUT/sslzoo-METHOD, written by this script
+    start = time.perf_counter()
+    run_dir = train(method, **_ours_options(method, budget, out))
+    seconds = time.perf_counter() - start
+    meta = json.loads((run_dir / "encoder" / "sslzoo.json").read_text())
+    steps = int(meta["global_step"])
+    return {"folder": run_dir / "encoder", "seconds": seconds, "images": steps * budget.batch_size}
+
+
+def train_peer(method: str, budget: Budget, out: Path) -> dict[str, Any]:
+    import timm
+    from lightly_peer import train_lightly
+
+    import zoo
+    import zoo.architectures  # registers sslzoo_cnn4 and friends
+    from trainers.config import parse_arch_args
+    from trainers.engine import FULL_FRAME_BELOW, MIN_IMAGE_SIDE
+    from trainers.sources import load_source
+    from trainers.views import EvalSpec
+
+    source = load_source(budget.dataset, "train")
+    side = max(source.native_side, MIN_IMAGE_SIDE)
+    mean, std = source.mean_std()
+    model_args = {"in_chans": source.channels, **parse_arch_args(budget.arch_args)}
+
+    def make_backbone() -> torch.nn.Module:
+        return timm.create_model(budget.arch, num_classes=0, **model_args)
+
+    run = train_lightly(method, RECIPES[method], budget, source.images, mean, std, side, make_backbone)
+    spec = EvalSpec(side, 1.0 if side < FULL_FRAME_BELOW else 0.875)
+    folder = out / "encoder"
+    if out.exists():
+        shutil.rmtree(out)  # OUT/lightly-METHOD, written by this script
+    zoo.save_encoder(
+        run.encoder,
+        folder,
+        model_args=model_args,
+        pretrained_cfg={
+            "input_size": (source.channels, side, side),
+            "mean": mean,
+            "std": std,
+            "crop_pct": spec.crop_pct,
+            "interpolation": spec.interpolation,
+            "num_classes": 0,
+        },
+        metadata={"method": method, "framework": "lightly", "budget": dataclasses.asdict(budget)},
+    )
+    return {"folder": folder, "seconds": run.seconds, "images": run.images}
+
+
+def evaluate(folder: Path, dataset: str) -> dict[str, float]:
+    from evaluators.evaluate import EvalConfig, protocol_params, run_protocols
+
+    params = protocol_params(EvalConfig(protocols="knn,linear"))
+    records = run_protocols(str(folder), dataset, params, device="cpu", progress=False)
+    return {r.protocol: float(r.metrics["top1"]) for r in records}
+
+
+def _row(method: str, framework: str, trained: dict[str, Any], scores: dict[str, float]) -> dict[str, Any]:
+    return {
+        "method": method,
+        "framework": framework,
+        "knn": round(scores["knn"], 2),
+        "linear": round(scores["linear"], 2),
+        "train_seconds": round(trained["seconds"], 1),
+        "images_per_s": round(trained["images"] / trained["seconds"], 1),
+    }
+
+
+def _save_row(path: Path, budget: Budget, machine: str, row: dict[str, Any]) -> list[dict[str, Any]]:
+    """Add ``row`` to ``path``'s rows of this budget, re-read first: several processes may share one ``--out``
+    (each with its own ``--methods``)."""
+    from zoo.export import write_json_atomic
+
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    rows = saved.get("rows", []) if saved.get("budget") == budget.key() else []
+    rows = [r for r in rows if (r["method"], r["framework"]) != (row["method"], row["framework"])] + [row]
+    write_json_atomic(path, {"budget": budget.key(), "machine": machine, "rows": rows})
+    return rows
+
+
+def report(rows: list[dict[str, Any]], budget: Budget, machine: str, command: str) -> str:
+    """The Markdown table: one line per method × framework, then the ratios sslzoo / lightly per method."""
+    from lightly_peer import differences
+
+    lines = [
+        f"Budget: `{budget.arch}` on `{budget.dataset}`, {budget.epochs} epochs of batches of {budget.batch_size}, "
+        f"AdamW lr {budget.lr:g} → {budget.min_lr:g} (cosine, {budget.warmup_epochs:g} warm-up epoch), wd "
+        f"{budget.weight_decay:g} (not on norms and biases), seed {budget.seed}, {budget.workers} DataLoader "
+        f"workers, {'channels-last' if budget.channels_last else 'contiguous'} float32. Evaluation: weighted "
+        "k-NN (k 20, T 0.07) and linear probe, train → full test split, one code path for both.",
+        "",
+        f"Machine: {machine}. Command: `{command}`",
+        "",
+        "| method | framework | k-NN | linear | images/s | Δ k-NN | Δ linear | speed ratio |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    by = {(r["method"], r["framework"]): r for r in rows}
+    for method in METHODS:
+        ours, peer = by.get((method, "sslzoo")), by.get((method, "lightly"))
+        for row in (ours, peer):
+            if row is None:
+                continue
+            delta = ("", "", "")
+            if row is ours and peer is not None:
+                delta = (
+                    f"{ours['knn'] - peer['knn']:+.2f}",
+                    f"{ours['linear'] - peer['linear']:+.2f}",
+                    f"{ours['images_per_s'] / peer['images_per_s']:.2f}×",
+                )
+            lines.append(
+                f"| {method} | {row['framework']} | {row['knn']:.2f} | {row['linear']:.2f} | "
+                f"{row['images_per_s']:.0f} | {delta[0]} | {delta[1]} | {delta[2]} |"
+            )
+    lines += [
+        "",
+        "Δ and the speed ratio are sslzoo − lightly and sslzoo / lightly.",
+        "",
+        "How the two differ:",
+    ]
+    for method in METHODS:
+        if any(r["method"] == method for r in rows):
+            lines += [f"- {method}: " + "; ".join(differences(method))]
+    return "\n".join(lines) + "\n"
+
+
+def _machine(threads: int) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} thread(s)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS)
+    )
+    parser.add_argument("--dataset", default=Budget.dataset)
+    parser.add_argument("--arch", default=Budget.arch, help="timm backbone both frameworks train")
+    parser.add_argument(
+        "--arch-args", nargs="*", default=[], help="KEY=VALUE timm arguments, e.g. widths=(16,32)"
+    )
+    parser.add_argument("--epochs", type=int, default=Budget.epochs)
+    parser.add_argument("--batch-size", type=int, default=Budget.batch_size)
+    parser.add_argument("--lr", type=float, default=Budget.lr)
+    parser.add_argument("--seed", type=int, default=Budget.seed)
+    parser.add_argument("--workers", type=int, default=Budget.workers, help="DataLoader workers, both sides")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--out", default="outputs/bench-vs-lightly", help="run folders, report.md, results.json"
+    )
+    parser.add_argument("--smoke", action="store_true", help="the smallest run: digits, 1 epoch of 64")
+    args = parser.parse_args(argv)
+    try:
+        import lightly  # noqa: F401
+    except ImportError:
+        print("bench_vs_lightly: lightly is not installed; run `pip install -e '.[bench]'`.", file=sys.stderr)
+        return 2
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        print(f"bench_vs_lightly: unknown method {', '.join(unknown)}; choose from {', '.join(METHODS)}.")
+        return 2
+    budget = Budget(
+        dataset=args.dataset,
+        arch=args.arch,
+        arch_args=tuple(args.arch_args),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        workers=args.workers,
+    )
+    if args.smoke:
+        budget = dataclasses.replace(budget, dataset="digits", epochs=1, batch_size=64, warmup_epochs=0.5)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / "results.json"
+    saved = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    rows = saved.get("rows", []) if saved.get("budget") == budget.key() else []
+    command = "python benchmarks/bench_vs_lightly.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    machine = _machine(torch.get_num_threads())
+    trainers = {"sslzoo": train_ours, "lightly": train_peer}
+    for i, method in enumerate(methods):
+        order = ("sslzoo", "lightly") if i % 2 == 0 else ("lightly", "sslzoo")
+        for framework in order:
+            if any(r["method"] == method and r["framework"] == framework for r in rows):
+                continue  # measured before with this budget
+            print(f"[{time.strftime('%H:%M:%S')}] {method}: training with {framework} …", flush=True)
+            trained = trainers[framework](
+                method, method_budget(method, budget), out / f"{framework}-{method}"
+            )
+            scores = evaluate(trained["folder"], budget.dataset)
+            rows.append(_row(method, framework, trained, scores))
+            print(f"    {json.dumps(rows[-1])}", flush=True)
+            rows = _save_row(results_path, budget, machine, rows[-1])
+    text = report(rows, budget, machine, command)
+    (out / "report.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
