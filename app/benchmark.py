@@ -517,7 +517,7 @@ def _bar_chart(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
     metrics = (
         ("knn_top1", "k-NN top-1", 1.0),
         ("linear_top1", "linear top-1", 1.0),
-        ("cluster_acc", "cluster acc", 100),
+        ("cluster_acc", "cluster acc", 1.0),
     )
     x = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(rows) + 2), 4.0))
@@ -559,7 +559,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         train = f"{r['train_seconds']} ({r['train_cpu_seconds']})" if "train_seconds" in r else "–"
         lines.append(
             f"| `{r['model']}` | {r['kind']} | {_fmt(r['knn_top1'])} | {_fmt(r['linear_top1'])} | "
-            f"{_fmt(r['nmi'], 100)} | {_fmt(r['cluster_acc'], 100)} | {r.get('epochs', '–')} | {train} |"
+            f"{_fmt(r['nmi'])} | {_fmt(r['cluster_acc'])} | {r.get('epochs', '–')} | {train} |"
         )
     lines += ["", summary["note"], ""]
     return "\n".join(lines)
@@ -745,8 +745,8 @@ def _benchmark(args: argparse.Namespace) -> int:
             r["kind"],
             _fmt(r["knn_top1"]),
             _fmt(r["linear_top1"]),
-            _fmt(r["nmi"], 100),
-            _fmt(r["cluster_acc"], 100),
+            _fmt(r["nmi"]),
+            _fmt(r["cluster_acc"]),
             str(r.get("train_seconds", "–")),
         )
     console = Console()

@@ -315,6 +315,7 @@ class Handlers:
 
     def leaderboard(self) -> tuple:
         from evaluators.leaderboard import save_chart
+        from zoo.scores import format_points, points
 
         records, markdown = self.backend.leaderboard()
         if not records:
@@ -327,8 +328,13 @@ class Handlers:
                 r.dataset,
                 r.model,
                 r.protocol,
-                *(round(float(r.metrics.get(m, np.nan)), 4) for m in ("top1", "top5")),
-                ", ".join(f"{k}={v:.4g}" for k, v in r.metrics.items() if k not in ("top1", "top5")),
+                # Every score in percent, two decimals, as in the table above it (zoo.scores).
+                *(points(r.metrics[m]) if m in r.metrics else np.nan for m in ("top1", "top5")),
+                ", ".join(
+                    f"{k}={format_points(points(v))}"
+                    for k, v in r.metrics.items()
+                    if k not in ("top1", "top5")
+                ),
                 r.created,
             ]
             for r in records

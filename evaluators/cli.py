@@ -161,7 +161,7 @@ def _print_records(args: argparse.Namespace, records) -> None:
         for i, (name, value) in enumerate(r.metrics.items()):
             if name.endswith("_std"):
                 continue
-            shown = format_points(points(name, value))
+            shown = format_points(points(value))
             table.add_row(
                 r.protocol if i == 0 else "",
                 name,
@@ -267,7 +267,9 @@ def _leaderboard(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
         return 1 if failed else 0
-    table = Table(title=f"reproduction (tolerance {args.tolerance} points)")
+    from zoo.scores import format_points, points
+
+    table = Table(title=f"reproduction (scores in %, tolerance {args.tolerance} points)")
     for col in ("row", "metric", "recorded", "reproduced", "Δ points", "ok"):
         table.add_column(col, justify="left" if col in ("row", "metric") else "right")
     for res in results:
@@ -277,8 +279,8 @@ def _leaderboard(args: argparse.Namespace) -> int:
             table.add_row(
                 f"{rec.id} {rec.model}@{rec.dataset} {rec.protocol}" if i == 0 else "",
                 name,
-                f"{old:.4g}",
-                f"{new:.4g}",
+                format_points(points(old)),
+                format_points(points(new)),
                 f"{diff:+.3f}",
                 "yes" if abs(diff) <= args.tolerance else "[red]NO[/]",
             )

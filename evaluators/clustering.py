@@ -1,7 +1,9 @@
 """Clustering metrics of frozen features: k-means on L2-normalised features, scored against the labels.
 
+Every score is in percent, like the k-NN and linear accuracies (:mod:`zoo.scores`):
+
 * NMI: mutual information over the arithmetic mean of the two entropies (scikit-learn's default).
-* AMI: NMI corrected for chance (0 for a random partition, 1 for a perfect one).
+* AMI: NMI corrected for chance (0 for a random partition, 100 for a perfect one).
 * ARI: Rand index adjusted for chance (Hubert & Arabie, 1985).
 * ACC: accuracy after the one-to-one matching of clusters to classes that maximises agreement (Hungarian
   algorithm on the contingency table, as in DEC, IIC and SCAN). With more clusters than classes the extra clusters
@@ -10,7 +12,7 @@
 >>> import numpy as np
 >>> scores = clustering_scores(np.array([2, 2, 0, 0, 1, 1]), np.array([0, 0, 1, 1, 2, 2]))
 >>> {name: round(value, 3) for name, value in scores.items()}
-{'nmi': 1.0, 'ami': 1.0, 'ari': 1.0, 'acc': 1.0}
+{'nmi': 100.0, 'ami': 100.0, 'ari': 100.0, 'acc': 100.0}
 """
 
 from __future__ import annotations
@@ -40,17 +42,17 @@ def contingency_table(assignments: np.ndarray, labels: np.ndarray) -> np.ndarray
 
 
 def hungarian_accuracy(assignments: ArrayLike, labels: ArrayLike) -> float:
-    """Share of points whose cluster is matched to their class under the best one-to-one matching.
+    """Percentage of points whose cluster is matched to their class under the best one-to-one matching.
 
-    >>> hungarian_accuracy(np.array([1, 1, 0, 0]), np.array([0, 0, 1, 1]))
-    1.0
+    >>> hungarian_accuracy(np.array([1, 1, 0, 0]), np.array([0, 0, 1, 2]))
+    75.0
     """
     from scipy.optimize import linear_sum_assignment
 
     a, y = _pair(assignments, labels)
     table = contingency_table(a, y)
     rows, cols = linear_sum_assignment(table, maximize=True)
-    return float(table[rows, cols].sum() / len(y))
+    return float(100.0 * table[rows, cols].sum() / len(y))
 
 
 def _pair(assignments: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -69,7 +71,7 @@ def _count(values: ArrayLike) -> int:
 
 
 def clustering_scores(assignments: ArrayLike, labels: ArrayLike) -> dict[str, float]:
-    """NMI, AMI, ARI and Hungarian accuracy of a partition against the labels, each in [0, 1] (ARI ≥ -0.5).
+    """NMI, AMI, ARI and Hungarian accuracy of a partition against the labels, each in percent (ARI ≥ -50).
 
     Args:
         assignments: (N,) cluster ids (any integers; their values need not match the labels).
@@ -82,9 +84,9 @@ def clustering_scores(assignments: ArrayLike, labels: ArrayLike) -> dict[str, fl
 
     a, y = _pair(assignments, labels)
     return {
-        "nmi": float(metrics.normalized_mutual_info_score(y, a)),
-        "ami": float(metrics.adjusted_mutual_info_score(y, a)),
-        "ari": float(metrics.adjusted_rand_score(y, a)),
+        "nmi": 100.0 * float(metrics.normalized_mutual_info_score(y, a)),
+        "ami": 100.0 * float(metrics.adjusted_mutual_info_score(y, a)),
+        "ari": 100.0 * float(metrics.adjusted_rand_score(y, a)),
         "acc": hungarian_accuracy(a, y),
     }
 
@@ -240,13 +242,13 @@ def cluster_metrics(
         niter: k-means iterations.
 
     Returns:
-        The mean of each score in ``SCORE_NAMES``, its standard deviation over seeds as ``"<name>_std"``, and
-        ``"n_clusters"``.
+        The mean of each score in ``SCORE_NAMES`` (in percent), its standard deviation over seeds as
+        ``"<name>_std"`` (in points), and ``"n_clusters"``.
 
     >>> import torch
     >>> x = torch.cat([torch.randn(50, 4) + 20 * torch.eye(4)[0], torch.randn(50, 4) + 20 * torch.eye(4)[1]])
     >>> cluster_metrics(x, [0] * 50 + [1] * 50, seeds=2)["acc"]
-    1.0
+    100.0
     """
     x = as_features(feats, "feats")
     y = as_labels(labels, x.shape[0], "labels").cpu().numpy()

@@ -25,13 +25,14 @@ from evaluators.clustering import cluster_metrics
 from evaluators.features import Features, extract_features, preprocessing_description
 from evaluators.knn import knn_classify
 from evaluators.linear import DEFAULT_WEIGHT_DECAYS, linear_probe
-from evaluators.records import FRACTION_METRICS, Record, code_commit, library_versions, machine_info, now_utc
+from evaluators.records import Record, code_commit, library_versions, machine_info, now_utc
 from zoo.config import DEVICE_HELP
 from zoo.devices import resolve_device
 from zoo.encoder import AMP_DTYPES
 from zoo.errors import SslzooError
 from zoo.export import check_finite
 from zoo.image_errors import naming_unreadable_images
+from zoo.scores import STORED_DECIMALS
 
 # Protocols on cached features, then protocols that read images (their features change every epoch).
 FEATURE_PROTOCOLS = ("knn", "linear", "clustering")
@@ -386,8 +387,8 @@ def run_protocols(
                 dataset=dataset,
                 protocol=name,
                 params=p,
-                # Same resolution on both scales (0.0001 points), and no float32 noise (87.849998 → 87.85).
-                metrics={k: round(float(v), 6 if k in FRACTION_METRICS else 4) for k, v in metrics.items()},
+                # Every metric in percent, to 0.0001 points, without float32 noise (87.849998 → 87.85).
+                metrics={k: round(float(v), STORED_DECIMALS) for k, v in metrics.items()},
                 details={**details, **amp_details},
                 wall_time_s=round(time.perf_counter() - start, 3),
                 created=now_utc(),

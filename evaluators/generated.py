@@ -68,7 +68,7 @@ def readme_table(records: list[Any], dataset: str, leaderboard_label: str) -> st
         def metric(protocol: str, name: str, protocols=protocols) -> str:
             r = protocols.get(protocol)
             value = r.metrics.get(name) if r else None
-            return format_points(None if value is None else points(name, value))
+            return format_points(None if value is None else points(value))
 
         lines.append(
             f"| `{model}` | {kind(model)} | {metric('knn', 'top1')} | {metric('linear', 'top1')} | "
@@ -102,7 +102,7 @@ def outcome(by_model: dict[str, dict[str, Any]], kind: Any) -> str:
     parts = []
     for protocol, label in (("knn", "k-NN"), ("linear", "Linear")):
         scores = {
-            model: points("top1", protocols[protocol].metrics["top1"])
+            model: points(protocols[protocol].metrics["top1"])
             for model, protocols in by_model.items()
             if protocol in protocols and "top1" in protocols[protocol].metrics
         }

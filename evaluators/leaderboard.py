@@ -5,7 +5,7 @@ One table per dataset, one row per model, the columns the protocols' headline nu
     | model | k-NN top-1 | k-NN top-5 | linear top-1 | NMI | AMI | ARI | cluster acc | rows |
 
 :func:`reproduce` re-runs records with the parameters they store and reports each metric's difference; a row
-fails when any metric moves by more than the tolerance (in percentage points; clustering scores × 100) or the
+fails when any metric moves by more than the tolerance (in percentage points, the scale of every metric) or the
 model's weights are no longer the ones recorded.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evaluators.records import Record, metric_in_points
+from evaluators.records import Record
 from zoo.scores import format_points, points
 
 # (protocol, metric, column header); every value is shown in percent (zoo.scores).
@@ -89,7 +89,7 @@ def render_markdown(records: list[Record]) -> str:
             for protocol, metric, _ in COLUMNS:
                 r = by_protocol.get(protocol)
                 value = r.metrics.get(metric) if r else None
-                cells.append(format_points(None if value is None else points(metric, value)))
+                cells.append(format_points(None if value is None else points(value)))
             cells.append(" ".join(r.id for r in by_protocol.values()))
             lines.append("| " + " | ".join(cells) + " |")
         notes = [f"{protocol}: {' | '.join(sorted(descriptions))}" for protocol, descriptions in used.items()]
@@ -129,8 +129,8 @@ def chart_data(records: list[Record]) -> list[dict[str, Any]]:
                 if r is not None and metric in r.metrics:
                     std = r.metrics.get(f"{metric}_std")
                     values[f"{protocol}_{metric}"] = (
-                        points(metric, r.metrics[metric]),
-                        None if std is None else points(f"{metric}_std", std),
+                        points(r.metrics[metric]),
+                        None if std is None else points(std),
                     )
             rows.append({"model": model, "baseline": _is_baseline(model), "values": values})
         out.append({"dataset": dataset, "rows": rows})
@@ -305,7 +305,7 @@ def compare(record: Record, new: Record, tolerance: float) -> Reproduction:
             result.problems.append(f"{name}: not produced by the re-run")
             continue
         value = new.metrics[name]
-        diff = metric_in_points(name, value) - metric_in_points(name, old)
+        diff = value - old
         result.differences[name] = (old, value, diff)
         if abs(diff) > tolerance:
             result.problems.append(f"{name}: recorded {old:g}, reproduced {value:g} ({diff:+.3f} points)")

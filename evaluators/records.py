@@ -30,7 +30,7 @@ from typing import Any
 
 from zoo.atomic import is_temporary, write_lines_atomic
 from zoo.errors import SslzooError
-from zoo.scores import FRACTION_METRICS, metric_in_points  # noqa: F401  (the records' scales, defined in zoo)
+from zoo.scores import RECORD_SCHEMA, metrics_in_percent, record_schema
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = (
@@ -56,11 +56,12 @@ class Record:
         dataset: Dataset name for ``zoo.load_dataset``.
         protocol: ``knn``, ``linear`` or ``clustering``.
         params: The protocol's parameters (enough to re-run it).
-        metrics: Scores: accuracies in percent, clustering scores in [0, 1] (see :data:`FRACTION_METRICS`).
+        metrics: Scores, all in percent (accuracies and the clustering scores alike; see :mod:`zoo.scores`).
         details: Results that are not scores (the linear probe's chosen weight decay, …).
         model_identity: Name + revision, or weights sha256 (the feature-cache key).
         preprocessing: How images became inputs.
         splits: Images per split used, e.g. ``{"train": 60000, "test": 10000}``.
+        excluded_files: Image files of a ``folder:`` dataset left out as unreadable (not in ``splits``).
         num_classes: Classes in the labels.
         feature_dim: D.
         versions: Library versions.
@@ -69,6 +70,8 @@ class Record:
         machine: Platform, CPU count, threads, GPU.
         created: UTC time.
         command: The command line that produced it, when run from the CLI.
+        schema: The record format (:data:`zoo.scores.RECORD_SCHEMA`); older records are converted when read
+            (:meth:`from_dict`: schema 1 stored the clustering scores as fractions).
     """
 
     model: str
@@ -80,6 +83,7 @@ class Record:
     model_identity: str = ""
     preprocessing: str = ""
     splits: dict[str, int] = field(default_factory=dict)
+    excluded_files: int = 0
     num_classes: int = 0
     feature_dim: int = 0
     versions: dict[str, str] = field(default_factory=dict)
@@ -90,6 +94,7 @@ class Record:
     machine: dict[str, Any] = field(default_factory=dict)
     created: str = ""
     command: str = ""
+    schema: int = RECORD_SCHEMA
 
     @property
     def id(self) -> str:
@@ -97,12 +102,18 @@ class Record:
         return hashlib.sha1(f"{self.model}\n{self.dataset}\n{self.protocol}".encode()).hexdigest()[:8]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, **dataclasses.asdict(self)}
+        data = dataclasses.asdict(self)
+        return {"id": self.id, "schema": data.pop("schema"), **data}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:
+        """A record from its JSON form, on today's scale whatever schema it was written with."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        fields = {k: v for k, v in data.items() if k in names}
+        schema = record_schema(data)
+        if isinstance(fields.get("metrics"), dict):
+            fields["metrics"] = metrics_in_percent(fields["metrics"], schema)
+        return cls(**{**fields, "schema": max(schema, RECORD_SCHEMA)})
 
 
 # ------------------------------------------------------------------------------------------------ provenance

@@ -339,7 +339,7 @@ class Trainer(RunFiles):
             self.metrics.plot(f"{cfg.method} on {cfg.dataset} ({cfg.arch})")
             if ctx.is_main and cfg.progress:
                 last_row = self.metrics.rows[-1] if self.metrics.rows else {}
-                knn = f", k-NN {last_row['knn_acc']:.3f}" if "knn_acc" in last_row else ""
+                knn = f", k-NN {100 * last_row['knn_acc']:.2f}%" if "knn_acc" in last_row else ""
                 tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss_value:.4f}{knn}")
         if self.start_epoch >= cfg.epochs and ctx.is_main:
             self._export(cfg.epochs, 0)  # nothing left to train: make sure the export exists

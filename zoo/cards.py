@@ -15,8 +15,8 @@ The body comes from the Jinja template ``model_cards/template.md``; the YAML hea
 >>> card.data.eval_results[0].metric_type, card.data.eval_results[0].metric_value
 ('knn_top1', 91.4)
 
-Every score is shown in percent with two decimals (:mod:`zoo.scores`): clustering scores, which records keep as
-fractions, are converted when they become :class:`Result` s.
+Every score is in percent and shown with two decimals (:mod:`zoo.scores`); a record of an older schema, which kept
+the clustering scores as fractions, is converted when it becomes :class:`Result` s.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 
 from zoo._methods import METHOD_ALIASES, METHODS, Method, method_info  # noqa: F401  (part of this API)
 from zoo.errors import SslzooError
-from zoo.scores import DECIMALS, format_points, metric_in_points
+from zoo.scores import DECIMALS, format_points, metrics_in_percent, record_schema
 
 TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "model_cards" / "template.md"
 
@@ -267,7 +267,9 @@ def _record_results(record: Mapping[str, Any]) -> Iterable[Result]:
         split_here = params.pop("split", None)
         params = {k: v for k, v in params.items() if v is not None}
         here = {**common, "split": str(split_here)} if split_here else common
-        yield from _flatten_metrics(str(protocol), block.get("metrics") or {}, params, here)
+        # One scale: a record of an older schema (clustering fractions) is read in percent.
+        metrics = metrics_in_percent(block.get("metrics") or {}, record_schema(record))
+        yield from _flatten_metrics(str(protocol), metrics, params, here)
 
 
 def _flatten_metrics(
@@ -287,8 +289,7 @@ def _flatten_metrics(
         elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             continue
         else:
-            points = metric_in_points(str(metric), float(value))  # one scale: clustering fractions × 100
-            yield Result(protocol, str(metric), points, params=params, **common)
+            yield Result(protocol, str(metric), float(value), params=params, **common)
 
 
 def _first(record: Mapping[str, Any], *keys: str) -> Any:

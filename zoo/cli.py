@@ -150,7 +150,7 @@ def headline_numbers(entry) -> dict[str, object]:
     for record in pinned:
         top1 = (record.get("metrics") or {}).get("top1")
         if record.get("protocol") in ("knn", "linear") and top1 is not None:
-            out[f"{record['protocol']}_top1"] = points("top1", top1)
+            out[f"{record['protocol']}_top1"] = points(top1)
             out["measured_on"] = f"{record.get('dataset')} (recorded)"
     return out
 

@@ -196,6 +196,7 @@ SHIPPED_RESULTS = "shipped_results"
 # What of a record is pinned: enough to show, trace (id, commit, date) and compare it; not the machine or versions.
 PINNED_KEYS = (
     "id",
+    "schema",
     "model",
     "dataset",
     "protocol",

@@ -109,11 +109,11 @@ def test_exported_trained_run_loads_from_the_hub_in_timm_and_zoo_with_the_runs_e
 
 
 def _recorded(leaderboard: Path) -> dict[str, float]:
-    """Each recorded metric as cards show it: in percent, two decimals (clustering fractions × 100)."""
+    """Each recorded metric as cards show it: records are in percent, cards round to two decimals."""
     from evaluators.records import read_records
 
     return {
-        f"{r.protocol}_{m}": round(v * (100 if r.protocol == "clustering" else 1), 2)
+        f"{r.protocol}_{m}": round(v, 2)
         for r in read_records(leaderboard)
         for m, v in r.metrics.items()
         if "_std" not in m

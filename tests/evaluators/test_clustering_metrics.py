@@ -30,7 +30,7 @@ def test_contingency_table():
 
 def test_hungarian_accuracy_hand_worked():
     # Best one-to-one matching: cluster 0 -> class 1 (3), cluster 1 -> class 0 (2), cluster 2 -> class 2 (3).
-    assert hungarian_accuracy(ASSIGN, LABELS) == pytest.approx(8 / 9)
+    assert hungarian_accuracy(ASSIGN, LABELS) == pytest.approx(100 * 8 / 9)  # in percent, like k-NN
 
 
 def _entropy(counts):
@@ -52,8 +52,8 @@ def test_nmi_and_ari_from_the_table_by_hand():
     expected = a * b / total
     ari = (index - expected) / ((a + b) / 2 - expected)  # Hubert & Arabie (1985)
     scores = clustering_scores(ASSIGN, LABELS)
-    assert scores["nmi"] == pytest.approx(nmi)
-    assert scores["ari"] == pytest.approx(ari)
+    assert scores["nmi"] == pytest.approx(100 * nmi)  # every score in percent
+    assert scores["ari"] == pytest.approx(100 * ari)
     assert 0 < scores["ami"] < scores["nmi"]  # chance correction lowers it
 
 
@@ -61,16 +61,16 @@ def test_matches_scikit_learn_on_random_partitions():
     rng = np.random.default_rng(0)
     labels, assign = rng.integers(0, 7, 500), rng.integers(0, 9, 500)
     scores = clustering_scores(assign, labels)
-    assert scores["nmi"] == pytest.approx(metrics.normalized_mutual_info_score(labels, assign))
-    assert scores["ami"] == pytest.approx(metrics.adjusted_mutual_info_score(labels, assign))
-    assert scores["ari"] == pytest.approx(metrics.adjusted_rand_score(labels, assign))
+    assert scores["nmi"] == pytest.approx(100 * metrics.normalized_mutual_info_score(labels, assign))
+    assert scores["ami"] == pytest.approx(100 * metrics.adjusted_mutual_info_score(labels, assign))
+    assert scores["ari"] == pytest.approx(100 * metrics.adjusted_rand_score(labels, assign))
 
 
 def test_hungarian_accuracy_against_brute_force():
     rng = np.random.default_rng(1)
     labels, assign = rng.integers(0, 4, 60), rng.integers(0, 4, 60)
     best = max(np.mean(np.array(perm)[assign] == labels) for perm in itertools.permutations(range(4)))
-    assert hungarian_accuracy(assign, labels) == pytest.approx(best)
+    assert hungarian_accuracy(assign, labels) == pytest.approx(100 * best)
 
 
 def test_a_permuted_labelling_scores_perfectly():
@@ -78,14 +78,14 @@ def test_a_permuted_labelling_scores_perfectly():
     labels = rng.integers(0, 10, 300)
     assign = rng.permutation(10)[labels] + 100  # other names, same partition
     assert clustering_scores(assign, labels) == pytest.approx(
-        {"nmi": 1.0, "ami": 1.0, "ari": 1.0, "acc": 1.0}
+        {"nmi": 100.0, "ami": 100.0, "ari": 100.0, "acc": 100.0}
     )
 
 
 def test_extra_clusters_count_as_errors():
     # 4 clusters for 2 classes: only two clusters can be matched, the other two points are errors.
     assert hungarian_accuracy(np.array([0, 0, 1, 2, 2, 3]), np.array([0, 0, 0, 1, 1, 1])) == pytest.approx(
-        4 / 6
+        100 * 4 / 6
     )
 
 
@@ -96,7 +96,21 @@ def test_cluster_metrics_on_separable_blobs():
     feats = directions[labels] + rng.normal(size=(200, 8))
     out = cluster_metrics(feats, labels, seeds=2)
     assert out["n_clusters"] == 4  # default: the number of classes
-    assert out["acc"] == 1.0 and out["nmi"] == pytest.approx(1.0) and out["acc_std"] == 0.0
+    assert out["acc"] == 100.0 and out["nmi"] == pytest.approx(100.0) and out["acc_std"] == 0.0
+
+
+def test_cluster_metrics_on_a_hand_worked_partition_is_in_percent():
+    # Six points on three far-apart spots, labelled so that k-means (3 clusters) must put points 0-1, 2-3 and 4-5
+    # together while the labels say (0, 0), (0, 1), (1, 1): the best matching gets 5 of 6 right.
+    spots = np.repeat(np.eye(3) * 10, 2, axis=0) + 1e-3 * np.arange(6)[:, None]
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    out = cluster_metrics(spots, labels, n_clusters=3, seeds=2)
+    # Contingency (clusters × classes): [[2, 0], [1, 1], [0, 2]] → Hungarian matches 2 + 2 = 4 of 6 (3 clusters
+    # for 2 classes: the middle cluster's points are errors).
+    assert out["acc"] == pytest.approx(100 * 4 / 6)
+    expected_nmi = 100 * metrics.normalized_mutual_info_score(labels, [0, 0, 1, 1, 2, 2])
+    assert out["nmi"] == pytest.approx(expected_nmi) and 1 < out["nmi"] < 100  # percent, not a fraction
+    assert out["acc_std"] == 0.0 and out["n_clusters"] == 3
 
 
 def test_cluster_metrics_averages_over_seeds():

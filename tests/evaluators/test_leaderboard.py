@@ -50,7 +50,7 @@ def test_markdown_table_and_chart(board):
         _record("raw-pixels-centred", top1=97.0),
         _record("random-sslzoo_cnn4", top1=93.9),
         _record("mine", top1=98.25),
-        Record(model="mine", dataset="digits", protocol="clustering", metrics={"nmi": 0.5, "acc": 0.625}),
+        Record(model="mine", dataset="digits", protocol="clustering", metrics={"nmi": 50.0, "acc": 62.5}),
     ]
     text = render_markdown(records)
     rows = [line for line in text.splitlines() if line.startswith("| `")]
@@ -67,6 +67,37 @@ def test_markdown_table_and_chart(board):
     assert "Missing baseline rows: raw-pixels" in render_markdown([_record("mine")])
     png = save_chart(records, board / "chart.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_record_written_before_the_schema_field_reads_its_clustering_fractions_as_percent(board):
+    # Schema 1 (no "schema" key) stored NMI, AMI, ARI and cluster accuracy as fractions, accuracies in percent.
+    board.mkdir()
+    old = {
+        "model": "m",
+        "dataset": "digits",
+        "protocol": "clustering",
+        "metrics": {"nmi": 0.661342, "acc": 0.65},
+    }
+    knn = {"model": "m", "dataset": "digits", "protocol": "knn", "metrics": {"top1": 97.5}}
+    new = {**old, "model": "n", "schema": 2, "metrics": {"nmi": 66.1342, "acc": 65.0}}
+    (board / "digits.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (old, knn, new)))
+    records = read_records(board)
+    assert [r.metrics for r in records] == [{"nmi": 66.1342, "acc": 65.0}, {"top1": 97.5}, new["metrics"]]
+    assert {r.schema for r in records} == {2}
+    write_records([_record("other")], board)  # rewriting the file migrates every line to today's schema
+    lines = [json.loads(line) for line in (board / "digits.jsonl").read_text().splitlines()]
+    assert [line["schema"] for line in lines] == [2, 2, 2, 2] and lines[0]["metrics"]["nmi"] == 66.1342
+
+
+def test_committed_records_are_all_of_the_current_schema():
+    from evaluators.records import REPO_ROOT
+    from zoo.scores import RECORD_SCHEMA
+
+    for path in (REPO_ROOT / "leaderboard").glob("*.jsonl"):
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        assert lines and {line.get("schema") for line in lines} == {RECORD_SCHEMA}, path
+        clustering = [line["metrics"] for line in lines if line["protocol"] == "clustering"]
+        assert all(m["nmi"] > 1 and m["acc"] > 1 for m in clustering), path  # percent, not fractions
 
 
 def test_select_rows_by_id_model_or_model_at_dataset():

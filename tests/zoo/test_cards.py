@@ -140,6 +140,13 @@ def test_every_score_reads_the_same_in_body_and_model_index_percent_two_decimals
     assert "0.7091" not in body and "87.849998" not in text
 
 
+def test_a_schema_2_record_is_read_in_percent_and_an_older_one_converted():
+    old = _record("clustering", {"nmi": 0.709099})  # no "schema": clustering scores were fractions
+    new = {**_record("clustering", {"nmi": 70.9099}, created="2026-12-04"), "schema": 2}
+    assert [r.value for r in results_from_records([old])] == [pytest.approx(70.9099)]
+    assert [r.value for r in results_from_records([new])] == [pytest.approx(70.9099)]
+
+
 def test_baselines_sit_beside_the_models_numbers_for_the_same_evaluation_only():
     knn = {"k": 20, "temperature": 0.07}
     mine = results_from_records([_record("knn", {"top1": 91.25}, knn), _record("clustering", {"nmi": 0.5})])
