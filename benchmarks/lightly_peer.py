@@ -61,6 +61,8 @@ def _transform(method: str, r: dict[str, Any], side: int, local: int, mean, std)
         return SimCLRTransform(side, min_scale=r["crop_min_scale"], sigmas=sigmas, normalize=norm, **jitter)
     if method == "moco":
         return MoCoV2Transform(side, min_scale=r["crop_min_scale"], sigmas=sigmas, normalize=norm, **jitter)
+    if method in ("byol", "dino"):
+        jitter["cj_sat"] = 0.4  # BYOL's Table 6 and DINO's saturation 0.2 beside brightness/contrast 0.4
     if method == "byol":
         view = {"min_scale": r["crop_min_scale"], "sigmas": sigmas, "normalize": norm, **jitter}
         return BYOLTransform(

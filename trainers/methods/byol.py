@@ -71,8 +71,10 @@ class BYOL(Method):
         self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
         self.crop = CropSpec(ctx.image_size, (cfg.crop_min_scale, 1.0))
         # The two asymmetric views of Table 6: blur always / rarely, solarisation only on the second.
-        self.augment1 = ColorAugment(ctx.mean, ctx.std, jitter=cfg.jitter, blur_p=1.0)
-        self.augment2 = ColorAugment(ctx.mean, ctx.std, jitter=cfg.jitter, blur_p=0.1, solarize_p=0.2)
+        # Table 6's jitter: brightness, contrast 0.4 (0.8·s), saturation 0.2 (0.4·s), hue 0.1 (0.2·s).
+        colour = {"jitter": cfg.jitter, "saturation": 0.4 * cfg.jitter}
+        self.augment1 = ColorAugment(ctx.mean, ctx.std, blur_p=1.0, **colour)
+        self.augment2 = ColorAugment(ctx.mean, ctx.std, blur_p=0.1, solarize_p=0.2, **colour)
 
     def view_specs(self) -> list[CropSpec]:
         return [self.crop, self.crop]

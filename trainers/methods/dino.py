@@ -186,13 +186,13 @@ class DINO(Method):
         self.global_crop = CropSpec(ctx.image_size, (cfg.global_crop_min_scale, 1.0), interpolation="bicubic")
         self.local_crop = CropSpec(local, (0.05, cfg.local_crop_max_scale), interpolation="bicubic")
         # BYOL's colour operations: blur always on the first global crop, rarely + solarise on the second.
-        self.global1 = ColorAugment(ctx.mean, ctx.std, jitter=cfg.jitter, blur_p=1.0)
-        self.global2 = ColorAugment(ctx.mean, ctx.std, jitter=cfg.jitter, blur_p=0.1, solarize_p=0.2)
+        # main_dino.py's ColorJitter(0.4, 0.4, 0.2, 0.1): saturation 0.4·s beside brightness and contrast 0.8·s.
+        colour = {"jitter": cfg.jitter, "saturation": 0.4 * cfg.jitter}
+        self.global1 = ColorAugment(ctx.mean, ctx.std, blur_p=1.0, **colour)
+        self.global2 = ColorAugment(ctx.mean, ctx.std, blur_p=0.1, solarize_p=0.2, **colour)
         # main_dino.py blurs a 96-px local crop with σ ∈ [0.1, 2] of its own pixels, the global crops' pixels:
         # the σ scale is the global side / 224 (1 at 224 px), not the local side / 224.
-        self.local = ColorAugment(
-            ctx.mean, ctx.std, jitter=cfg.jitter, blur_p=0.5, blur_scale=ctx.image_size / 224
-        )
+        self.local = ColorAugment(ctx.mean, ctx.std, blur_p=0.5, blur_scale=ctx.image_size / 224, **colour)
 
     def view_specs(self) -> list[CropSpec]:
         return [self.global_crop] * 2 + [self.local_crop] * self.cfg.n_local_crops
