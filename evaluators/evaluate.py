@@ -12,6 +12,7 @@ how ``sslzoo leaderboard --reproduce`` re-runs a row exactly as it was run.
 from __future__ import annotations
 
 import inspect
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from evaluators.knn import knn_classify
 from evaluators.linear import DEFAULT_WEIGHT_DECAYS, linear_probe
 from evaluators.records import Record, code_commit, library_versions, machine_info, now_utc
 from zoo.config import DEVICE_HELP
+from zoo.datasets import unreadable_files
 from zoo.devices import resolve_device
 from zoo.encoder import AMP_DTYPES
 from zoo.errors import SslzooError
@@ -104,6 +106,13 @@ class EvalConfig:
     )
     device: str = field(default="auto", metadata={"help": DEVICE_HELP})
     cache: bool = field(default=True, metadata={"help": "read/write the feature cache"})
+    strict_images: bool = field(
+        default=False,
+        metadata={
+            "help": "refuse a folder: dataset holding any unreadable image file (default: leave them out and "
+            "record how many; more than 1 in 10 unreadable is refused either way)"
+        },
+    )
 
     def validate(self) -> None:
         """Check every option before anything is loaded or embedded: one line naming the first bad one."""
@@ -300,6 +309,7 @@ def run_protocols(
     command: str = "",
     num_workers: int = 0,
     amp: str | None = None,
+    strict_images: bool = False,
 ) -> list[Record]:
     """Embed ``dataset`` with ``model`` (train and test, cached) and run each protocol with its parameters.
 
@@ -316,6 +326,8 @@ def run_protocols(
         num_workers: DataLoader workers decoding images.
         amp: Embed under autocast in this precision (see ``zoo.Encoder.embed``); each record's details then hold
             ``amp`` and ``amp_cosine_distance``, the mean cosine distance to full precision on a test sample.
+        strict_images: Refuse a ``folder:`` dataset with unreadable files; otherwise they are left out (one line
+            on stderr) and each record's ``excluded_files`` says how many.
 
     Returns:
         One :class:`Record` per protocol, in the order of ``params``.
@@ -332,6 +344,9 @@ def run_protocols(
         raise SslzooError(f"unknown --amp {amp!r}; choose from {', '.join(AMP_DTYPES)} (or none).")
     # Baselines read the dataset too (channels, pixels): a bad image of a folder: dataset is one line anywhere.
     with naming_unreadable_images(dataset):
+        excluded = unreadable_files(dataset, strict=strict_images)
+        if len(excluded):
+            print(excluded.note(), file=sys.stderr)
         encoder = encoder if encoder is not None else resolve_encoder(model, dataset, device=device)
         if isinstance(getattr(encoder, "model", None), torch.nn.Module):
             check_finite(encoder.model, model)  # NaN/inf weights score at chance: no record of them
@@ -365,6 +380,7 @@ def run_protocols(
         "model_identity": encoder.identity,
         "preprocessing": preprocessing_description(encoder),
         "splits": {"train": len(labels[0]), "test": len(labels[1])},
+        "excluded_files": len(excluded),
         "num_classes": int(max(labels[0].max(), labels[1].max())) + 1,
         "feature_dim": feature_dim,
         "versions": library_versions(),
@@ -415,4 +431,5 @@ def evaluate(
         command=command,
         num_workers=config.num_workers,
         amp=config.amp,
+        strict_images=config.strict_images,
     )

@@ -2,8 +2,10 @@
 
 The cache key is (encoder identity, split content, split, preprocessing): the identity names the weights (a model
 name plus its Hub revision, or the sha256 of the weights file) and the content is the split's fingerprint (for a
-``folder:`` dataset, every file's path, size and time, plus the folder's absolute path), so new weights, changed
-images, another split or another transform never reuse old features. Entries live in ``$SSLZOO_CACHE/features`` (default ``~/.cache/sslzoo/features``), one folder
+``folder:`` dataset and for ImageNet's flat val split, every file's path, size and modification time, plus the
+folder's absolute path), so new weights, changed images, another split or another transform never reuse old
+features. (A ``folder:`` tree of over ``zoo.folders.STAT_EVERY_FILE_BELOW`` files trusts its directories' times:
+a file rewritten in place under the same name there is seen after ``index_folder(root, rescan=True)``.) Entries live in ``$SSLZOO_CACHE/features`` (default ``~/.cache/sslzoo/features``), one folder
 per key holding ``feats.npy`` (N, D) float32, ``labels.npy`` (N,) int64 and ``meta.json``, written atomically.
 
 Under ``torchrun`` (an initialised ``torch.distributed`` group) each rank embeds every ``world_size``-th image and

@@ -47,6 +47,24 @@ class FileSplit:
     def __len__(self) -> int:
         return len(self.paths)
 
+    @property
+    def _fingerprint(self) -> str:
+        """sha256 of every file's path, size and modification time, and of the labels: what the feature cache
+        keys on (as a ``datasets`` split's fingerprint), so a file replaced under the same name is embedded again.
+        A missing file is keyed as missing (embedding it then names it)."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for path in self.paths:
+            try:
+                st = os.stat(path)
+                digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            except OSError:
+                digest.update(f"{path}\0missing\n".encode())
+        digest.update(np.asarray(self.labels, dtype=np.int64).tobytes())
+        digest.update("\0".join(self.classes).encode())
+        return digest.hexdigest()[:16]
+
     def select(self, indices: Sequence[int] | range) -> FileSplit:
         idx = np.asarray(list(indices), dtype=np.int64)
         return FileSplit([self.paths[i] for i in idx], self.labels[idx], self.classes)

@@ -49,6 +49,14 @@ def world(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 64)
     Image.new("L", (200, 200)).save(work / "huge" / "a" / "big.png")
     (work / "zero" / "a" / "empty.png").write_bytes(b"")
+    # Each of those holds 1 bad file of 13: left out (listed), refused only under --strict-images. Half bad is
+    # refused outright, and so is a folder where nothing is readable.
+    for name, good in (("half", 1), ("nothing", 0)):
+        (work / name / "a").mkdir(parents=True)
+        for i in range(good):
+            pixels = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(work / name / "a" / f"{i}.png")
+        (work / name / "a" / "page.jpg").write_text("<html><body>Not Found</body></html>")
 
     board = tmp_path / "leaderboard"
     write_records([Record(model="m", dataset="digits", protocol="knn", metrics={"top1": 90.0})], board)
@@ -105,9 +113,11 @@ def _unchanged(world, before):
 # ------------------------------------------------------------------------------------------------ the CLI
 CLI = [
     # datasets
-    ("datasets show folder:trunc", "cannot decode image .*t.jpg"),
-    ("datasets show folder:huge", "big.png .*too many pixels"),
-    ("datasets show folder:zero", "empty.png"),
+    (
+        "datasets show folder:half",
+        "1 of its 2 image files are not readable .*page.jpg: a text .*than the 10%",
+    ),
+    ("datasets show folder:nothing", "none of its 1 image file.* is readable .*page.jpg"),
     ("datasets show folder:nowhere", "no such folder"),
     ("datasets show digits --per-class 0", "--per-class must be at least 1"),
     ("datasets show digits --out {work}", "is a folder"),
@@ -138,6 +148,7 @@ CLI = [
     ("train --method simclr --out {tmp}/cut-run --resume", "last.pt is damaged"),
     ("train --method simclr --out {tmp}/evil-run --resume", "Python objects other than tensors"),
     ("train --method simclr --dataset nosuch --out {tmp}/r", "unknown dataset"),
+    ("train --method simclr --dataset folder:zero --strict-images --out {tmp}/r", "a/empty.png: empty file"),
     # recipes
     ("recipes nosuch", "unknown recipe 'nosuch'"),
     # eval
@@ -156,8 +167,9 @@ CLI = [
     ("eval raw-pixels digits --cluster-niter 0", "--cluster-niter must be"),
     ("eval raw-pixels digits --protocols knn,svm", "unknown protocol svm"),
     ("eval raw-pixels digits --leaderboard {file}/board", "is a file"),
-    ("eval raw-pixels folder:trunc --no-record", "cannot decode image .*t.jpg"),
-    ("eval random-sslzoo_cnn4 folder:huge --no-record", "big.png .*too many pixels"),
+    ("eval raw-pixels folder:trunc --strict-images --no-record", "a/t.jpg: cannot be decoded .*truncated"),
+    ("eval random-sslzoo_cnn4 folder:huge --strict-images --no-record", "big.png: has too many pixels"),
+    ("eval raw-pixels folder:half --no-record", "1 of its 2 image files are not readable"),
     ("eval {run} nosuch --no-record", "unknown dataset"),
     # reproduce
     ("reproduce dino-vits16 --dataset folder:{tmp}/no-imagenet", "ImageNet|no such folder"),

@@ -17,6 +17,7 @@ from zoo.errors import SslzooError
 
 RUN_CONFIG = "train_config.json"  # not config.json: that name belongs to exported encoders
 CHECKPOINT = "checkpoints/last.pt"
+SKIPPED_FILES = "skipped_files.txt"  # the image files the datasets left out, and why
 # Options that may change when a run is resumed: they do not change what is computed.
 RESUMABLE_CHANGES = {
     "resume",
@@ -29,6 +30,7 @@ RESUMABLE_CHANGES = {
     "compile",
     "channels_last",
     "workers",
+    "strict_images",
 }
 
 
@@ -115,6 +117,13 @@ class TrainConfig:
         default=10000, metadata={"help": "train samples the k-NN monitor uses at most"}
     )
     knn_max_test: int = field(default=10000, metadata={"help": "test samples the k-NN monitor uses at most"})
+    strict_images: bool = field(
+        default=False,
+        metadata={
+            "help": "refuse a folder: dataset holding any unreadable image file (default: leave them out, listed "
+            "in RUN/skipped_files.txt; more than 1 in 10 unreadable is refused either way)"
+        },
+    )
     eval_dataset: str | None = field(
         default=None,
         metadata={

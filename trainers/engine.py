@@ -59,7 +59,7 @@ from trainers.metrics import MetricsLog
 from trainers.run_files import RunFiles
 from trainers.safety import RunLock, load_checkpoint, validate_train_options
 from trainers.schedules import cosine_schedule, scaled_lr
-from trainers.setup import build_optimizer, check_crop_sizes, load_sources
+from trainers.setup import build_optimizer, check_crop_sizes, load_sources, unreadable_images
 from trainers.sources import ImageSource, StreamSource
 from trainers.views import EvalSpec
 from zoo.atomic import write_json_atomic
@@ -115,6 +115,7 @@ class Trainer(RunFiles):
             self.checkpoint = load_checkpoint(ckpt_path)
 
         train_src, bank_src, test_src = load_sources(cfg)
+        self.unreadable = unreadable_images(cfg)  # left out by the indexes; --strict-images refuses them here
         if isinstance(train_src, StreamSource) and self.method_cls.needs_random_access:
             raise SslzooError(
                 f"--method {cfg.method} revisits every image by its index (pseudo-labels), which a stream cannot "
@@ -208,6 +209,7 @@ class Trainer(RunFiles):
         )
         if self.ctx.is_main:
             write_json_atomic(self.run_dir / RUN_CONFIG, self._config_record())
+            self._write_skipped_files()
         if self.checkpoint is not None:
             self.metrics.restore(self.global_step)
         elif self.ctx.is_main and self.metrics.path.exists():

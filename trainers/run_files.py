@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from trainers.checkpoint import git_commit, rng_state, set_rng_state
-from trainers.config import CHECKPOINT
+from trainers.config import CHECKPOINT, SKIPPED_FILES
 from trainers.safety import check_finite
 from zoo.atomic import atomic_file
 from zoo.errors import SslzooError
@@ -34,10 +34,25 @@ class RunFiles:
                 "augmentations": self.method.describe_views(),
                 "eval_view": dataclasses.asdict(ctx.eval_spec),
                 "train_images": len(ctx.train),
+                "unreadable_files": {u.source: len(u) for u in self.unreadable},
                 "workers": ctx.workers,
                 "world_size": ctx.world_size,
             },
         }
+
+    def _write_skipped_files(self) -> None:
+        """``RUN/skipped_files.txt``: every image file the datasets left out and why (none: no file)."""
+        import sys
+
+        from zoo.atomic import write_lines_atomic
+
+        path = self.run_dir / SKIPPED_FILES
+        if not self.unreadable:
+            path.unlink(missing_ok=True)  # a resumed run whose folder was fixed since
+            return
+        write_lines_atomic(path, [line for u in self.unreadable for line in u.lines()])
+        for found in self.unreadable:
+            print(found.note(path), file=sys.stderr)
 
     def _public_config(self) -> dict[str, Any]:
         """The config an exported encoder carries (its card shows it): options, and the augmentations as applied."""

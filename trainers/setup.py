@@ -37,6 +37,20 @@ def load_sources(cfg: TrainConfig) -> tuple[ImageSource, ImageSource | None, Ima
     return train, bank, test
 
 
+def unreadable_images(cfg: TrainConfig) -> list[Any]:
+    """The unreadable files of the training dataset and of ``--eval-dataset`` (:class:`zoo.folders.UnreadableFiles`,
+    only those with any), read from their cached indexes.
+
+    Raises:
+        SslzooError: ``--strict-images`` and an unreadable file in either.
+    """
+    from zoo.datasets import unreadable_files
+
+    names = dict.fromkeys(n for n in (cfg.dataset, cfg.eval_dataset) if n and not is_stream(n))
+    found = [unreadable_files(name, strict=cfg.strict_images) for name in names]
+    return [f for f in found if len(f)]
+
+
 def check_crop_sizes(arch: str, backbone: Any, specs: list[CropSpec]) -> None:
     """A ViT without dynamic position embeddings takes one input size: say so before any image is read."""
     if not is_vit(arch) or getattr(backbone, "dynamic_img_size", True):

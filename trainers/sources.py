@@ -101,7 +101,12 @@ class FileSource(ImageSource):
         self.ds = ds.cast_column("image", datasets.Image(decode=False)).select_columns(["image"])
         self.labels = torch.as_tensor(np.asarray(ds["label"], dtype=np.int64))
         self.name = name
-        probe = [self.open(i) for i in np.linspace(0, len(ds) - 1, min(len(ds), PROBE_IMAGES)).astype(int)]
+        probe = []
+        for i in np.linspace(0, len(ds) - 1, min(len(ds), PROBE_IMAGES)).astype(int):
+            try:
+                probe.append(self.open(i))
+            except SslzooError:
+                continue  # gone or changed since it was indexed: training skips it the same way
         self.channels = 1 if all(channels_of_mode(im.mode) == 1 for im in probe) else 3
         self.native_side = int(np.median([min(im.size) for im in probe])) if probe else 224
 

@@ -17,7 +17,8 @@ Names and their fixed splits:
   and ``PATH/test/CLASS/IMG`` (or ImageNet's ``val/``); without a ``test`` folder, a stratified 20% (seed 0) of the
   images becomes ``test``. Images in any other nesting (or all in one folder) are an *unlabelled* collection: one
   ``train`` split, labels -1, for self-supervised training. Any size, mode and format; the folder's index is cached
-  and refreshed incrementally (:mod:`zoo.folders`).
+  and refreshed incrementally (:mod:`zoo.folders`). Unreadable files (empty, truncated, not images) are left out
+  and listed (:func:`unreadable_files`); a folder with no readable image, or over 10% unreadable, is an error.
 
 Any name takes subset options after ``?`` (quote them in a shell): ``fashion-mnist?train=10000&test=2000`` keeps a
 stratified, seeded subset of each split (quick budgets); ``fashion-mnist?val=10000`` carves a stratified 10,000-image
@@ -456,6 +457,29 @@ def resolve(name: str) -> DatasetSpec:
     raise SslzooError(
         f"unknown dataset {name!r}.{hint} Known: {', '.join(dataset_names())}, or hf:ORG/NAME, or folder:PATH."
     )
+
+
+def unreadable_files(name: str, strict: bool = False):
+    """The image files a ``folder:`` dataset leaves out (a :class:`zoo.folders.UnreadableFiles`; empty for others).
+
+    Args:
+        name: Any dataset name; subset options (``?train=N``) are ignored: they select among readable images.
+        strict: Raise when any file is unreadable (``--strict-images``) instead of returning them.
+
+    Raises:
+        SslzooError: ``strict`` and unreadable files (one line naming the first few).
+    """
+    from zoo.folders import UnreadableFiles, index_folder
+
+    base = split_subset_options(name)[0]
+    if not base.startswith("folder:"):
+        return UnreadableFiles(name, [], 0)
+    index = index_folder(Path(base[len("folder:") :]))
+    total = len(index) + len(index.unreadable)
+    found = UnreadableFiles(f"folder:{index.root}", index.unreadable, total, index.skipped_list)
+    if strict and found.files:
+        raise SslzooError(found.refusal())
+    return found
 
 
 def cache_root() -> Path:

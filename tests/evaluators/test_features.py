@@ -184,3 +184,32 @@ def test_the_same_relative_folder_from_another_working_folder_is_another_dataset
     second = extract_features(enc, "folder:imgs", "train", progress=False)
     assert not second.cached and second.key != first.key
     assert second.feats[:, 0].min() >= 100 > first.feats[:, 0].max()
+
+
+class PathEncoder(CountingEncoder):
+    """Reads a list of file paths (ImageNet's flat val split): features are each image's mean and max pixel."""
+
+    def embed(self, images, batch_size=256, progress=False):
+        from PIL import Image
+
+        self.calls += 1
+        rows = [np.asarray(Image.open(path).convert("L"), dtype=np.float32) for path in images]
+        return torch.tensor([[row.mean(), row.max()] for row in rows])
+
+
+def test_a_replaced_file_of_a_flat_val_split_is_embedded_again(cache, tmp_path):
+    import os
+
+    from _imagenet_folder import build_imagenet_folder
+    from PIL import Image
+
+    root = build_imagenet_folder(tmp_path / "imagenet", per_class=2, val_per_class=2, flat_val="csv")
+    enc = PathEncoder()
+    first = extract_features(enc, f"folder:{root}", "test", progress=False)
+    assert extract_features(enc, f"folder:{root}", "test", progress=False).cached and enc.calls == 1
+    victim = sorted((root / "val").glob("*.JPEG"))[0]  # same name, other pixels, later time
+    Image.new("RGB", Image.open(victim).size, (255, 255, 255)).save(victim, quality=90)
+    os.utime(victim, (victim.stat().st_atime + 5, victim.stat().st_mtime + 5))
+    again = extract_features(enc, f"folder:{root}", "test", progress=False)
+    assert not again.cached and enc.calls == 2 and again.key != first.key
+    assert again.feats[0, 0] > first.feats[0, 0]

@@ -162,15 +162,72 @@ def test_a_folder_run_killed_mid_epoch_resumes_to_the_same_weights(photos, tmp_p
         assert torch.equal(want[key], got[key]), key
 
 
-def test_an_undecodable_image_is_skipped_and_counted_not_a_crash(tmp_path, capsys):
+def test_a_file_broken_or_deleted_after_indexing_is_skipped_and_counted_not_a_crash(
+    tmp_path, capsys, monkeypatch
+):
+    import trainers.engine as engine
+
     folder = unlabelled_folder(tmp_path / "photos", count=8)
-    truncated_jpeg(folder / "broken.jpg")
+    from zoo.folders import index_folder
+
+    paths = index_folder(folder).paths
+    # Not neighbours: each one's stand-in (the next index) is readable.
+    truncated, deleted = folder / paths[0], folder / paths[4]
+    real = engine.unreadable_images
+
+    def index_then_break(cfg):  # the files change after the last look at the index, before any decoding
+        found = real(cfg)
+        truncated_jpeg(truncated)
+        deleted.unlink()
+        return found
+
+    monkeypatch.setattr(engine, "unreadable_images", index_then_break)
     run = train(
-        "simclr", dataset=f"folder:{folder}", out=str(tmp_path / "run"), **{**FOLDER_RUN, "batch_size": 9}
+        "simclr", dataset=f"folder:{folder}", out=str(tmp_path / "run"), **{**FOLDER_RUN, "batch_size": 8}
     )
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert max(r.get("skipped_images", 0) for r in rows) == 1
-    assert "broken.jpg" in capsys.readouterr().err
+    assert rows[-1]["step"] == 1  # the batch still formed
+    assert max(r.get("skipped_images", 0) for r in rows) == 2
+    err = capsys.readouterr().err
+    assert paths[0] in err and paths[4] in err
+
+
+def test_unreadable_files_are_left_out_listed_in_the_run_and_strict_images_refuses_them(tmp_path, capsys):
+    from _messy import BAD, messy_folder
+
+    folder = messy_folder(tmp_path / "photos")
+    run = tmp_path / "run"
+    argv = ["train", "--method", "simclr", "--dataset", f"folder:{folder}"]
+    argv += [
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--image-size",
+        "32",
+        "--arch-args",
+        "widths=(8,16,16,32)",
+        "--no-progress",
+    ]
+    assert sslzoo([*argv, "--out", str(run)]) == 0
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if "left out" in line]
+    assert len(notes) == 1 and "3 of the 31 image files" in notes[0] and "skipped_files.txt" in notes[0]
+    listed = dict(line.split("\t") for line in (run / "skipped_files.txt").read_text().splitlines()[1:])
+    assert sorted(listed) == sorted(BAD)
+    for path, pattern in BAD.items():
+        assert pattern.lower() in listed[path].lower(), listed[path]
+    config = json.loads((run / "train_config.json").read_text())["resolved"]
+    assert config["unreadable_files"] == {f"folder:{folder.resolve()}": 3}
+    assert config["train_images"] == 22  # the 28 readable ones less the 6 (20%) carved out as the test split
+    assert zoo.load(run).dim > 0
+
+    strict = tmp_path / "strict"
+    assert sslzoo([*argv, "--out", str(strict), "--strict-images"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "cats/cut.jpg" in err
+    assert "3 of its 31 image files are not readable" in err
+    assert not strict.exists()
 
 
 def test_a_folder_is_indexed_once_and_reindexed_only_where_it_changed(tmp_path):
@@ -223,11 +280,16 @@ def _bad_folders(tmp_path):
     huge = tmp_path / "huge"
     huge.mkdir()
     huge_png_header(huge / "bomb.png")
+    from _messy import BAD, write_bad
+
+    for rel in BAD:
+        write_bad(tmp_path / "all-bad", rel)
     return [
         (empty, "holds no images"),
         (notes, "holds no images"),
-        (zero, "empty.jpg"),
+        (zero, "empty.jpg"),  # 1 of 2 unreadable: more than the 10% left out
         (huge, "bomb.png"),
+        (tmp_path / "all-bad", "none of its 3 image file(s) is readable"),
     ]
 
 
