@@ -305,9 +305,9 @@ def _resolve(cfg: BenchmarkConfig) -> tuple[Preset, list[str], str, Path, Path]:
     if cfg.leaderboard:
         leaderboard = Path(cfg.leaderboard).expanduser()
     elif cfg.ship:
-        from evaluators.records import default_leaderboard_dir
+        from evaluators.records import repository_leaderboard_dir
 
-        leaderboard = default_leaderboard_dir()
+        leaderboard = repository_leaderboard_dir()
     else:
         leaderboard = out / "leaderboard"
     return preset, methods, dataset, out, leaderboard

@@ -46,7 +46,7 @@ def ship(
         run_dir: A training run folder (``RUN/encoder/`` is what ships).
         name: Registry name (``simclr-fmnist``).
         models_dir: Where shipped folders live (default: the repository's ``models/``, which the registry scans).
-        leaderboard: Records folder (default: the repository's ``leaderboard/``).
+        leaderboard: Records folder (default: the repository's ``leaderboard/``, or ``$SSLZOO_LEADERBOARD``).
         cards_dir: Where the card's copy goes (default: ``model_cards/``).
         progress: Show progress bars while evaluating.
 
@@ -56,7 +56,7 @@ def ship(
     from app.publish_cli import write_entry_cards
     from evaluators.evaluate import EvalConfig, protocol_params, run_protocols
     from evaluators.generated import write_and_regenerate
-    from evaluators.records import read_records
+    from evaluators.records import read_records, repository_leaderboard_dir
     from zoo.cards import results_from_records
     from zoo.export import METADATA_FILE, write_json_atomic
     from zoo.local_paths import scrub_local_paths
@@ -105,6 +105,9 @@ def ship(
         progress=progress,
         command=f"sslzoo eval {name} {dataset}",
     )
+    leaderboard = (
+        leaderboard or repository_leaderboard_dir()
+    )  # shipping is what the repository's records are for
     write_and_regenerate(records, leaderboard)  # the leaderboard's markdown and chart, and the README's table
 
     # The card shows, for good, the records it ships with and the baselines' beside them: pinned in sslzoo.json.

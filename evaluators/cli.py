@@ -33,7 +33,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "eval",
         help="k-NN, linear probe and clustering scores of a model's frozen features; writes leaderboard records",
         description="Evaluate MODEL (a zoo name, hf-hub:ORG/NAME[@REV], a local folder, raw-pixels, "
-        "raw-pixels-centred or random-ARCH) on DATASET, print the scores and record them in the leaderboard.",
+        "raw-pixels-centred or random-ARCH) on DATASET, print the scores and record them in your leaderboard "
+        "(--leaderboard; the repository's leaderboard/ only when named there).",
     )
     p.add_argument(
         "model", help="zoo name, hf-hub:ORG/NAME[@REV], folder, raw-pixels, raw-pixels-centred or random-ARCH"
@@ -110,8 +111,18 @@ def _eval(args: argparse.Namespace) -> int:
     if not args.no_record:
         written = _record(records, args.leaderboard)
         if not args.json:
-            print(f"recorded in {', '.join(map(str, written))} (rows {', '.join(r.id for r in records)})")
+            print(_written_text(written, records))
     return 0
+
+
+def _written_text(written: list[Path], records) -> str:
+    """What a write did: the records' files, then the generated files it changed (only those)."""
+    files = [p for p in written if p.suffix == ".jsonl"]
+    changed = [p for p in written if p.suffix != ".jsonl"]
+    text = f"recorded in {', '.join(map(str, files))} (rows {', '.join(r.id for r in records)})"
+    if changed:
+        text += f"; updated {', '.join(map(str, changed))}"
+    return text
 
 
 def _check_writable(leaderboard: Path | None) -> None:
@@ -190,10 +201,11 @@ def _reproduce(args: argparse.Namespace) -> int:
 
     from evaluators._dist import rank_world
     from evaluators.evaluate import EvalConfig
-    from evaluators.generated import write_and_regenerate
     from evaluators.reproduce import imagenet_root, reproduce
 
     imagenet_root(args.dataset)  # one line and exit 2 without ImageNet, before loading anything
+    if not args.no_record:
+        _check_writable(args.leaderboard)
     config = dataclass_from_namespace(EvalConfig, args)
     command = "sslzoo " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else ""
     comparisons, records, notes = reproduce(
@@ -201,7 +213,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     )
     if rank_world()[0] != 0:
         return 0
-    written = [] if args.no_record else write_and_regenerate(records, args.leaderboard)
+    written = [] if args.no_record else _record(records, args.leaderboard)
     missed = [c for c in comparisons if c.comparable and not c.ok]
     if args.json:
         print(json.dumps({"comparisons": [c.to_dict() for c in comparisons], "notes": notes}, indent=2))
@@ -225,7 +237,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     for note in notes:
         console.print(f"note: {note}")
     if written:
-        console.print(f"recorded in {', '.join(map(str, written))} (rows {', '.join(r.id for r in records)})")
+        console.print(_written_text(written, records))
     return 1 if missed else 0
 
 
@@ -252,7 +264,12 @@ def _leaderboard(args: argparse.Namespace) -> int:
             from evaluators.generated import regenerate
 
             print(markdown)
-            print(f"written: {', '.join(map(str, regenerate(folder)))}")
+            changed = regenerate(folder)
+            print(
+                f"updated: {', '.join(map(str, changed))}"
+                if changed
+                else f"{folder}: generated files up to date"
+            )
         else:
             print(markdown)
         return 0

@@ -1,7 +1,10 @@
 """Result records: one JSON line per (model, dataset, protocol), with everything needed to trust and re-run it.
 
-Records live in the repository's ``leaderboard/`` folder (``$SSLZOO_LEADERBOARD`` or ``--leaderboard DIR`` to use
-another), one ``DATASET.jsonl`` per dataset. Writing a record replaces the earlier one with the same
+Records live in a leaderboard folder, one ``DATASET.jsonl`` per dataset. Commands read and write the user's
+(:func:`default_leaderboard_dir`: ``$SSLZOO_LEADERBOARD``, else ``$SSLZOO_CACHE/leaderboard``, by default
+``~/.cache/sslzoo/leaderboard``) unless given ``--leaderboard DIR``; the repository's ``leaderboard/`` (committed, what
+the mini-zoo's cards show) is written only when named, or by the mini-zoo's ship path
+(:func:`repository_leaderboard_dir`). Writing a record replaces the earlier one with the same
 (model, dataset, protocol); files are rewritten atomically under a lock, so concurrent evaluations never leave a
 half-written line.
 
@@ -178,7 +181,21 @@ def now_utc() -> str:
 
 # ------------------------------------------------------------------------------------------------ storage
 def default_leaderboard_dir() -> Path:
-    """``$SSLZOO_LEADERBOARD``, else the repository's ``leaderboard/`` (or ``./leaderboard`` outside a checkout)."""
+    """The user's leaderboard, where commands read and write records unless told otherwise.
+
+    ``$SSLZOO_LEADERBOARD``, else ``$SSLZOO_CACHE/leaderboard`` (default ``~/.cache/sslzoo/leaderboard``): never
+    the repository's tracked files, which change only when asked (:func:`repository_leaderboard_dir`).
+    """
+    env = os.environ.get("SSLZOO_LEADERBOARD")
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("SSLZOO_CACHE")
+    return (Path(cache).expanduser() if cache else Path.home() / ".cache" / "sslzoo") / "leaderboard"
+
+
+def repository_leaderboard_dir() -> Path:
+    """The repository's committed ``leaderboard/`` (``./leaderboard`` outside a checkout), which the mini-zoo's ship
+    path writes; ``$SSLZOO_LEADERBOARD`` replaces it too (tests, a fork's own board)."""
     env = os.environ.get("SSLZOO_LEADERBOARD")
     if env:
         return Path(env).expanduser()

@@ -25,7 +25,8 @@ T = TypeVar("T")
 # Help texts several commands share, so an option means and says the same everywhere.
 DEVICE_HELP = "cpu, cuda, cuda:1 or auto (CUDA when present)"
 LEADERBOARD_HELP = (
-    "folder of evaluation records (default: $SSLZOO_LEADERBOARD, else the repository's leaderboard/)"
+    "folder of evaluation records (default: $SSLZOO_LEADERBOARD, else ~/.cache/sslzoo/leaderboard; the "
+    "repository's own is leaderboard/ in the checkout, written only when named here)"
 )
 
 

@@ -75,9 +75,10 @@ def test_timm_alone_snippet_of_the_card_runs_in_a_fresh_interpreter(exported, hu
 
 def test_a_shipped_card_keeps_the_records_it_shipped_with_unless_asked():
     from app.publish_cli import _records, entry_cards
+    from evaluators.records import REPO_ROOT
     from zoo.registry import MODELS
 
-    records = _records(None)
+    records = _records(REPO_ROOT / "leaderboard")
     adhoc = dict(next(r for r in records if r["model"] == SHIPPED and r["protocol"] == "knn"))
     adhoc.update(metrics={"top1": 12.34, "top5": 56.78}, created="2030-01-01T00:00:00+00:00")
     later = [
