@@ -59,6 +59,17 @@ def test_quick_benchmark_writes_records_rows_cards_and_plots(quick):
     assert table.count("| quick-budget |") == 2 and "quick-budget rows" in table
     assert rows[runs[0]]["epochs"] == 1 and rows[runs[0]]["images_seen"] == 22 * 64  # 1437 // 64 steps
     assert "each method trained for 1 epoch (per its recipe)" in summary["note"]
+    # Each quick row is compared with the random CNN on the same test images: the paired margin is the
+    # records' difference, and the table says in words whether it is outside the noise.
+    random = rows["random-sslzoo_cnn4"]
+    for run in runs:
+        vs = rows[run]["vs_random"]
+        assert vs["baseline"] == "random-sslzoo_cnn4"
+        for key in ("knn", "linear"):
+            assert vs[key][0] == pytest.approx(rows[run][f"{key}_top1"] - random[f"{key}_top1"], abs=0.01)
+            assert vs["learned"][key] == (vs[key][0] > 2 * vs[key][1])
+        assert f"| {vs['text']} |" in table
+    assert "paired standard error on the same 360 test images" in summary["note"]
 
     # Records: three protocols per model, in OUT/leaderboard; the repository's leaderboard is not touched.
     lines = [json.loads(x) for x in (out / "leaderboard" / "digits.jsonl").read_text().splitlines()]
@@ -230,7 +241,7 @@ def test_where_each_preset_trains_and_writes(monkeypatch, tmp_path):
     monkeypatch.setenv("SSLZOO_LEADERBOARD", str(tmp_path / "repo-leaderboard"))
     _, _, dataset, out, board = _resolve(BenchmarkConfig())  # quick: a subset; records beside the outputs
     assert (dataset, out, board) == (
-        "fashion-mnist?train=10000&test=2000",
+        "fashion-mnist?train=10000",
         Path("outputs/benchmark-quick"),
         Path("outputs/benchmark-quick/leaderboard"),
     )
