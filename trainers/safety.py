@@ -3,9 +3,10 @@ a damaged checkpoint named in one line.
 
 * :func:`check_finite` — NaN/±inf in parameters *and* buffers (a BatchNorm running variance can overflow while the
   loss still looks finite), so no checkpoint or export of such weights is written and the last finite one stays.
-* :class:`RunLock` — ``fcntl.flock`` on ``RUN/.lock``: a second ``sslzoo train --out RUN`` stops in one line
-  instead of interleaving its metrics with the first one's. The kernel drops the lock when the process dies; the
-  file is removed when the run ends.
+* :class:`RunLock` — ``fcntl.flock`` on ``RUN/.lock``, which names its holder (``pid PID on HOST``): a second
+  ``sslzoo train --out RUN`` stops in one line naming the holder instead of interleaving its metrics with the
+  first one's. The kernel drops the lock when the holder dies, so a killed run's lock is never stuck: the next
+  run takes it over and says whose it was. The file is removed when the run ends.
 * :func:`validate_train_options` — every numeric option in range before any data is read or any step is taken.
 * :func:`load_checkpoint` — a truncated or foreign ``last.pt`` is one line naming the file.
 """
@@ -17,6 +18,8 @@ import fcntl
 import math
 import os
 import pickle
+import socket
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -67,12 +70,19 @@ class RunLock:
             self._file = None
             self._created = False
             raise SslzooError(
-                f"{self.path.parent} is in use by another training run{f' (process {holder})' if holder else ''}; "
+                f"{self.path.parent} is in use by another training run{f' ({holder})' if holder else ''}; "
                 "wait for it to finish or choose another --out."
             ) from None
         self._file.seek(0)
+        left = self._file.read().strip()  # a holder that ended cleanly removed the file: this one was killed
+        if left:
+            print(
+                f"sslzoo: took over {self.path} from a run that is no longer running ({left})",
+                file=sys.stderr,
+            )
+        self._file.seek(0)
         self._file.truncate()
-        self._file.write(str(os.getpid()))
+        self._file.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
         self._file.flush()
         return self
 

@@ -29,12 +29,19 @@ def test_check_finite_sees_buffers_as_well_as_parameters():
     assert check_finite(net.state_dict()) == ["0.weight", "1.running_var"]
 
 
-def test_a_second_writer_of_a_run_folder_is_refused_and_a_killed_holder_frees_it(tmp_path):
+def test_a_second_writer_of_a_run_folder_is_refused_and_a_killed_holder_frees_it(tmp_path, capsys):
+    import os
+    import socket
+
     run = tmp_path / "run"
     with RunLock(run):
         with pytest.raises(SslzooError, match="in use by another training run") as info:
             RunLock(run).__enter__()
         assert "\n" not in str(info.value)
+        assert f"(pid {os.getpid()} on {socket.gethostname()})" in str(info.value)
+    assert (
+        "took over" not in capsys.readouterr().err
+    )  # a holder that ended cleanly leaves nothing to take over
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -59,8 +66,24 @@ def test_a_second_writer_of_a_run_folder_is_refused_and_a_killed_holder_frees_it
     finally:
         holder.kill()
         holder.wait()
-    with RunLock(run):  # the kernel released the dead process's lock
+    capsys.readouterr()
+    with RunLock(run):  # the kernel released the dead process's lock: taken over, and said so
         pass
+    err = capsys.readouterr().err
+    assert f"took over {run / '.lock'}" in err and f"pid {holder.pid} on " in err and err.count("\n") == 1
+
+
+def test_a_second_sslzoo_train_on_one_out_is_refused_in_one_line(tmp_path, capsys):
+    from app.cli import main
+
+    run = tmp_path / "run"
+    with RunLock(run):  # what a first ``sslzoo train --out RUN`` holds while it trains
+        code = main(
+            ["train", "--method", "simclr", "--dataset", "digits", "--epochs", "1", "--out", str(run)]
+        )
+        assert [p.name for p in run.iterdir()] == [".lock"]  # the second one wrote nothing
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "is in use by another training run (pid " in err
 
 
 def test_a_run_that_stops_before_writing_leaves_no_folder(tmp_path):
