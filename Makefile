@@ -31,11 +31,13 @@ format: $(STAMP)
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# pyproject.toml says what the package accepts; constraints.txt pins this repository's exact environment (torch
+# included: without it, a fresh machine would take the newest CUDA torch the ranges admit).
+$(STAMP): pyproject.toml constraints.txt
 	@$(MAKE) --no-print-directory system-packages
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 # Debian packages: the full Fashion-MNIST and Chromium for the browser tests. Installed when we are root with

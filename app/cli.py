@@ -15,8 +15,15 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from zoo import __version__
-from zoo.errors import SslzooError
+try:
+    from zoo import __version__
+    from zoo.errors import SslzooError
+except Exception as exc:  # `import zoo` checks that torch and torchvision are a pair (zoo/_torch_pair.py)
+    if type(exc).__name__ != "SslzooError":
+        raise
+    raise SystemExit(f"sslzoo: error: {exc}") from None
+
+from zoo._torch_pair import torchvision_import_error
 
 DESCRIPTION = "Model zoo, trainers and evaluation for self-supervised image encoders."
 
@@ -94,15 +101,21 @@ def _command(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_command(argv))
-    args = parser.parse_args(argv)
-    if getattr(args, "handler", None) is None:
-        parser.print_help()
-        return 2
     try:
+        parser = build_parser(_command(argv))  # imports the command's package: torch, timm and torchvision
+        args = parser.parse_args(argv)
+        if getattr(args, "handler", None) is None:
+            parser.print_help()
+            return 2
         return int(args.handler(args) or 0)
     except SslzooError as exc:
         print(f"sslzoo: error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # torchvision built for another torch build fails at its first operator
+        error = torchvision_import_error(exc)
+        if error is None:
+            raise
+        print(f"sslzoo: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sslzoo: interrupted", file=sys.stderr)

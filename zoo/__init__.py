@@ -17,6 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from zoo._lazy import lazy_attributes
+from zoo._torch_pair import check_torch_pair
 from zoo.errors import SslzooError
 
 if TYPE_CHECKING:  # the names below, for type checkers and readers; at run time they load on first use
@@ -25,6 +26,10 @@ if TYPE_CHECKING:  # the names below, for type checkers and readers; at run time
     from zoo.encoder import Encoder
     from zoo.export import save_encoder
     from zoo.registry import ModelEntry, list_models
+
+# Before anything imports torch: a torchvision built for another torch is one line here, not a traceback from
+# deep inside `import timm` (zoo/_torch_pair.py). Reads installed metadata only.
+check_torch_pair()
 
 try:
     __version__ = version("sslzoo")

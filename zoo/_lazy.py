@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from zoo._torch_pair import torchvision_import_error
+
 
 def lazy_attributes(
     package: str, names: Mapping[str, str]
@@ -22,7 +24,14 @@ def lazy_attributes(
     def __getattr__(name: str) -> Any:
         if name not in names:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(names[name]), name)
+        try:
+            module = importlib.import_module(names[name])
+        except RuntimeError as exc:  # a torchvision of another torch build: one line (zoo/_torch_pair.py)
+            error = torchvision_import_error(exc)
+            if error is None:
+                raise
+            raise error from exc
+        value = getattr(module, name)
         setattr(sys.modules[package], name, value)
         return value
 
