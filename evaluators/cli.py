@@ -27,7 +27,7 @@ REPRODUCE_OPTIONS = (
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``eval`` and ``leaderboard`` on the top-level ``sslzoo`` parser."""
-    from evaluators.evaluate import EvalConfig
+    from evaluators.config import EvalConfig
 
     p = subparsers.add_parser(
         "eval",
@@ -200,7 +200,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from evaluators._dist import rank_world
-    from evaluators.evaluate import EvalConfig
+    from evaluators.config import EvalConfig
     from evaluators.reproduce import imagenet_root, reproduce
 
     imagenet_root(args.dataset)  # one line and exit 2 without ImageNet, before loading anything

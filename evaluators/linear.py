@@ -33,11 +33,11 @@ from evaluators._inputs import (
     check_same_dim,
     dense_labels,
 )
+from evaluators.config import DEFAULT_WEIGHT_DECAYS
 from evaluators.logistic import feature_moments, fit_logistic_regression
 from zoo.devices import resolve_device
 from zoo.errors import SslzooError
 
-DEFAULT_WEIGHT_DECAYS: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 PATH_TOLERANCE = 1e-4  # gradient tolerance of the fits that only choose λ (scikit-learn's default tol) …
 PATH_TOLERANCE_PER_LAMBDA = 10.0  # … at most 10 λ: a weak penalty's optimum lies far from where 1e-4 stops
 
