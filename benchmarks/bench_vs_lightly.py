@@ -151,24 +151,13 @@ def train_ours(method: str, budget: Budget, out: Path) -> dict[str, Any]:
 
 
 def train_peer(method: str, budget: Budget, out: Path) -> dict[str, Any]:
-    import timm
     from lightly_peer import train_lightly
 
     import zoo
-    import zoo.architectures  # registers sslzoo_cnn4 and friends
-    from trainers.config import parse_arch_args
-    from trainers.engine import FULL_FRAME_BELOW, MIN_IMAGE_SIDE
-    from trainers.sources import load_source
+    from trainers.engine import FULL_FRAME_BELOW
     from trainers.views import EvalSpec
 
-    source = load_source(budget.dataset, "train")
-    side = max(source.native_side, MIN_IMAGE_SIDE)
-    mean, std = source.mean_std()
-    model_args = {"in_chans": source.channels, **parse_arch_args(budget.arch_args)}
-
-    def make_backbone() -> torch.nn.Module:
-        return timm.create_model(budget.arch, num_classes=0, **model_args)
-
+    source, side, mean, std, model_args, make_backbone = _peer_data(budget)
     run = train_lightly(method, RECIPES[method], budget, source.images, mean, std, side, make_backbone)
     spec = EvalSpec(side, 1.0 if side < FULL_FRAME_BELOW else 0.875)
     folder = out / "encoder"
@@ -189,6 +178,73 @@ def train_peer(method: str, budget: Budget, out: Path) -> dict[str, Any]:
         metadata={"method": method, "framework": "lightly", "budget": dataclasses.asdict(budget)},
     )
     return {"folder": folder, "seconds": run.seconds, "images": run.images}
+
+
+def _peer_data(budget: Budget):
+    """What the lightly loop needs of the dataset: images, mean/std, side, and a backbone factory."""
+    import timm
+
+    import zoo.architectures  # noqa: F401  (registers sslzoo_cnn4 and friends)
+    from trainers.config import parse_arch_args
+    from trainers.engine import MIN_IMAGE_SIDE
+    from trainers.sources import load_source
+
+    source = load_source(budget.dataset, "train")
+    side = max(source.native_side, MIN_IMAGE_SIDE)
+    mean, std = source.mean_std()
+    model_args = {"in_chans": source.channels, **parse_arch_args(budget.arch_args)}
+
+    def make_backbone() -> torch.nn.Module:
+        return timm.create_model(budget.arch, num_classes=0, **model_args)
+
+    return source, side, mean, std, model_args, make_backbone
+
+
+def speed(method: str, budget: Budget, rounds: int, steps: int) -> tuple[float, float]:
+    """Training images/s of ``method`` with ours and with lightly's loop, measured in alternating bursts of
+    ``steps`` optimiser steps (``rounds`` each, the first going first in every other round) after one warm-up
+    step each; a step includes its data loading and augmentation on both sides."""
+    import tempfile
+
+    from lightly_peer import LightlyLoop
+
+    from trainers.engine import Trainer, build_configs
+    from trainers.methods import StepInfo
+
+    budget = method_budget(method, budget)
+    source, side, mean, std, _, make_backbone = _peer_data(budget)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(*build_configs(method, _ours_options(method, budget, Path(tmp) / "run")))
+        trainer._setup()
+        ctx = trainer.ctx
+        order = torch.randperm(ctx.num_train).repeat(rounds * steps // max(1, ctx.steps_per_epoch) + 2)
+        ours_batches = iter(trainer.loader.epoch(0, order, budget.batch_size, steps=rounds * steps + 1))
+        loop = LightlyLoop(method, RECIPES[method], budget, source.images, mean, std, side, make_backbone)
+
+        def peer_batches():
+            while True:
+                yield from loop.loader
+
+        peer = peer_batches()
+
+        def run_ours(t: int) -> None:
+            trainer._step(next(ours_batches), StepInfo(t, 0, t, ctx.steps_per_epoch, ctx.total_steps), 0)
+
+        def run_peer(t: int) -> None:
+            loop.step(next(peer), t)
+
+        seconds = {"sslzoo": 0.0, "lightly": 0.0}
+        step_fns = {"sslzoo": run_ours, "lightly": run_peer}
+        for fn in step_fns.values():
+            fn(0)  # warm-up: first-call allocations and caches
+        for r in range(rounds):
+            for name in ("sslzoo", "lightly") if r % 2 == 0 else ("lightly", "sslzoo"):
+                start = time.perf_counter()
+                for i in range(steps):
+                    step_fns[name](1 + r * steps + i)
+                seconds[name] += time.perf_counter() - start
+    images = rounds * steps * budget.batch_size
+    return images / seconds["sslzoo"], images / seconds["lightly"]
 
 
 def evaluate(folder: Path, dataset: str) -> dict[str, float]:
@@ -279,6 +335,17 @@ def _machine(threads: int) -> str:
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} thread(s)"
 
 
+def _speed_table(methods: list[str], budget: Budget, rounds: int, steps: int) -> int:
+    print(
+        f"Training images/s, {rounds} alternating bursts of {steps} steps of {budget.batch_size}, {_machine(torch.get_num_threads())}"
+    )
+    print(f"{'method':<8} {'sslzoo':>9} {'lightly':>9} {'ratio':>7}")
+    for method in methods:
+        ours, peer = speed(method, budget, rounds, steps)
+        print(f"{method:<8} {ours:>9.1f} {peer:>9.1f} {ours / peer:>6.2f}×", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -299,6 +366,13 @@ def main(argv: list[str] | None = None) -> int:
         "--out", default="outputs/bench-vs-lightly", help="run folders, report.md, results.json"
     )
     parser.add_argument("--smoke", action="store_true", help="the smallest run: digits, 1 epoch of 64")
+    parser.add_argument(
+        "--speed",
+        type=int,
+        nargs=2,
+        metavar=("ROUNDS", "STEPS"),
+        help="only measure training images/s: ROUNDS alternating bursts of STEPS steps per framework",
+    )
     args = parser.parse_args(argv)
     try:
         import lightly  # noqa: F401
@@ -325,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    if args.speed:
+        return _speed_table(methods, budget, *args.speed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"

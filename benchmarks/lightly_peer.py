@@ -32,7 +32,7 @@ from lightly.utils.scheduler import CosineWarmupScheduler, cosine_schedule
 from PIL import Image
 from torch import nn
 
-__all__ = ["LightlyRun", "differences", "train_lightly"]
+__all__ = ["LightlyLoop", "LightlyRun", "differences", "train_lightly"]
 
 
 class _Images(torch.utils.data.Dataset):
@@ -241,6 +241,64 @@ class LightlyRun:
     final_loss: float
 
 
+class LightlyLoop:
+    """The plain loop's parts for ``method`` on ``images`` (N, H, W, C) uint8 at ``budget`` (epochs, batch, lr…):
+    the DataLoader of lightly's transform, the model, AdamW over lightly's weight-decay split and lightly's cosine
+    warm-up schedule. :meth:`step` is one optimiser step; :func:`train_lightly` runs them all."""
+
+    def __init__(
+        self, method: str, recipe: dict[str, Any], budget: Any, images, mean, std, side: int, make_backbone
+    ):
+        torch.manual_seed(budget.seed)
+        np.random.seed(budget.seed)  # lightly's GaussianBlur and solarisation draw from numpy
+        self.method, self.recipe, self.budget = method, recipe, budget
+        local = recipe.get("local_crop_size") or max(8, round(side * 96 / 224))
+        self.loader = torch.utils.data.DataLoader(
+            _Images(images, _transform(method, recipe, side, local, mean, std)),
+            batch_size=budget.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=budget.workers,
+            generator=torch.Generator().manual_seed(budget.seed),
+            persistent_workers=budget.workers > 0,
+        )
+        backbone = make_backbone()
+        self.model = METHODS[method](backbone, backbone.num_features, recipe)
+        if budget.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        # lightly's weight-decay split (no decay on norms and biases), the same exclusions as our param_groups().
+        decay, no_decay = get_weight_decay_parameters([self.model])
+        self.params = [p for p in decay + no_decay if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            [
+                {"params": [p for p in decay if p.requires_grad], "weight_decay": budget.weight_decay},
+                {"params": [p for p in no_decay if p.requires_grad], "weight_decay": 0.0},
+            ],
+            lr=budget.lr,
+        )
+        self.steps_per_epoch = len(self.loader)
+        self.total = self.steps_per_epoch * budget.epochs
+        warmup = min(round(budget.warmup_epochs * self.steps_per_epoch), self.total // 2)  # ours caps it so
+        self.scheduler = CosineWarmupScheduler(
+            self.optimizer, warmup, self.total, end_value=budget.min_lr / budget.lr
+        )
+        self.model.train()
+
+    def step(self, views: list[torch.Tensor], t: int) -> torch.Tensor:
+        if self.budget.channels_last:
+            views = [v.to(memory_format=torch.channels_last) for v in views]
+        loss = self.model.step(views, t, self.total)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.model.before_optimizer_step(t, self.steps_per_epoch)
+        if self.recipe.get("grad_clip"):
+            torch.nn.utils.clip_grad_norm_(self.params, self.recipe["grad_clip"])
+        self.optimizer.step()
+        self.scheduler.step()
+        self.model.after_step(t, self.total)
+        return loss.detach()
+
+
 def train_lightly(
     method: str,
     recipe: dict[str, Any],
@@ -252,60 +310,19 @@ def train_lightly(
     make_backbone: Any,
 ) -> LightlyRun:
     """Train ``method`` with lightly's parts on ``images`` (N, H, W, C) uint8 at ``budget`` (epochs, batch, lr…)."""
-    torch.manual_seed(budget.seed)
-    np.random.seed(budget.seed)  # lightly's GaussianBlur and solarisation draw from numpy
     start = time.perf_counter()
-    local = recipe.get("local_crop_size") or max(8, round(side * 96 / 224))
-    transform = _transform(method, recipe, side, local, mean, std)
-    loader = torch.utils.data.DataLoader(
-        _Images(images, transform),
-        batch_size=budget.batch_size,
-        shuffle=True,
-        drop_last=True,
-        num_workers=budget.workers,
-        generator=torch.Generator().manual_seed(budget.seed),
-        persistent_workers=budget.workers > 0,
-    )
-    backbone = make_backbone()
-    model = METHODS[method](backbone, backbone.num_features, recipe)
-    if budget.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    # lightly's weight-decay split (no decay on norms and biases), the same exclusions as our param_groups().
-    trainable = [m for n, m in model.named_children() if n not in ("backbone_momentum", "teacher_backbone")]
-    trainable = [m for m in trainable if "momentum" not in type(m).__name__.lower()]
-    decay, no_decay = get_weight_decay_parameters(trainable)
-    decay = [p for p in decay if p.requires_grad]
-    no_decay = [p for p in no_decay if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": budget.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=budget.lr,
-    )
-    steps_per_epoch = len(loader)
-    total = steps_per_epoch * budget.epochs
-    warmup = min(round(budget.warmup_epochs * steps_per_epoch), total // 2)  # ours caps it at half the run
-    scheduler = CosineWarmupScheduler(optimizer, warmup, total, end_value=budget.min_lr / budget.lr)
-    t, loss_value = 0, float("nan")
-    model.train()
+    loop = LightlyLoop(method, recipe, budget, images, mean, std, side, make_backbone)
+    t, loss = 0, torch.tensor(float("nan"))
     for _epoch in range(budget.epochs):
-        for views in loader:
-            views = [v.to(memory_format=torch.channels_last) if budget.channels_last else v for v in views]
-            loss = model.step(views, t, total)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            model.before_optimizer_step(t, steps_per_epoch)
-            if recipe.get("grad_clip"):
-                torch.nn.utils.clip_grad_norm_(decay + no_decay, recipe["grad_clip"])
-            optimizer.step()
-            scheduler.step()
-            model.after_step(t, total)
+        for views in loop.loader:
+            loss = loop.step(views, t)
             t += 1
-        loss_value = float(loss.detach())
     seconds = time.perf_counter() - start
-    encoder = model.encoder()
+    encoder = loop.model.encoder()
     if method == "moco":
         encoder = plain_batch_norm(encoder, make_backbone())
     return LightlyRun(
-        encoder.to(memory_format=torch.contiguous_format), seconds, t * budget.batch_size, t, loss_value
+        encoder.to(memory_format=torch.contiguous_format), seconds, t * budget.batch_size, t, float(loss)
     )
 
 
