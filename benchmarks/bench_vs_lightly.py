@@ -359,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=Budget.epochs)
     parser.add_argument("--batch-size", type=int, default=Budget.batch_size)
     parser.add_argument("--lr", type=float, default=Budget.lr)
+    parser.add_argument(
+        "--warmup-epochs", type=float, default=Budget.warmup_epochs, help="(at most half the run)"
+    )
     parser.add_argument("--seed", type=int, default=Budget.seed)
     parser.add_argument("--workers", type=int, default=Budget.workers, help="DataLoader workers, both sides")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -391,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
+        warmup_epochs=args.warmup_epochs,
         seed=args.seed,
         workers=args.workers,
     )
