@@ -17,7 +17,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a self-supervised encoder (SimCLR, MoCo, BYOL, DINO, …)",
         description="Train a self-supervised encoder; the run folder gets checkpoints, metrics.jsonl, curves.png "
-        "and encoder/ (zoo format). Distributed: torchrun --nproc-per-node N -m app.cli train ...",
+        "and encoder/ (zoo format). Distributed: torchrun --nproc-per-node N -m app.cli train ... SIGTERM "
+        "(preemption) stops at the next step with its checkpoint written, exit status 143; --resume continues.",
     )
     shared = p.add_argument_group("training options")
     add_dataclass_arguments(shared, TrainConfig, skip=("method",))

@@ -14,6 +14,8 @@ what the loss is and what happens around a step; this module does the rest once:
 * learning rate: linear warm-up then cosine; weight decay: cosine from start to end value;
 * an atomic checkpoint (:mod:`trainers.checkpoint`) at each epoch end and every ``checkpoint_every`` steps, so
   ``--resume`` after a kill reaches the same weights as an uninterrupted run;
+* SIGTERM (preemption) stops the run at the next step boundary with that step's checkpoint written, exit status
+  143 (:data:`PREEMPTED_EXIT`): ``--resume`` continues it as if it had not stopped;
 * a non-finite loss stops the run before it touches the weights, keeping the last good checkpoint; an image that
   cannot be decoded is skipped, counted (``skipped_images``) and named once;
 * tqdm progress (loss, lr, images/s), ``metrics.jsonl``, ``curves.png`` (:mod:`trainers.metrics`), an online
@@ -33,7 +35,9 @@ import inspect
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -68,6 +72,8 @@ from zoo.errors import SslzooError
 __all__ = ["TrainContext", "Trainer", "build_configs", "train"]
 
 MIN_IMAGE_SIDE = 16
+# Exit status after SIGTERM, once the checkpoint is written (128 + 15: "terminated", so a scheduler requeues it).
+PREEMPTED_EXIT = 143
 DEFAULT_MAX_SIDE = 224  # a file collection's default training side: its typical shorter side, at most this
 # The evaluation view of the export: small images are resized whole; photos as ImageNet's Resize 256 + crop 224.
 FULL_FRAME_BELOW = 64
@@ -264,11 +270,17 @@ class Trainer(RunFiles):
         validate_train_options(self.cfg, self.method_cfg)
         # One writer per run folder (rank 0 of a torchrun job writes it; the other ranks only train).
         lock = RunLock(self.run_dir) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
+        # SIGTERM (a scheduler's preemption, torchrun's shutdown) is handled at the next step boundary.
+        self._sigterm, previous = False, None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, lambda *_: setattr(self, "_sigterm", True))
         try:
             with lock:
                 self._setup()
                 self._loop()
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
             if getattr(self, "metrics", None) is not None:
                 self.metrics.close()
             if dist_utils.is_distributed():
@@ -331,6 +343,9 @@ class Trainer(RunFiles):
                     self.metrics.write(row)
                 if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 and not last:
                     self._save_checkpoint(epoch, pos + 1, order)
+                if not last and self._stop_requested():
+                    self._save_checkpoint(epoch, pos + 1, order)
+                    self._preempted()
             bar.close()
             method.on_epoch_end(ctx, epoch)
             self._knn(epoch)
@@ -338,6 +353,8 @@ class Trainer(RunFiles):
                 self.metrics.write({"step": self.global_step, "epoch": epoch + 1.0, **ctx._pending_logs})
                 ctx._pending_logs.clear()
             self._save_checkpoint(epoch + 1, 0, None)
+            if epoch + 1 < cfg.epochs and self._stop_requested():
+                self._preempted()
             self.metrics.plot(f"{cfg.method} on {cfg.dataset} ({cfg.arch})")
             if ctx.is_main and cfg.progress:
                 last_row = self.metrics.rows[-1] if self.metrics.rows else {}
@@ -345,6 +362,24 @@ class Trainer(RunFiles):
                 tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss_value:.4f}{knn}")
         if self.start_epoch >= cfg.epochs and ctx.is_main:
             self._export(cfg.epochs, 0)  # nothing left to train: make sure the export exists
+
+    def _stop_requested(self) -> bool:
+        """Whether SIGTERM reached this process (any rank under torchrun: all stop at the same step)."""
+        flag = torch.tensor([float(self._sigterm)], device=self.device)
+        if dist_utils.is_distributed():
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def _preempted(self) -> None:
+        """Stop after SIGTERM, the checkpoint of this step boundary written: ``--resume`` continues from it."""
+        self.metrics.plot(f"{self.cfg.method} on {self.cfg.dataset} ({self.cfg.arch})")
+        if self.ctx.is_main:
+            print(
+                f"sslzoo: stopped by SIGTERM after step {self.global_step}; {self.run_dir / CHECKPOINT} is written, "
+                f"continue with --resume (exit status {PREEMPTED_EXIT})",
+                file=sys.stderr,
+            )
+        raise SystemExit(PREEMPTED_EXIT)
 
     def _count_skipped(self, views: Views) -> None:
         """Add this step's unreadable images (all ranks) to the total; name the first few on this rank."""
