@@ -34,6 +34,7 @@ def bench(
     device: str,
     amp: str = "auto",
     channels_last: bool = False,
+    arch_args: tuple[str, ...] = (),
 ) -> tuple[float, float]:
     """(images/s of whole steps, fraction of a step spent in make_views: the device-side colour operations)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -49,6 +50,7 @@ def bench(
             "device": device,
             "amp": amp,
             "channels_last": channels_last,
+            "arch_args": arch_args,
         }
         trainer = Trainer(*build_configs(method, options))
         trainer._setup()
@@ -124,6 +126,9 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--amp", default="auto", help="the trainer's --amp (bf16 pays on CPUs with AMX)")
     parser.add_argument("--channels-last", action="store_true", help="the trainer's --channels-last")
+    parser.add_argument(
+        "--arch-args", nargs="*", default=[], help="the trainer's --arch-args, e.g. channels=(16,32,64,128)"
+    )
     args = parser.parse_args()
 
     print(
@@ -147,6 +152,7 @@ def main() -> None:
                 args.device,
                 args.amp,
                 args.channels_last,
+                tuple(args.arch_args),
             )
             baseline = baseline or rate
             print(f"{method:<8} {arch:<24} {rate:>9.1f} {aug:>7.0%} {rate / baseline:>8.2f}×", flush=True)
