@@ -98,7 +98,8 @@ class Backend:
     """Loaded encoders, galleries and indexes, shared by all requests (thread-safe; model work is queued).
 
     Args:
-        leaderboard_dir: Where the leaderboard records live (default: the evaluators' default).
+        leaderboard_dir: The one folder of leaderboard records to show (default: the repository's committed records
+            and the user's own, each labelled; see :func:`evaluators.records.read_sourced_records`).
         runs_dir: Folder whose sub-folders with an exported ``encoder/`` are offered as models.
         extra_models: Model strings always offered first (``--model``).
         use_feature_cache: Read and write the evaluators' feature cache for gallery embeddings.
@@ -411,10 +412,11 @@ class Backend:
         }
 
     # ------------------------------------------------------------------------------------------ leaderboard
-    def leaderboard(self) -> tuple[list[Any], str]:
-        """The recorded results and their markdown rendering (``(records, markdown)``)."""
+    def leaderboard(self) -> tuple[list[tuple[str, Any]], str]:
+        """The recorded results with where each comes from (``"repository"`` / ``"yours"``), and their markdown
+        rendering with a ``source`` column: ``([(source, record), ...], markdown)``."""
         from evaluators.leaderboard import render_markdown
-        from evaluators.records import read_records
+        from evaluators.records import read_sourced_records
 
-        records = read_records(self.leaderboard_dir)
-        return records, render_markdown(records)
+        sourced = read_sourced_records(self.leaderboard_dir)
+        return sourced, render_markdown([r for _, r in sourced], [s for s, _ in sourced])

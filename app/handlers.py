@@ -317,16 +317,18 @@ class Handlers:
         from evaluators.leaderboard import save_chart
         from zoo.scores import format_points, points
 
-        records, markdown = self.backend.leaderboard()
-        if not records:
+        sourced, markdown = self.backend.leaderboard()
+        if not sourced:
             return markdown, None, None
+        records, sources = [r for _, r in sourced], [s for s, _ in sourced]
         with tempfile.TemporaryDirectory() as tmp:  # concurrent refreshes each draw into their own folder
-            drawn = Image.open(save_chart(records, Path(tmp) / "leaderboard.png")).convert("RGB")
+            drawn = Image.open(save_chart(records, Path(tmp) / "leaderboard.png", sources)).convert("RGB")
         chart = self.tiles.image(drawn)
         rows = [
             [
                 r.dataset,
                 r.model,
+                source,
                 r.protocol,
                 # Every score in percent, two decimals, as in the table above it (zoo.scores).
                 *(points(r.metrics[m]) if m in r.metrics else np.nan for m in ("top1", "top5")),
@@ -337,6 +339,6 @@ class Handlers:
                 ),
                 r.created,
             ]
-            for r in records
+            for source, r in sourced
         ]
         return markdown, chart, rows

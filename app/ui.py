@@ -322,7 +322,16 @@ def build_app(
                     label="headline metrics", interactive=False, elem_id="leaderboard-chart"
                 )
                 board_table = gr.Dataframe(
-                    headers=["dataset", "model", "protocol", "top1", "top5", "other metrics", "created"],
+                    headers=[
+                        "dataset",
+                        "model",
+                        "source",
+                        "protocol",
+                        "top1",
+                        "top5",
+                        "other metrics",
+                        "created",
+                    ],
                     label="all records",
                     interactive=False,
                 )

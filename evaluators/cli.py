@@ -70,8 +70,18 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "leaderboard",
         help="render the leaderboard (markdown + PNG), or re-run rows and check they reproduce",
+        description="Show the repository's committed records and your own, each row saying where it comes from "
+        "(source: repository / yours), and bring your leaderboard's generated files up to date; --leaderboard "
+        "DIR shows that folder alone (and regenerates its files). --reproduce re-runs rows and exits 1 when one "
+        "moves by more than the tolerance.",
     )
-    p.add_argument("--leaderboard", type=Path, default=None, help=LEADERBOARD_HELP)
+    p.add_argument(
+        "--leaderboard",
+        type=Path,
+        default=None,
+        help="show only this folder of evaluation records (default: the repository's leaderboard/ and yours, "
+        "$SSLZOO_LEADERBOARD, else ~/.cache/sslzoo/leaderboard)",
+    )
     p.add_argument("--dataset", default=None, help="only this dataset's rows")
     p.add_argument(
         "--reproduce",
@@ -242,48 +252,56 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     from evaluators.leaderboard import render_markdown, reproduce, select_records
-    from evaluators.records import default_leaderboard_dir, read_records
+    from evaluators.records import YOURS, read_sourced_records, reading_sources
     from zoo.errors import SslzooError
 
-    folder = args.leaderboard or default_leaderboard_dir()
-    if folder.exists() and not folder.is_dir():
-        raise SslzooError(f"--leaderboard {folder} is a file; give the folder of DATASET.jsonl records.")
+    if args.leaderboard is not None and args.leaderboard.exists() and not args.leaderboard.is_dir():
+        raise SslzooError(
+            f"--leaderboard {args.leaderboard} is a file; give the folder of DATASET.jsonl records."
+        )
     if not (args.tolerance >= 0 and math.isfinite(args.tolerance)):
         raise SslzooError(f"--tolerance must be a finite number of points, 0 or more; got {args.tolerance}.")
-    records = read_records(folder, args.dataset)
+    folders = reading_sources(args.leaderboard)
+    sourced = read_sourced_records(args.leaderboard, args.dataset)
+    sources = [source for source, _ in sourced]
+    records = [record for _, record in sourced]
     if args.reproduce is None:
-        markdown = render_markdown(records)
         if args.json:
-            print(json.dumps([r.to_dict() for r in records], indent=2, default=str))
+            print(json.dumps([{"source": s, **r.to_dict()} for s, r in sourced], indent=2, default=str))
             return 0
-        if records and args.dataset is None:
-            from evaluators.generated import regenerate
-
-            print(markdown)
-            changed = regenerate(folder)
-            print(
-                f"updated: {', '.join(map(str, changed))}"
-                if changed
-                else f"{folder}: generated files up to date"
-            )
-        else:
-            print(markdown)
+        # One folder named: its own table, as its generated README.md shows it; both: a source column.
+        print(render_markdown(records, None if args.leaderboard is not None else sources))
+        if args.dataset is None:
+            _regenerate_written_board(args.leaderboard, folders.get(YOURS))
         return 0
 
     if not records:
-        raise SslzooError(f"no leaderboard records in {folder}; run `sslzoo eval MODEL DATASET` first.")
+        where = " and ".join(map(str, folders.values()))
+        raise SslzooError(f"no leaderboard records in {where}; run `sslzoo eval MODEL DATASET` first.")
     chosen = select_records(records, args.reproduce)
-    results = reproduce(
-        chosen, tolerance=args.tolerance, use_cache=args.use_cache, progress=not args.json, device=args.device
-    )
+    by_source: dict[str, list] = {}
+    for record in chosen:  # the same row in two sources is two records, each re-run with its own parameters
+        source = next(s for s, r in sourced if r is record)
+        by_source.setdefault(source, []).append(record)
+    results = []
+    for source, group in by_source.items():
+        for res in reproduce(
+            group,
+            tolerance=args.tolerance,
+            use_cache=args.use_cache,
+            progress=not args.json,
+            device=args.device,
+        ):
+            res.source = source
+            results.append(res)
     failed = [r for r in results if not r.ok]
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
         return 1 if failed else 0
+    from rich.console import Console
+    from rich.table import Table
+
     from zoo.scores import format_points, points
 
     table = Table(title=f"reproduction (scores in %, tolerance {args.tolerance} points)")
@@ -294,7 +312,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
         shown = [(k, v) for k, v in res.differences.items() if not k.endswith("_std")]
         for i, (name, (old, new, diff)) in enumerate(shown):
             table.add_row(
-                f"{rec.id} {rec.model}@{rec.dataset} {rec.protocol}" if i == 0 else "",
+                f"{rec.id} {rec.model}@{rec.dataset} {rec.protocol} ({res.source})" if i == 0 else "",
                 name,
                 format_points(points(old)),
                 format_points(points(new)),
@@ -304,8 +322,25 @@ def _leaderboard(args: argparse.Namespace) -> int:
     console = Console()
     console.print(table)
     for res in failed:
-        console.print(f"[red]row {res.record.id} does not reproduce:[/] " + "; ".join(res.problems))
+        console.print(
+            f"[red]row {res.record.id} ({res.source}) does not reproduce:[/] " + "; ".join(res.problems)
+        )
     console.print(
         f"{len(results) - len(failed)} of {len(results)} rows reproduce within {args.tolerance} points."
     )
     return 1 if failed else 0
+
+
+def _regenerate_written_board(named: Path | None, yours: Path | None) -> None:
+    """Bring the generated files of the folder that commands write up to date, and say so: the one named, else the
+    user's (never the repository's committed files, which change only when named)."""
+    from evaluators.generated import regenerate
+
+    folder = named if named is not None else yours
+    if folder is None or not folder.is_dir():
+        return
+    changed = regenerate(folder)
+    if changed:
+        print(f"updated: {', '.join(map(str, changed))}")
+    elif any(folder.glob("*.jsonl")):
+        print(f"{folder}: generated files up to date")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from evaluators.clustering import cluster_metrics
+from evaluators.clustering import KMEANS_IMPLEMENTATION, cluster_metrics
 from evaluators.config import (  # noqa: F401  (EvalConfig and the protocols' names live there: no torch)
     FEATURE_PROTOCOLS,
     IMAGE_PROTOCOLS,
@@ -125,7 +125,8 @@ def _linear(train: Features, test: Features, p: dict[str, Any], device: str | No
 def _clustering(train: Features, test: Features, p: dict[str, Any], device: str | None):
     feats = test if p.get("split", "test") == "test" else train
     out = cluster_metrics(feats.feats, feats.labels, p["n_clusters"], seeds=p["seeds"], niter=p["niter"])
-    return {k: v for k, v in out.items() if k != "n_clusters"}, {"n_clusters": out["n_clusters"]}
+    details = {"n_clusters": out["n_clusters"], "kmeans": KMEANS_IMPLEMENTATION}
+    return {k: v for k, v in out.items() if k != "n_clusters"}, details
 
 
 def _paper_linear(encoder: Any, dataset: str, p: dict[str, Any], num_workers: int, progress: bool):

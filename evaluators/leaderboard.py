@@ -4,6 +4,9 @@ One table per dataset, one row per model, the columns the protocols' headline nu
 
     | model | k-NN top-1 | k-NN top-5 | linear top-1 | NMI | AMI | ARI | cluster acc | rows |
 
+Given each record's source (:func:`evaluators.records.read_sourced_records`: the repository's committed records and
+the user's own), a ``source`` column follows the model and a model recorded in both has a row for each.
+
 :func:`reproduce` re-runs records with the parameters they store and reports each metric's difference; a row
 fails when any metric moves by more than the tolerance (in percentage points, the scale of every metric) or the
 model's weights are no longer the ones recorded.
@@ -11,6 +14,7 @@ model's weights are no longer the ones recorded.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,18 +35,27 @@ COLUMNS = (
 BASELINE_MARK = "†"
 
 
-def _table(records: list[Record]) -> dict[str, dict[str, dict[str, Record]]]:
-    """``{dataset: {model: {protocol: record}}}`` in first-seen order."""
-    out: dict[str, dict[str, dict[str, Record]]] = {}
-    for r in records:
-        out.setdefault(r.dataset, {}).setdefault(r.model, {})[r.protocol] = r
+Row = tuple[str, str | None]  # (model, source): one table row
+
+
+def _table(
+    records: list[Record], sources: Sequence[str] | None = None
+) -> dict[str, dict[Row, dict[str, Record]]]:
+    """``{dataset: {(model, source): {protocol: record}}}`` in first-seen order; ``sources`` parallels ``records``
+    (source ``None`` without it)."""
+    if sources is not None and len(sources) != len(records):
+        raise ValueError(f"{len(sources)} sources for {len(records)} records")
+    out: dict[str, dict[Row, dict[str, Record]]] = {}
+    for i, r in enumerate(records):
+        row = (r.model, None if sources is None else sources[i])
+        out.setdefault(r.dataset, {}).setdefault(row, {})[r.protocol] = r
     return out
 
 
-def _sort_key(item: tuple[str, dict[str, Record]]) -> tuple[float, str]:
-    model, by_protocol = item
+def _sort_key(item: tuple[Row, dict[str, Record]]) -> tuple[float, str, str]:
+    (model, source), by_protocol = item
     knn = by_protocol.get("knn")
-    return (-(knn.metrics.get("top1", -1.0) if knn else -1.0), model)
+    return (-(knn.metrics.get("top1", -1.0) if knn else -1.0), model, source or "")
 
 
 def _describe(r: Record) -> str:
@@ -58,19 +71,22 @@ def _describe(r: Record) -> str:
             "augmented images)"
         )
     if r.protocol == "clustering":
-        return f"faiss k-means on the {p.get('split', 'test')} split, mean of {p.get('seeds')} seeds"
+        # The implementation is the one the record says ran (evaluators.clustering.KMEANS_IMPLEMENTATION); records
+        # from before it was recorded claim none.
+        kmeans = r.details.get("kmeans") or "k-means"
+        return f"{kmeans} on the {p.get('split', 'test')} split, mean of {p.get('seeds')} seeds"
     return ", ".join(f"{k}={v}" for k, v in p.items())
 
 
-def render_markdown(records: list[Record]) -> str:
+def render_markdown(records: list[Record], sources: Sequence[str] | None = None) -> str:
     """Markdown: per dataset, a table of models (best k-NN first) × headline metrics (all in %, two decimals), then
-    notes."""
-    from evaluators.baselines import BASELINES, RANDOM_PREFIX
+    notes; with ``sources`` (one per record: where it comes from) a ``source`` column after the model."""
+    from evaluators.baselines import BASELINES
 
     lines = ["# sslzoo leaderboard", ""]
     if not records:
         return "\n".join([*lines, "No records yet: run `sslzoo eval MODEL DATASET`.", ""])
-    for dataset, models in _table(records).items():
+    for dataset, models in _table(records, sources).items():
         any_record = next(iter(next(iter(models.values())).values()))
         sizes = ", ".join(f"{n} {s}" for s, n in any_record.splits.items())
         lines += [f"## {dataset}", "", f"{sizes} images, {any_record.num_classes} classes.", ""]
@@ -78,14 +94,17 @@ def render_markdown(records: list[Record]) -> str:
         for m in models.values():
             for r in m.values():
                 used[r.protocol].add(_describe(r))
-        header = ["model", *(c[2] for c in COLUMNS), "rows"]
+        header = ["model", *(["source"] if sources is not None else []), *(c[2] for c in COLUMNS), "rows"]
         lines += [
             "| " + " | ".join(header) + " |",
-            "|" + "|".join(["---"] + ["---:"] * len(COLUMNS) + ["---"]) + "|",
+            "|"
+            + "|".join(["---"] * (len(header) - len(COLUMNS) - 1) + ["---:"] * len(COLUMNS) + ["---"])
+            + "|",
         ]
-        for model, by_protocol in sorted(models.items(), key=_sort_key):
-            is_baseline = model in BASELINES or model.startswith(RANDOM_PREFIX)
-            cells = [f"`{model}`{BASELINE_MARK if is_baseline else ''}"]
+        for (model, source), by_protocol in sorted(models.items(), key=_sort_key):
+            cells = [f"`{model}`{BASELINE_MARK if _is_baseline(model) else ''}"]
+            if sources is not None:
+                cells.append(source)
             for protocol, metric, _ in COLUMNS:
                 r = by_protocol.get(protocol)
                 value = r.metrics.get(metric) if r else None
@@ -93,7 +112,7 @@ def render_markdown(records: list[Record]) -> str:
             cells.append(" ".join(r.id for r in by_protocol.values()))
             lines.append("| " + " | ".join(cells) + " |")
         notes = [f"{protocol}: {' | '.join(sorted(descriptions))}" for protocol, descriptions in used.items()]
-        missing = [b for b in BASELINES if b not in models]
+        missing = [b for b in BASELINES if b not in {model for model, _ in models}]
         lines += ["", f"{BASELINE_MARK} baseline. " + "; ".join(notes) + "."]
         if missing:
             lines.append(f"Missing baseline rows: {', '.join(missing)} (run `sslzoo eval NAME {dataset}`).")
@@ -116,13 +135,13 @@ def _is_baseline(model: str) -> bool:
     return model in BASELINES or model.startswith(RANDOM_PREFIX)
 
 
-def chart_data(records: list[Record]) -> list[dict[str, Any]]:
+def chart_data(records: list[Record], sources: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """What :func:`save_chart` draws: per dataset, the models (best k-NN first) with each metric and its spread
-    over seeds, in points."""
+    over seeds, in points; with ``sources``, each row's source too."""
     out = []
-    for dataset, models in _table(records).items():
+    for dataset, models in _table(records, sources).items():
         rows = []
-        for model, by_protocol in sorted(models.items(), key=_sort_key):
+        for (model, source), by_protocol in sorted(models.items(), key=_sort_key):
             values = {}
             for protocol, metric, _ in CHART_METRICS:
                 r = by_protocol.get(protocol)
@@ -132,17 +151,18 @@ def chart_data(records: list[Record]) -> list[dict[str, Any]]:
                         points(r.metrics[metric]),
                         None if std is None else points(std),
                     )
-            rows.append({"model": model, "baseline": _is_baseline(model), "values": values})
+            row = {"model": model, "baseline": _is_baseline(model), "values": values}
+            rows.append(row if sources is None else {**row, "source": source})
         out.append({"dataset": dataset, "rows": rows})
     return out
 
 
-def chart_key(records: list[Record]) -> str:
+def chart_key(records: list[Record], sources: Sequence[str] | None = None) -> str:
     """A hash of :func:`chart_data`: the chart is up to date when its PNG carries this key."""
     import hashlib
     import json
 
-    return hashlib.sha256(json.dumps(chart_data(records), sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(chart_data(records, sources), sort_keys=True).encode()).hexdigest()
 
 
 def read_chart_key(path: str | Path) -> str | None:
@@ -172,11 +192,12 @@ def _zoom(values: list[float], spreads: list[float]) -> tuple[float, float]:
     return low - pad, high + pad
 
 
-def save_chart(records: list[Record], path: str | Path) -> Path:
+def save_chart(records: list[Record], path: str | Path, sources: Sequence[str] | None = None) -> Path:
     """A PNG: one row per dataset, one panel per headline metric, models as points with the spread over seeds.
 
     Each panel's axis is zoomed to its values (points, not bars, so nothing suggests lengths from 0), baselines are
-    hollow grey markers with a dotted line at the best of them, and every model is labelled once, on the left.
+    hollow grey markers with a dotted line at the best of them, and every model is labelled once, on the left (with
+    its source in brackets when ``sources`` are given).
     """
     import matplotlib
 
@@ -185,7 +206,7 @@ def save_chart(records: list[Record], path: str | Path) -> Path:
 
     from zoo.atomic import atomic_file
 
-    data = chart_data(records)
+    data = chart_data(records, sources)
     n_rows = max(1, len(data))
     height = sum(1.0 + 0.32 * len(d["rows"]) for d in data) or 2.0
     fig, axes = plt.subplots(n_rows, len(CHART_METRICS), figsize=(11, height + 0.6), squeeze=False)
@@ -219,9 +240,7 @@ def save_chart(records: list[Record], path: str | Path) -> Path:
             if shown:
                 ax.set_xlim(lo, hi)
             ax.set_ylim(-0.7, len(models) - 0.3)
-            ax.set_yticks(
-                y, [m["model"] + (" (baseline)" if m["baseline"] else "") for m in models] if i == 0 else []
-            )
+            ax.set_yticks(y, [_chart_label(m) for m in models] if i == 0 else [])
             ax.tick_params(axis="y", labelsize=7)
             ax.tick_params(axis="x", labelsize=7)
             ax.grid(axis="x", alpha=0.3)
@@ -239,15 +258,25 @@ def save_chart(records: list[Record], path: str | Path) -> Path:
     try:
         with atomic_file(path) as tmp:
             fig.savefig(
-                tmp, dpi=110, format="png", metadata={CHART_KEY: chart_key(records), "Software": None}
+                tmp,
+                dpi=110,
+                format="png",
+                metadata={CHART_KEY: chart_key(records, sources), "Software": None},
             )
     finally:
         plt.close(fig)
     return Path(path)
 
 
+def _chart_label(row: dict[str, Any]) -> str:
+    """``model (baseline) [source]``: how the chart names a row."""
+    source = f" [{row['source']}]" if row.get("source") else ""
+    return row["model"] + (" (baseline)" if row["baseline"] else "") + source
+
+
 def select_records(records: list[Record], rows: list[str]) -> list[Record]:
-    """Records named by id, by model, or by ``MODEL@DATASET``; all of them when ``rows`` is empty."""
+    """Records named by id, by model, or by ``MODEL@DATASET``; all of them when ``rows`` is empty (the same id in two
+    sources names both)."""
     from zoo.errors import SslzooError
 
     if not rows:
@@ -257,7 +286,7 @@ def select_records(records: list[Record], rows: list[str]) -> list[Record]:
         hits = [r for r in records if row in (r.id, r.model, f"{r.model}@{r.dataset}")]
         if not hits:
             unmatched.append(row)
-        chosen += [r for r in hits if r not in chosen]
+        chosen += [r for r in hits if not any(r is c for c in chosen)]
     if unmatched:
         raise SslzooError(
             f"no leaderboard row matches {', '.join(unmatched)}; name a row by its id (see `sslzoo leaderboard`), "
@@ -276,6 +305,7 @@ class Reproduction:
         default_factory=dict
     )  # metric: (old, new, points)
     problems: list[str] = field(default_factory=list)
+    source: str | None = None  # where the record comes from ("repository", "yours"), when known
 
     @property
     def ok(self) -> bool:
@@ -284,6 +314,7 @@ class Reproduction:
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.record.id,
+            **({"source": self.source} if self.source is not None else {}),
             "model": self.record.model,
             "dataset": self.record.dataset,
             "protocol": self.record.protocol,

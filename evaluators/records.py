@@ -1,10 +1,11 @@
 """Result records: one JSON line per (model, dataset, protocol), with everything needed to trust and re-run it.
 
-Records live in a leaderboard folder, one ``DATASET.jsonl`` per dataset. Commands read and write the user's
+Records live in a leaderboard folder, one ``DATASET.jsonl`` per dataset. Commands write the user's
 (:func:`default_leaderboard_dir`: ``$SSLZOO_LEADERBOARD``, else ``$SSLZOO_CACHE/leaderboard``, by default
 ``~/.cache/sslzoo/leaderboard``) unless given ``--leaderboard DIR``; the repository's ``leaderboard/`` (committed, what
 the mini-zoo's cards show) is written only when named, or by the mini-zoo's ship path
-(:func:`repository_leaderboard_dir`). Writing a record replaces the earlier one with the same
+(:func:`repository_leaderboard_dir`). Commands that read show both, each record labelled with where it comes from
+(:func:`read_sourced_records`: ``"repository"`` / ``"yours"``), unless ``--leaderboard DIR`` names one folder. Writing a record replaces the earlier one with the same
 (model, dataset, protocol); files are rewritten atomically under a lock, so concurrent evaluations never leave a
 half-written line.
 
@@ -281,3 +282,49 @@ def write_records(records: Iterable[Record], folder: str | Path | None = None) -
             write_lines_atomic(path, (json.dumps(r.to_dict(), default=str) + "\n" for r in rows.values()))
             written.append(path)
     return written
+
+
+# ------------------------------------------------------------------------------------------------ reading
+REPOSITORY = "repository"
+YOURS = "yours"
+
+
+def source_label(folder: str | Path) -> str:
+    """Where a leaderboard folder's records come from: ``"repository"`` (the committed ``leaderboard/``),
+    ``"yours"`` (:func:`default_leaderboard_dir`), else the folder as given."""
+    folder = Path(folder).expanduser()
+    resolved = folder.resolve()
+    if resolved == (REPO_ROOT / "leaderboard").resolve():
+        return REPOSITORY
+    if resolved == default_leaderboard_dir().resolve():
+        return YOURS
+    return str(folder)
+
+
+def reading_sources(folder: str | Path | None = None) -> dict[str, Path]:
+    """``{source: folder}`` the reading commands show: ``folder`` alone when given, else the repository's committed
+    records (:func:`repository_leaderboard_dir`) and the user's own (:func:`default_leaderboard_dir`), once when
+    they are the same folder (``$SSLZOO_LEADERBOARD`` names both)."""
+    if folder is not None:
+        return {source_label(folder): Path(folder).expanduser()}
+    repository, yours = repository_leaderboard_dir(), default_leaderboard_dir()
+    if repository.resolve() == yours.resolve():
+        return {YOURS: yours}
+    return {REPOSITORY: repository, YOURS: yours}
+
+
+def read_sourced_records(
+    folder: str | Path | None = None, dataset: str | None = None
+) -> list[tuple[str, Record]]:
+    """``(source, record)`` for every record the reading commands show (see :func:`reading_sources`), the
+    repository's first; a folder that does not exist has none.
+
+    >>> read_sourced_records("/nonexistent")
+    []
+    """
+    return [
+        (source, record)
+        for source, path in reading_sources(folder).items()
+        if path.is_dir()
+        for record in read_records(path, dataset)
+    ]

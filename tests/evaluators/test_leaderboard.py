@@ -238,3 +238,67 @@ def test_readme_outcome_names_who_beats_the_best_baseline():
         "(86.05), `c-fmnist` (85.93). Linear: 1 of 2 mini-zoo encoders beat the best baseline (`raw-pixels`, "
         "84.87); not `b-fmnist` (84.00)."
     )
+
+
+def test_leaderboard_shows_the_repositorys_records_and_yours_each_labelled(tmp_path, monkeypatch, capsys):
+    """A fresh user: an empty leaderboard of their own, the committed rows still shown; after an eval both."""
+    from evaluators.records import REPO_ROOT
+
+    monkeypatch.delenv("SSLZOO_LEADERBOARD", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SSLZOO_CACHE", str(tmp_path / "cache"))
+    committed = read_records(REPO_ROOT / "leaderboard")
+    assert main(["leaderboard", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [(r["source"], r["id"]) for r in shown] == [("repository", r.id) for r in committed]
+    assert main(["leaderboard", "--dataset", "digits"]) == 0
+    assert "| `raw-pixels`† | repository | 97.50 |" in capsys.readouterr().out
+
+    assert main(["eval", "raw-pixels", "digits", "--protocols", "knn"]) == 0
+    mine = tmp_path / "cache" / "leaderboard"
+    assert [r.model for r in read_records(mine)] == ["raw-pixels"]
+    capsys.readouterr()
+    assert main(["leaderboard", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [r["source"] for r in shown] == ["repository"] * len(committed) + ["yours"]
+    assert shown[-1]["model"] == "raw-pixels" and shown[-1]["protocol"] == "knn"
+    assert main(["leaderboard"]) == 0
+    out = capsys.readouterr().out
+    assert "| `raw-pixels`† | repository |" in out and "| `raw-pixels`† | yours |" in out
+    assert f"{mine}: generated files up to date" in out.replace(
+        "\n", ""
+    )  # the user's files, not the repository's
+    # The same row in both: --reproduce re-runs each, and says whose it is.
+    knn = next(r for r in committed if (r.model, r.dataset, r.protocol) == ("raw-pixels", "digits", "knn"))
+    assert main(["leaderboard", "--reproduce", knn.id, "--json"]) == 0
+    assert [(r["source"], r["ok"]) for r in json.loads(capsys.readouterr().out)] == [
+        ("repository", True),
+        ("yours", True),
+    ]
+    # --leaderboard names one folder: that folder alone, as its generated README.md shows it.
+    assert main(["leaderboard", "--leaderboard", str(mine), "--json"]) == 0
+    assert [(r["source"], r["model"]) for r in json.loads(capsys.readouterr().out)] == [
+        ("yours", "raw-pixels")
+    ]
+    assert main(["leaderboard", "--leaderboard", str(mine)]) == 0
+    assert "| source |" not in capsys.readouterr().out
+
+
+def test_one_model_in_two_sources_is_two_rows_of_the_table_and_the_chart(board):
+    records = [_record("raw-pixels", top1=97.5), _record("raw-pixels", top1=96.0), _record("mine", top1=90.0)]
+    text = render_markdown(records, ["repository", "yours", "yours"])
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert [r.split(" | ")[:3] for r in rows] == [
+        ["| `raw-pixels`†", "repository", "97.50"],
+        ["| `raw-pixels`†", "yours", "96.00"],
+        ["| `mine`", "yours", "90.00"],
+    ]
+    from evaluators.leaderboard import chart_data
+
+    (block,) = chart_data(records, ["repository", "yours", "yours"])
+    assert [(r["model"], r["source"]) for r in block["rows"]] == [
+        ("raw-pixels", "repository"),
+        ("raw-pixels", "yours"),
+        ("mine", "yours"),
+    ]
+    assert save_chart(records, board / "chart.png", ["repository", "yours", "yours"]).is_file()
