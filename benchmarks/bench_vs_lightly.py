@@ -77,6 +77,9 @@ _OURS_ONLY = {
     "dino": {"warmup_teacher_temp": 0.04, "warmup_teacher_temp_epochs": 0.0, "param_grad_clip": 3.0},
 }
 _NOT_OURS = {"grad_clip", "local_crop_size"}
+# --ours-option / --peer-option: settings changed on one side, for experiments that look for the cause of a gap
+# (they are printed with the table; the published comparison uses none).
+OVERRIDES: dict[str, dict[str, Any]] = {"sslzoo": {}, "lightly": {}}
 
 
 @dataclass
@@ -134,6 +137,7 @@ def _ours_options(method: str, budget: Budget, out: Path) -> dict[str, Any]:
         "log_every": 50,
         "progress": False,
         "out": str(out),
+        **OVERRIDES["sslzoo"],
     }
 
 
@@ -158,7 +162,8 @@ def train_peer(method: str, budget: Budget, out: Path) -> dict[str, Any]:
     from trainers.views import EvalSpec
 
     source, side, mean, std, model_args, make_backbone = _peer_data(budget)
-    run = train_lightly(method, RECIPES[method], budget, source.images, mean, std, side, make_backbone)
+    recipe = {**RECIPES[method], **OVERRIDES["lightly"]}
+    run = train_lightly(method, recipe, budget, source.images, mean, std, side, make_backbone)
     spec = EvalSpec(side, 1.0 if side < FULL_FRAME_BELOW else 0.875)
     folder = out / "encoder"
     if out.exists():
@@ -219,7 +224,8 @@ def speed(method: str, budget: Budget, rounds: int, steps: int) -> tuple[float, 
         ctx = trainer.ctx
         order = torch.randperm(ctx.num_train).repeat(rounds * steps // max(1, ctx.steps_per_epoch) + 2)
         ours_batches = iter(trainer.loader.epoch(0, order, budget.batch_size, steps=rounds * steps + 1))
-        loop = LightlyLoop(method, RECIPES[method], budget, source.images, mean, std, side, make_backbone)
+        recipe = {**RECIPES[method], **OVERRIDES["lightly"]}
+        loop = LightlyLoop(method, recipe, budget, source.images, mean, std, side, make_backbone)
 
         def peer_batches():
             while True:
@@ -278,10 +284,24 @@ def _save_row(path: Path, budget: Budget, machine: str, row: dict[str, Any]) -> 
     return rows
 
 
-def report(rows: list[dict[str, Any]], budget: Budget, machine: str, command: str) -> str:
-    """The Markdown table: one line per method × framework, then the ratios sslzoo / lightly per method."""
+def _speed_key(budget: Budget) -> str:
+    """What images/s depends on: not the epochs, seed or learning rate."""
+    keys = ("dataset", "arch", "arch_args", "batch_size", "workers", "channels_last")
+    return json.dumps({k: getattr(budget, k) for k in keys}, sort_keys=True, default=list)
+
+
+def report(
+    rows: list[dict[str, Any]],
+    budget: Budget,
+    machine: str,
+    command: str,
+    speeds: dict[str, Any] | None = None,
+) -> str:
+    """The Markdown table: one line per method × framework with the differences sslzoo − lightly; images/s from
+    the alternating bursts of ``--speed`` where measured (``speeds``), else from the whole training runs."""
     from lightly_peer import differences
 
+    rates = (speeds or {}).get("rates", {})
     lines = [
         f"Budget: `{budget.arch}` on `{budget.dataset}`, {budget.epochs} epochs of batches of {budget.batch_size}, "
         f"AdamW lr {budget.lr:g} → {budget.min_lr:g} (cosine, {budget.warmup_epochs:g} warm-up epoch), wd "
@@ -289,34 +309,41 @@ def report(rows: list[dict[str, Any]], budget: Budget, machine: str, command: st
         f"workers, {'channels-last' if budget.channels_last else 'contiguous'} float32. Evaluation: weighted "
         "k-NN (k 20, T 0.07) and linear probe, train → full test split, one code path for both.",
         "",
-        f"Machine: {machine}. Command: `{command}`",
+        f"Machine: {machine}. Command: `{command}`"
+        + "".join(f"; {side} changed: {v}" for side, v in OVERRIDES.items() if v),
         "",
-        "| method | framework | k-NN | linear | images/s | Δ k-NN | Δ linear | speed ratio |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| method | framework | k-NN | linear | train s | images/s | Δ k-NN | Δ linear | speed ratio |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     by = {(r["method"], r["framework"]): r for r in rows}
     for method in METHODS:
         ours, peer = by.get((method, "sslzoo")), by.get((method, "lightly"))
+        speed = rates.get(method)
         for row in (ours, peer):
             if row is None:
                 continue
+            rate = speed[0 if row is ours else 1] if speed else row["images_per_s"]
             delta = ("", "", "")
             if row is ours and peer is not None:
+                ratio = speed[0] / speed[1] if speed else ours["images_per_s"] / peer["images_per_s"]
                 delta = (
                     f"{ours['knn'] - peer['knn']:+.2f}",
                     f"{ours['linear'] - peer['linear']:+.2f}",
-                    f"{ours['images_per_s'] / peer['images_per_s']:.2f}×",
+                    f"{ratio:.2f}×",
                 )
             lines.append(
                 f"| {method} | {row['framework']} | {row['knn']:.2f} | {row['linear']:.2f} | "
-                f"{row['images_per_s']:.0f} | {delta[0]} | {delta[1]} | {delta[2]} |"
+                f"{row['train_seconds']:.0f} | {rate:.0f} | {delta[0]} | {delta[1]} | {delta[2]} |"
             )
-    lines += [
-        "",
-        "Δ and the speed ratio are sslzoo − lightly and sslzoo / lightly.",
-        "",
-        "How the two differ:",
-    ]
+    lines += ["", "Δ and the speed ratio are sslzoo − lightly and sslzoo / lightly. "]
+    if rates:
+        lines[-1] += (
+            f"images/s: {speeds['rounds']} alternating bursts of {speeds['steps']} steps per framework in one "
+            f"process (`--speed`), on {speeds['machine']}; train s: the whole training run, setup included."
+        )
+    else:
+        lines[-1] += "images/s: the whole training run (run `--speed` for alternating bursts)."
+    lines += ["", "How the two differ:"]
     for method in METHODS:
         if any(r["method"] == method for r in rows):
             lines += [f"- {method}: " + "; ".join(differences(method))]
@@ -335,14 +362,29 @@ def _machine(threads: int) -> str:
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} thread(s)"
 
 
-def _speed_table(methods: list[str], budget: Budget, rounds: int, steps: int) -> int:
+def _speed_table(methods: list[str], budget: Budget, rounds: int, steps: int, out: Path) -> int:
+    """Measure ``methods``' images/s in alternating bursts, print them, keep them in ``OUT/speed.json``."""
+    from zoo.export import write_json_atomic
+
+    machine = _machine(torch.get_num_threads())
     print(
-        f"Training images/s, {rounds} alternating bursts of {steps} steps of {budget.batch_size}, {_machine(torch.get_num_threads())}"
+        f"Training images/s, {rounds} alternating bursts of {steps} steps of {budget.batch_size}, {machine}"
     )
     print(f"{'method':<8} {'sslzoo':>9} {'lightly':>9} {'ratio':>7}")
+    path = out / "speed.json"
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    if saved.get("key") != _speed_key(budget):
+        saved = {}
+    rates = saved.get("rates", {})
     for method in methods:
         ours, peer = speed(method, budget, rounds, steps)
+        rates[method] = [round(ours, 1), round(peer, 1)]
         print(f"{method:<8} {ours:>9.1f} {peer:>9.1f} {ours / peer:>6.2f}×", flush=True)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(
+            path,
+            {"key": _speed_key(budget), "rounds": rounds, "steps": steps, "machine": machine, "rates": rates},
+        )
     return 0
 
 
@@ -370,6 +412,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--smoke", action="store_true", help="the smallest run: digits, 1 epoch of 64")
     parser.add_argument(
+        "--ours-option",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra `sslzoo train` options (experiments)",
+    )
+    parser.add_argument(
+        "--peer-option",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="recipe keys of the lightly side (experiments)",
+    )
+    parser.add_argument(
         "--speed",
         type=int,
         nargs=2,
@@ -382,6 +438,10 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("bench_vs_lightly: lightly is not installed; run `pip install -e '.[bench]'`.", file=sys.stderr)
         return 2
+    from trainers.config import parse_arch_args
+
+    OVERRIDES["sslzoo"].update(parse_arch_args(tuple(args.ours_option)))
+    OVERRIDES["lightly"].update(parse_arch_args(tuple(args.peer_option)))
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -404,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     if args.speed:
-        return _speed_table(methods, budget, *args.speed)
+        return _speed_table(methods, budget, *args.speed, Path(args.out))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
@@ -426,7 +486,11 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(_row(method, framework, trained, scores))
             print(f"    {json.dumps(rows[-1])}", flush=True)
             rows = _save_row(results_path, budget, machine, rows[-1])
-    text = report(rows, budget, machine, command)
+    speed_path = out / "speed.json"
+    speeds = json.loads(speed_path.read_text()) if speed_path.is_file() else None
+    if speeds and speeds.get("key") != _speed_key(budget):
+        speeds = None
+    text = report(rows, budget, machine, command, speeds)
     (out / "report.md").write_text(text)
     print(text)
     return 0

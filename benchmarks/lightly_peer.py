@@ -129,7 +129,9 @@ class SimCLR(_Method):
     def __init__(self, backbone: nn.Module, dim: int, r: dict[str, Any]) -> None:
         super().__init__()
         self.backbone = backbone
-        self.projection_head = heads.SimCLRProjectionHead(dim, r["proj_hidden_dim"], r["proj_dim"])
+        self.projection_head = heads.SimCLRProjectionHead(
+            dim, r["proj_hidden_dim"], r["proj_dim"], batch_norm=r.get("head_bn", True)
+        )
         self.criterion = NTXentLoss(temperature=r["temperature"])
 
     def step(self, views, t, total):

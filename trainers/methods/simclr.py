@@ -30,6 +30,10 @@ class SimCLRConfig:
     temperature: float = field(default=0.2, metadata={"help": "NT-Xent temperature τ"})
     proj_hidden_dim: int = field(default=512, metadata={"help": "hidden width of the projection MLP"})
     proj_dim: int = field(default=128, metadata={"help": "output width of the projection MLP"})
+    proj_bn: bool = field(
+        default=False,
+        metadata={"help": "BatchNorm after the projection MLP's hidden layer (SimCLR's code has it)"},
+    )
     crop_min_scale: float = field(default=0.2, metadata={"help": "smallest crop area fraction"})
     jitter: float = field(default=0.5, metadata={"help": "colour-distortion strength s (App. A)"})
 
@@ -71,8 +75,10 @@ class SimCLR(Method):
     def __init__(self, cfg: SimCLRConfig, ctx: TrainContext) -> None:
         super().__init__(cfg, ctx)
         self.backbone = ctx.create_backbone()
+        norm = [nn.BatchNorm1d(cfg.proj_hidden_dim)] if cfg.proj_bn else []
         self.projector = nn.Sequential(
-            nn.Linear(feature_dim(self.backbone), cfg.proj_hidden_dim),
+            nn.Linear(feature_dim(self.backbone), cfg.proj_hidden_dim, bias=not cfg.proj_bn),
+            *norm,
             nn.ReLU(inplace=True),
             nn.Linear(cfg.proj_hidden_dim, cfg.proj_dim),
         )
