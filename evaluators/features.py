@@ -9,7 +9,8 @@ a file rewritten in place under the same name there is seen after ``index_folder
 per key holding ``feats.npy`` (N, D) float32, ``labels.npy`` (N,) int64 and ``meta.json``, written atomically.
 
 Under ``torchrun`` (an initialised ``torch.distributed`` group) each rank embeds every ``world_size``-th image and
-the shards are gathered back in dataset order, so all ranks return the full features.
+the shards are gathered back in dataset order, so all ranks return the full features. The ranks agree on a cache
+hit (only where every rank finds the entry: a cache on one node's disk is embedded again by all, not waited for).
 
 At ImageNet scale (features over ``MMAP_OVER_MB``, e.g. 1.28 M × 768 float32 = 3.9 GB) no split is held in RAM:
 the encoder writes its rows straight into a memory-mapped ``feats.npy`` (the cache entry, or a temporary file when
@@ -134,6 +135,19 @@ def _write_entry(folder: Path, feats: np.ndarray, labels: np.ndarray, meta: dict
 def _distributed() -> tuple[int, int]:
     """(rank, world size) of an initialised ``torch.distributed`` group, else (0, 1)."""
     return rank_world()
+
+
+def _every_rank_has(hit: bool) -> bool:
+    """Whether every rank found the cache entry: one decision for all, since a rank that misses embeds its shard
+    and waits for the others' (caches on node-local disks may differ). Rank 0 writes the entry it then embeds."""
+    _, world = _distributed()
+    if world == 1:
+        return hit
+    import torch.distributed as dist
+
+    hits: list[Any] = [None] * world
+    dist.all_gather_object(hits, hit)
+    return all(hits)
 
 
 def _as_numpy(x: Any) -> np.ndarray:
@@ -292,7 +306,7 @@ def extract_features(
     folder = Path(cache_dir or cache_root()) / key
     if use_cache and not refresh:
         hit = _read_entry(folder, fields)
-        if hit is not None:
+        if _every_rank_has(hit is not None):
             return Features(hit[0], hit[1], key, cached=True, seconds=0.0)
 
     labels = split_labels(ds)

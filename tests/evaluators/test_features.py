@@ -213,3 +213,35 @@ def test_a_replaced_file_of_a_flat_val_split_is_embedded_again(cache, tmp_path):
     again = extract_features(enc, f"folder:{root}", "test", progress=False)
     assert not again.cached and enc.calls == 2 and again.key != first.key
     assert again.feats[0, 0] > first.feats[0, 0]
+
+
+def _node_local_cache_worker(rank, world, init_file, out_dir):
+    import datetime
+
+    import torch.distributed as dist
+
+    timeout = datetime.timedelta(seconds=20)  # a rank left waiting fails the test instead of hanging it
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world, timeout=timeout
+    )
+    try:
+        enc = CountingEncoder()
+        got = extract_features(enc, "digits", "test", cache_dir=f"{out_dir}/cache{rank}", progress=False)
+        np.save(f"{out_dir}/rank{rank}.npy", got.feats)
+        np.save(f"{out_dir}/images{rank}.npy", np.array([enc.images]))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_ranks_agree_on_a_cache_hit_that_only_rank_0_has(tmp_path):
+    """Caches on node-local disks: rank 0 has the entry, rank 1 not. Every rank embeds (none waits for a
+    rank that returned from its cache), and all return the same features."""
+    import torch.multiprocessing as mp
+
+    expected = extract_features(CountingEncoder(), "digits", "test", cache_dir=tmp_path / "cache0").feats
+    mp.spawn(_node_local_cache_worker, args=(2, tmp_path / "init", tmp_path), nprocs=2, join=True)
+    for rank in range(2):
+        assert np.load(tmp_path / f"images{rank}.npy")[0] == 180  # both embedded their half
+        assert np.array_equal(np.load(tmp_path / f"rank{rank}.npy"), expected)
