@@ -74,7 +74,7 @@ def _train(args: argparse.Namespace) -> int:
     method = getattr(args, "method", None)
     if method is None and options.get("recipe") is None:
         raise SslzooError("sslzoo train needs --method METHOD or --recipe NAME (sslzoo recipes lists them).")
-    run_dir = train(method, **options)
+    run_dir = train(method, strict_resume=True, **options)  # --resume with nothing to continue is an error
     if os.environ.get("RANK", "0") == "0":  # under torchrun, say it once
         print(f"encoder saved to {run_dir / 'encoder'} (zoo.load({str(run_dir)!r}))")
     return 0

@@ -31,6 +31,7 @@ RESUMABLE_CHANGES = {
     "channels_last",
     "workers",
     "strict_images",
+    "dist_timeout",
 }
 
 
@@ -96,13 +97,21 @@ class TrainConfig:
     amp: str = field(
         default="auto",
         metadata={
-            "help": "autocast dtype (auto: bf16 where CUDA supports it, none on CPU; bf16 pays on CPUs with AMX)",
+            "help": "autocast dtype (auto: bf16 on GPUs with native bf16, compute capability 8.0+, else fp16 with "
+            "a GradScaler; none on CPU; a resumed run keeps the dtype it started with; bf16 pays on CPUs with AMX)",
             "choices": ("auto", "none", "bf16", "fp16"),
         },
     )
     compile: bool = field(default=False, metadata={"help": "torch.compile the networks"})
     channels_last: bool = field(
         default=False, metadata={"help": "keep conv weights channels-last (faster convs with --amp bf16)"}
+    )
+    dist_timeout: float = field(
+        default=1800.0,
+        metadata={
+            "help": "under torchrun: seconds a rank waits for the others in a collective before it stops with an "
+            "error (one died or hangs); may change on --resume"
+        },
     )
     sync_bn: bool = field(default=False, metadata={"help": "SyncBatchNorm across ranks (CUDA only)"})
     checkpoint_every: int = field(

@@ -10,7 +10,9 @@ what the loss is and what happens around a step; this module does the rest once:
   by ``(seed, epoch, index)`` and colours by ``(seed, step)``, so 2 processes × B and 1 process × 2B see the same
   views, whatever the number of workers;
 * CPU by default, CUDA with bf16/fp16 autocast and optional ``torch.compile``; under ``torchrun`` (one node or
-  ``--nnodes``) the method is wrapped in DDP (gloo on CPU, NCCL on GPU) and only rank 0 writes;
+  ``--nnodes``) the method is wrapped in DDP (gloo on CPU, NCCL on GPU) and only rank 0 writes: its run folder is
+  the run's, and it sends its options and checkpoint to the other ranks (no shared file system needed); a rank that
+  dies or hangs past ``--dist-timeout`` stops the others with one line; an elastic restart resumes;
 * learning rate: linear warm-up then cosine; weight decay: cosine from start to end value;
 * an atomic checkpoint (:mod:`trainers.checkpoint`) at each epoch end and every ``checkpoint_every`` steps, so
   ``--resume`` after a kill reaches the same weights as an uninterrupted run;
@@ -61,7 +63,7 @@ from trainers.loader import ViewLoader, Views, default_workers
 from trainers.methods import Batch, Method, StepInfo, get_method
 from trainers.metrics import MetricsLog
 from trainers.run_files import RunFiles
-from trainers.safety import RunLock, load_checkpoint, validate_train_options
+from trainers.safety import RunLock, validate_train_options
 from trainers.schedules import cosine_schedule, scaled_lr
 from trainers.setup import build_optimizer, check_crop_sizes, load_sources, unreadable_images
 from trainers.sources import ImageSource, StreamSource
@@ -85,10 +87,12 @@ class Trainer(RunFiles):
     Args:
         cfg: Shared options.
         method_cfg: The method's own options (``Method.Config``); defaults when ``None``.
+        strict_resume: ``cfg.resume`` with no checkpoint to continue is an error, not a new run.
     """
 
-    def __init__(self, cfg: TrainConfig, method_cfg: Any | None = None) -> None:
+    def __init__(self, cfg: TrainConfig, method_cfg: Any | None = None, strict_resume: bool = False) -> None:
         self.cfg = cfg
+        self.strict_resume = strict_resume
         self.method_cls = get_method(cfg.method)
         self.method_cfg = method_cfg if method_cfg is not None else self.method_cls.Config()
         self.run_dir = default_run_dir(cfg.method, cfg.dataset, cfg.out)
@@ -97,8 +101,11 @@ class Trainer(RunFiles):
     def _setup(self) -> None:
         cfg = self.cfg
         self.device = dist_utils.resolve_device(cfg.device)
-        self.distributed = dist_utils.init_distributed(self.device.type)
+        self.distributed = dist_utils.init_distributed(self.device.type, cfg.dist_timeout)
         self.rank, self.world = dist_utils.rank(), dist_utils.world_size()
+        if self.distributed:  # rank 0's options are everyone's: only its run folder holds the saved ones
+            self.cfg, self.method_cfg = dist_utils.broadcast_object((cfg, self.method_cfg))
+            cfg = self.cfg
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -111,14 +118,8 @@ class Trainer(RunFiles):
             )
         if cfg.workers is not None and cfg.workers < 0:
             raise SslzooError(f"--workers must be 0 or more, got {cfg.workers}.")
-        ckpt_path = self.run_dir / CHECKPOINT
-        self.checkpoint = None
-        if ckpt_path.is_file():
-            if not cfg.resume:
-                raise SslzooError(
-                    f"{self.run_dir} already holds a run; pass --resume to continue it or choose another --out."
-                )
-            self.checkpoint = load_checkpoint(ckpt_path)
+        self.checkpoint = self._agreed_checkpoint()  # rank 0's, on every rank
+        self.checkpointed = None if self.checkpoint is None else int(self.checkpoint["global_step"])
 
         train_src, bank_src, test_src = load_sources(cfg)
         self.unreadable = unreadable_images(cfg)  # left out by the indexes; --strict-images refuses them here
@@ -137,6 +138,8 @@ class Trainer(RunFiles):
             )
         mean, std = train_src.mean_std()
         self.amp_dtype = dist_utils.amp_dtype(cfg.amp, self.device)
+        if self.checkpoint is not None:  # --amp auto resolved when the run started: fp16 and bf16 never swap
+            self.amp_dtype = dist_utils.resumed_amp_dtype(self.amp_dtype, self.checkpoint, self.device)
         self.ctx = TrainContext(
             cfg=cfg,
             run_dir=self.run_dir,
@@ -278,6 +281,10 @@ class Trainer(RunFiles):
             with lock:
                 self._setup()
                 self._loop()
+        except RuntimeError as exc:
+            if not dist_utils.lost_peer(exc):
+                raise
+            raise SslzooError(self._lost_peer_message(exc)) from None
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
@@ -363,6 +370,23 @@ class Trainer(RunFiles):
         if self.start_epoch >= cfg.epochs and ctx.is_main:
             self._export(cfg.epochs, 0)  # nothing left to train: make sure the export exists
 
+    def _kept_checkpoint(self) -> str:
+        """What a run that stops now leaves to ``--resume`` from (the same words on every rank)."""
+        if self.checkpointed is None:
+            return "no checkpoint was written yet"
+        where = f"{self.run_dir / CHECKPOINT}" + (" on rank 0" if self.world > 1 else "")
+        return f"the last good checkpoint (step {self.checkpointed}) is {where}"
+
+    def _lost_peer_message(self, exc: BaseException) -> str:
+        """One line for a collective that failed: another rank died, or hung past ``--dist-timeout``."""
+        step = getattr(self, "global_step", 0)
+        kept = self._kept_checkpoint() if hasattr(self, "checkpointed") else "no checkpoint was written yet"
+        return (
+            f"rank {self.rank} lost the other ranks at step {step} ({dist_utils.peer_error_summary(exc)}): one of "
+            f"them died or did not answer within --dist-timeout {self.cfg.dist_timeout:g} s; {kept}. Restart every "
+            "rank with --resume."
+        )
+
     def _stop_requested(self) -> bool:
         """Whether SIGTERM reached this process (any rank under torchrun: all stop at the same step)."""
         flag = torch.tensor([float(self._sigterm)], device=self.device)
@@ -417,14 +441,10 @@ class Trainer(RunFiles):
         # One all-reduce serves both the log and the NaN check: every rank stops together.
         loss_value = float(dist_utils.all_reduce_mean(loss.detach().float()))
         if not math.isfinite(loss_value):
-            ckpt = self.run_dir / CHECKPOINT
-            kept = (
-                f"the last good checkpoint is {ckpt}" if ckpt.is_file() else "no checkpoint was written yet"
-            )
             raise SslzooError(
                 f"the {self.cfg.method} loss became {loss_value} at step {info.global_step} (epoch {epoch + 1}); "
-                f"training stopped before the weights changed and {kept}. Lower --lr, set --grad-clip, or "
-                "use --amp bf16/none."
+                f"training stopped before the weights changed and {self._kept_checkpoint()}. Lower --lr, set "
+                "--grad-clip, or use --amp bf16/none."
             )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -439,15 +459,17 @@ class Trainer(RunFiles):
         return loss_value, {k: float(v) for k, v in logs.items()}, lr
 
 
-def train(method: str = "simclr", **options: Any) -> Path:
+def train(method: str = "simclr", *, strict_resume: bool = False, **options: Any) -> Path:
     """Train ``method`` and return the run folder (``zoo.load(folder)`` reads its ``encoder/``).
 
     Args:
         method: A registered method name (``simclr``, ``moco``, ``byol``, ``dino``, …).
+        strict_resume: ``resume=True`` with no checkpoint to continue is an error (``sslzoo train --resume``);
+            otherwise it starts the run (continue-or-start, as the benchmark's resumable runs use it).
         **options: Fields of :class:`~trainers.config.TrainConfig` and of the method's ``Config``.
 
     >>> run = train("simclr", dataset="digits", epochs=1, batch_size=128, out="runs/demo")  # doctest: +SKIP
     """
     run_dir = default_run_dir(method, options.get("dataset", TrainConfig.dataset), options.get("out"))
     cfg, method_cfg = build_configs(method, options, run_dir)
-    return Trainer(cfg, method_cfg).fit()
+    return Trainer(cfg, method_cfg, strict_resume).fit()

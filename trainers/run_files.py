@@ -1,5 +1,9 @@
 """What a run leaves in its folder besides the metrics: the resolved configuration, the checkpoint it resumes from,
-and the exported encoder (``RUN/encoder/``, zoo format). A mixin of :class:`trainers.engine.Trainer`."""
+and the exported encoder (``RUN/encoder/``, zoo format). A mixin of :class:`trainers.engine.Trainer`.
+
+Under ``torchrun`` the run folder is rank 0's: rank 0 decides whether there is a checkpoint to continue and sends it
+whole to the other ranks, so their ``--out`` may be an empty folder on another node's disk (no shared file system).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,10 @@ from typing import Any
 
 import torch
 
+from trainers import distributed as dist_utils
 from trainers.checkpoint import git_commit, rng_state, set_rng_state
 from trainers.config import CHECKPOINT, SKIPPED_FILES
-from trainers.safety import check_finite
+from trainers.safety import check_finite, load_checkpoint
 from zoo.atomic import atomic_file
 from zoo.errors import SslzooError
 
@@ -37,6 +42,7 @@ class RunFiles:
                 "unreadable_files": {u.source: len(u) for u in self.unreadable},
                 "workers": ctx.workers,
                 "world_size": ctx.world_size,
+                "amp_dtype": dist_utils.dtype_name(self.amp_dtype),
             },
         }
 
@@ -62,6 +68,46 @@ class RunFiles:
             "augmentations": self.method.describe_views(),
         }
 
+    def _agreed_checkpoint(self) -> dict[str, Any] | None:
+        """The checkpoint every rank continues from, as rank 0 finds it in its run folder (``None``: a new run).
+
+        ``--resume`` and an elastic restart (``torchrun --max-restarts``) continue it; a new run refuses a folder
+        holding one. Every rank gets rank 0's verdict and checkpoint, or the same one-line error.
+        """
+        path = self.run_dir / CHECKPOINT
+        present = dist_utils.all_gather_object(path.is_file())
+        verdict: tuple[str, Any] = ("new", None)
+        if self.rank == 0:
+            try:
+                verdict = ("resume", self._checkpoint_to_resume(path, present))
+            except SslzooError as exc:
+                verdict = ("error", str(exc))
+        kind, value = dist_utils.broadcast_object(verdict)
+        if kind == "error":
+            raise SslzooError(value)
+        return value
+
+    def _checkpoint_to_resume(self, path: Path, present: list[bool]) -> dict[str, Any] | None:
+        resume = self.cfg.resume or dist_utils.elastic_restart()
+        if present[0]:
+            if not resume:
+                raise SslzooError(
+                    f"{self.run_dir} already holds a run; pass --resume to continue it or choose another --out."
+                )
+            return load_checkpoint(path)
+        others = [str(r) for r, there in enumerate(present) if there]
+        if self.cfg.resume and others:
+            raise SslzooError(
+                f"--resume: rank 0 finds no checkpoint in {self.run_dir}, but rank {', '.join(others)} does; rank 0 "
+                "reads and writes the run folder: start rank 0 on the node that holds it (or copy it there)."
+            )
+        if self.cfg.resume and self.strict_resume:
+            raise SslzooError(
+                f"--resume: {self.run_dir} holds no checkpoint ({CHECKPOINT}) to continue; check --out, or drop "
+                "--resume to start a new run."
+            )
+        return None
+
     def _restore(self, ckpt: dict[str, Any]) -> None:
         self.method.load_state_dict(ckpt["method"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -74,22 +120,20 @@ class RunFiles:
         self.ctx.global_step = self.global_step
 
     def _save_checkpoint(self, epoch: int, pos: int, order: torch.Tensor | None) -> None:
+        # The loss can stay finite while a BatchNorm running variance overflows, on one rank only (its own batch
+        # statistics): every rank checks its weights and buffers, and all stop together with the same line.
+        bad = dist_utils.all_gather_object(check_finite(self.method))
+        where = [(r, names) for r, names in enumerate(bad) if names]
+        if where:
+            ranks = ", ".join(str(r) for r, _ in where)
+            on = f" on rank {ranks}" if self.world > 1 else ""
+            raise SslzooError(
+                f"the weights became NaN or infinite by step {self.global_step}{on} ({', '.join(where[0][1][:3])}); "
+                f"{self._kept_checkpoint()}. Lower --lr, set --grad-clip, or use --amp bf16/none."
+            )
+        self.checkpointed = self.global_step
         if not self.ctx.is_main:
             return
-        bad = check_finite(self.method)
-        if (
-            bad
-        ):  # the loss can stay finite while a BatchNorm running variance overflows: keep the last good one
-            ckpt = self.run_dir / CHECKPOINT
-            kept = (
-                f"the last finite checkpoint {ckpt} is kept"
-                if ckpt.is_file()
-                else "no checkpoint was written"
-            )
-            raise SslzooError(
-                f"the weights became NaN or infinite by step {self.global_step} ({', '.join(bad[:3])}); {kept}. "
-                "Lower --lr, set --grad-clip, or use --amp bf16/none."
-            )
         state = {
             "method": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -100,6 +144,7 @@ class RunFiles:
             "order": order,
             "skipped_images": self.skipped_total,
             "rng": rng_state(),
+            "amp_dtype": dist_utils.dtype_name(self.amp_dtype),  # what --amp auto resolved to: kept on resume
             "config": self._public_config(),
         }
         with atomic_file(self.run_dir / CHECKPOINT) as tmp:

@@ -142,6 +142,7 @@ def validate_train_options(cfg: Any, method_cfg: Any) -> None:
     _at_least("weight_decay_end", cfg.weight_decay_end, 0, optional=True)
     _fraction("sgd_momentum", cfg.sgd_momentum)
     _at_least("grad_clip", cfg.grad_clip, 0, strict=True, optional=True)
+    _at_least("dist_timeout", cfg.dist_timeout, 0, strict=True)
     _at_least("seed", cfg.seed, 0)
     for name in ("epochs", "batch_size", "log_every", "knn_k", "knn_max_train", "knn_max_test"):
         _at_least(name, getattr(cfg, name), 1)
