@@ -411,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         "--out", default="outputs/bench-vs-lightly", help="run folders, report.md, results.json"
     )
     parser.add_argument("--smoke", action="store_true", help="the smallest run: digits, 1 epoch of 64")
+    parser.add_argument("--frameworks", default="sslzoo,lightly", help="train only these (experiments)")
     parser.add_argument(
         "--ours-option",
         nargs="*",
@@ -476,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     for i, method in enumerate(methods):
         order = ("sslzoo", "lightly") if i % 2 == 0 else ("lightly", "sslzoo")
         for framework in order:
+            if framework not in args.frameworks.split(","):
+                continue
             if any(r["method"] == method and r["framework"] == framework for r in rows):
                 continue  # measured before with this budget
             print(f"[{time.strftime('%H:%M:%S')}] {method}: training with {framework} …", flush=True)

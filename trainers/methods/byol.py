@@ -34,6 +34,13 @@ class BYOLConfig:
     momentum: float = field(default=0.99, metadata={"help": "τ_base of the target EMA"})
     momentum_end: float = field(default=1.0, metadata={"help": "τ at the end of training (cosine)"})
     crop_min_scale: float = field(default=0.2, metadata={"help": "smallest crop area fraction"})
+    bn_per_view: bool = field(
+        default=False,
+        metadata={
+            "help": "forward each view alone, so BatchNorm normalises per view (lightly's loop; off: both "
+            "views in one batch)"
+        },
+    )
     jitter: float = field(default=0.5, metadata={"help": "colour-distortion strength"})
 
 
@@ -88,9 +95,21 @@ class BYOL(Method):
 
     def training_step(self, batch: Batch, step: StepInfo):
         x1, x2 = batch.views
-        p1, p2 = self.predictor(self.projector(self.backbone(torch.cat([x1, x2])))).chunk(2)
-        with torch.no_grad():
-            z1, z2 = self.target_projector(self.target_backbone(torch.cat([x1, x2]))).chunk(2)
+
+        def online(x):
+            return self.predictor(self.projector(self.backbone(x)))
+
+        def target(x):
+            return self.target_projector(self.target_backbone(x))
+
+        if self.cfg.bn_per_view:
+            p1, p2 = online(x1), online(x2)
+            with torch.no_grad():
+                z1, z2 = target(x1), target(x2)
+        else:
+            p1, p2 = online(torch.cat([x1, x2])).chunk(2)
+            with torch.no_grad():
+                z1, z2 = target(torch.cat([x1, x2])).chunk(2)
         # Eq. (3): the symmetrised loss L + L̃.
         return byol_loss(p1, z2) + byol_loss(p2, z1), {"tau": self.tau(step)}
 

@@ -30,6 +30,13 @@ class SimCLRConfig:
     temperature: float = field(default=0.2, metadata={"help": "NT-Xent temperature τ"})
     proj_hidden_dim: int = field(default=512, metadata={"help": "hidden width of the projection MLP"})
     proj_dim: int = field(default=128, metadata={"help": "output width of the projection MLP"})
+    bn_per_view: bool = field(
+        default=False,
+        metadata={
+            "help": "forward each view alone, so BatchNorm normalises per view (lightly's loop; off: both "
+            "views in one batch, as SimCLR's code)"
+        },
+    )
     proj_bn: bool = field(
         default=False,
         metadata={"help": "BatchNorm after the projection MLP's hidden layer (SimCLR's code has it)"},
@@ -93,6 +100,8 @@ class SimCLR(Method):
 
     def training_step(self, batch: Batch, step: StepInfo):
         x1, x2 = batch.views
-        z = self.projector(self.backbone(torch.cat([x1, x2])))
-        z1, z2 = z.chunk(2)
+        if self.cfg.bn_per_view:
+            z1, z2 = (self.projector(self.backbone(x)) for x in (x1, x2))
+        else:
+            z1, z2 = self.projector(self.backbone(torch.cat([x1, x2]))).chunk(2)
         return nt_xent_loss(z1, z2, self.cfg.temperature)
