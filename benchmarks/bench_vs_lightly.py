@@ -350,6 +350,40 @@ def report(
     return "\n".join(lines) + "\n"
 
 
+RESULTS_FILE = Path(__file__).resolve().parent / "results" / "vs-lightly.json"
+README = Path(__file__).resolve().parent / "README.md"
+MARKERS = ("<!-- peer:start -->", "<!-- peer:end -->")
+
+
+def render(data: dict[str, Any]) -> str:
+    """The published block (``benchmarks/README.md``) from the committed ``results/vs-lightly.json``."""
+    budget_fields = json.loads(data["results"]["budget"])
+    budget = Budget(**{**budget_fields, "arch_args": tuple(budget_fields["arch_args"])})
+    return report(data["results"]["rows"], budget, data["results"]["machine"], data["command"], data["speed"])
+
+
+def publish(out: Path, command: str, readme: Path = README, results_file: Path = RESULTS_FILE) -> None:
+    """Copy ``OUT``'s rows and speeds into ``results_file`` and write :func:`render` of them into ``readme``
+    between its markers (``tests/test_bench_vs_lightly.py`` says when the two disagree)."""
+    from zoo.export import write_json_atomic
+    from zoo.local_paths import scrub_local_paths
+
+    speed_path = out / "speed.json"
+    data = scrub_local_paths(
+        {
+            "results": json.loads((out / "results.json").read_text()),
+            "speed": json.loads(speed_path.read_text()) if speed_path.is_file() else None,
+            "command": command,
+        }
+    )
+    results_file.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(results_file, data)
+    text = readme.read_text()
+    head, rest = text.split(MARKERS[0], 1)
+    _, tail = rest.split(MARKERS[1], 1)
+    readme.write_text(f"{head}{MARKERS[0]}\n{render(data)}{MARKERS[1]}{tail}")
+
+
 def _machine(threads: int) -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -412,6 +446,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--smoke", action="store_true", help="the smallest run: digits, 1 epoch of 64")
     parser.add_argument("--frameworks", default="sslzoo,lightly", help="train only these (experiments)")
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="write OUT's table into benchmarks/README.md and its rows into benchmarks/results/vs-lightly.json",
+    )
     parser.add_argument(
         "--ours-option",
         nargs="*",
@@ -496,6 +535,12 @@ def main(argv: list[str] | None = None) -> int:
     text = report(rows, budget, machine, command, speeds)
     (out / "report.md").write_text(text)
     print(text)
+    if args.publish:
+        if any(OVERRIDES.values()):
+            print("bench_vs_lightly: --publish takes the comparison without --ours-option/--peer-option.")
+            return 2
+        publish(out, command)
+        print(f"published into {README} and {RESULTS_FILE}")
     return 0
 
 

@@ -21,7 +21,15 @@ def test_smoke_comparison_has_every_method_and_framework(tmp_path):
     out = tmp_path / "peer"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_vs_lightly.py"), "--smoke", "--threads", "1", "--out", str(out)],
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_vs_lightly.py"),
+            "--smoke",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -52,3 +60,31 @@ def test_smoke_comparison_has_every_method_and_framework(tmp_path):
         timeout=300,
     )
     assert again.returncode == 0 and "training with" not in again.stdout
+    # Publishing writes the table between a README's markers and the rows beside it, without local paths.
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_vs_lightly as bench
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{bench.MARKERS[0]}\nold\n{bench.MARKERS[1]}\n\ntail\n")
+    bench.publish(
+        out, f"python benchmarks/bench_vs_lightly.py --smoke --out {out}", readme, tmp_path / "r.json"
+    )
+    text = readme.read_text()
+    assert text.startswith("# x") and text.endswith("tail\n") and "old" not in text
+    assert "| dino | lightly |" in text and str(tmp_path) not in text
+
+
+def test_published_table_is_the_committed_results_rendered():
+    """benchmarks/README.md's peer table is generated from benchmarks/results/vs-lightly.json: stale if not."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_vs_lightly as bench
+
+    data = json.loads(bench.RESULTS_FILE.read_text())
+    readme = bench.README.read_text()
+    block = readme.split(bench.MARKERS[0], 1)[1].split(bench.MARKERS[1], 1)[0]
+    assert block == "\n" + bench.render(data), "run bench_vs_lightly.py --publish to regenerate the table"
+    rows = data["results"]["rows"]
+    assert {(r["method"], r["framework"]) for r in rows} == {
+        (m, f) for m in bench.METHODS for f in ("sslzoo", "lightly")
+    }
+    assert "/root/" not in readme and "/home/" not in readme  # published: no local paths
