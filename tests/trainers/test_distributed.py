@@ -31,7 +31,8 @@ VIT = {
     "progress": False,
 }
 METHODS = {
-    "simclr": {},
+    # No BatchNorm anywhere (a ViT; SimCLR's head without its BN): BN normalises per rank unless --sync-bn (CUDA).
+    "simclr": {"proj_bn": False},
     "dino": {"out_dim": 64, "n_local_crops": 2, "freeze_last_layer_epochs": 0, "momentum": 0.99},
     "moco": {"queue_size": 256},
 }

@@ -37,8 +37,11 @@ class SimCLRConfig:
             "views in one batch, as SimCLR's code)"
         },
     )
+    # SimCLR's code normalises the head's hidden layer (lightly's head too). Measured on a validation split
+    # (bench_vs_lightly, cnn4, 1 epoch of Fashion-MNIST): k-NN / linear 83.38 / 86.25 without, 83.73 / 86.50 with
+    # (lightly 83.75 / 86.54 with, 83.03 / 86.55 without): the gap to lightly was this layer.
     proj_bn: bool = field(
-        default=False,
+        default=True,
         metadata={"help": "BatchNorm after the projection MLP's hidden layer (SimCLR's code has it)"},
     )
     crop_min_scale: float = field(default=0.2, metadata={"help": "smallest crop area fraction"})
@@ -73,7 +76,8 @@ def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torc
 
 
 class SimCLR(Method):
-    """Encoder f + projection head g(h) = W₂ σ(W₁ h) (§2.1), trained with NT-Xent on two views."""
+    """Encoder f + projection head g(h) = W₂ σ(BN(W₁ h)) (§2.1; BN as in the paper's code), trained with NT-Xent on two
+    views."""
 
     name = "simclr"
     Config = SimCLRConfig
