@@ -108,20 +108,30 @@ def mask_overlay(
 
 
 def with_colour_bar(image: Image.Image, lo: float, hi: float, cmap: str = "inferno") -> Image.Image:
-    """``image`` with a vertical colour bar on its right, labelled with the map's ``hi`` (top) and ``lo`` values."""
+    """``image`` with a vertical colour bar on its right, labelled with the map's ``hi`` (top) and ``lo`` values.
+
+    The labels' font scales with the image (a tenth of its height, at least 10 px), so they stay legible when the
+    page shows the picture smaller, and the label column is as wide as the wider label: no digit is cut off.
+    """
     import matplotlib
-    from PIL import ImageDraw
+    from PIL import ImageDraw, ImageFont
 
     height = image.height
+    bar_width, gap = max(12, height // 14), max(4, height // 40)
+    font = ImageFont.load_default(size=max(10, round(height / 10)))
+    texts = (f"{hi:.3g}", f"{lo:.3g}")
+    boxes = [font.getbbox(t) for t in texts]  # (left, top, right, bottom) of the ink from the drawing origin
+    label_width = max(b[2] for b in boxes) + 2 * gap
     ramp = matplotlib.colormaps[cmap](np.linspace(1.0, 0.0, height))[:, :3]
-    bar = np.uint8(np.round(np.repeat(ramp[:, None, :], 12, axis=1) * 255))
-    label_width = 48
-    out = Image.new("RGB", (image.width + 16 + label_width, height), (255, 255, 255))
+    bar = np.uint8(np.round(np.repeat(ramp[:, None, :], bar_width, axis=1) * 255))
+    out = Image.new("RGB", (image.width + gap + bar_width + label_width, height), (255, 255, 255))
     out.paste(image.convert("RGB"), (0, 0))
-    out.paste(Image.fromarray(bar), (image.width + 4, 0))
+    out.paste(Image.fromarray(bar), (image.width + gap, 0))
     draw = ImageDraw.Draw(out)
-    draw.text((image.width + 18, 0), f"{hi:.3g}", fill=(0, 0, 0))
-    draw.text((image.width + 18, height - 12), f"{lo:.3g}", fill=(0, 0, 0))
+    x = image.width + 2 * gap + bar_width
+    (hi_text, lo_text), (hi_box, lo_box) = texts, boxes
+    draw.text((x, -hi_box[1]), hi_text, fill=(0, 0, 0), font=font)  # ink flush with the top edge
+    draw.text((x, height - lo_box[3]), lo_text, fill=(0, 0, 0), font=font)  # and with the bottom edge
     return out
 
 

@@ -33,7 +33,7 @@ from PIL import Image
 
 from app.attention import attention_input, find_transform, is_vit, native_size, patch_size, similarity_map
 from app.domain import grey
-from app.gallery import Gallery, GalleryIndex, NeighbourResult, nearest_other, small_pixels
+from app.gallery import Gallery, GalleryIndex, NeighbourResult, nearest_other, neighbour_spread, small_pixels
 from app.images import read_image
 from zoo.errors import SslzooError
 
@@ -230,6 +230,7 @@ class Backend:
                 )
                 index = GalleryIndex(_normalise(feats.feats), feats.cached)
                 index.nearest = nearest_other(index)
+                index.spread = neighbour_spread(index.feats)
                 self._indexes[key] = index
             return self._indexes[key]
 
@@ -309,6 +310,7 @@ class Backend:
             in_domain=index.in_domain_threshold(),
             note=note,
             unlike_gallery=self.gallery(gallery).pixel_range().outside(grey(seen)),
+            gallery_spread=index.spread,
         )
 
     def neighbours_of_index(self, model: str, gallery: str, index: int, k: int = 10) -> NeighbourResult:
@@ -333,6 +335,7 @@ class Backend:
             nearest=rows[0]["similarity"],
             in_domain=gallery_index.in_domain_threshold(),
             note=f"gallery image #{int(index)}, labelled {label}",
+            gallery_spread=gallery_index.spread,
         )
 
     # ------------------------------------------------------------------------------------------ attention

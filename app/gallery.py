@@ -15,6 +15,13 @@ from zoo.errors import SslzooError
 # An upload is "far from the gallery" when its best similarity is below what 99% of gallery images reach to their
 # own nearest neighbour (the 1st percentile of the gallery's leave-one-out nearest-neighbour similarities).
 OOD_PERCENTILE = 1.0
+# Collapsed features put all of a query's neighbours at almost one cosine: dino-vit-fmnist's 10 nearest lie within
+# 0.005 of each other for 95% of Fashion-MNIST queries (median spread 0.0011). A trained encoder does that too for
+# some queries with near-duplicates (byol-fmnist: 8% at k = 10, median 0.013), so the warning also asks whether the
+# gallery's own images have such tight neighbourhoods (GalleryIndex.spread): then it is the encoder, not the query.
+COLLAPSE_SPREAD = 0.005
+COLLAPSE_K = 10  # the neighbourhood GalleryIndex.spread measures
+COLLAPSE_MIN_NEIGHBOURS = 3
 
 
 SMALL_IMAGE_SIDE = 64  # galleries of images this small are decoded once into one array (10k × 28² is 8 MB)
@@ -71,11 +78,13 @@ def small_pixels(ds: Any) -> np.ndarray | None:
 @dataclass
 class GalleryIndex:
     """L2-normalised gallery embeddings ``(N, D)``, searched exactly, and how close gallery images sit to each
-    other: ``nearest`` ``(N,)`` is each image's similarity to its nearest *other* image."""
+    other: ``nearest`` ``(N,)`` is each image's similarity to its nearest *other* image, ``spread`` the median
+    spread (most minus least similar) of gallery images' :data:`COLLAPSE_K` nearest others (:func:`neighbour_spread`)."""
 
     feats: np.ndarray
     cached: bool
     nearest: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    spread: float = float("nan")
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``(M, D)`` normalised queries → similarities and indices ``(M, k)``, most similar first.
@@ -124,6 +133,7 @@ class NeighbourResult:
     in_domain: float = -1.0
     note: str = ""
     unlike_gallery: list[str] = field(default_factory=list)
+    gallery_spread: float = float("nan")
 
     @property
     def far_in_embedding(self) -> bool:
@@ -135,6 +145,54 @@ class NeighbourResult:
         """An upload far from the gallery in the embedding, or with pixels unlike 99% of the gallery's
         (``unlike_gallery`` names the statistics, see :mod:`app.domain`)."""
         return self.far_in_embedding or (self.query_index is None and bool(self.unlike_gallery))
+
+    @property
+    def collapsed(self) -> bool:
+        """All neighbours within :data:`COLLAPSE_SPREAD` cosine of each other (:func:`looks_collapsed`)."""
+        return looks_collapsed([r["similarity"] for r in self.rows], self.gallery_spread)
+
+
+def looks_collapsed(
+    similarities: Any,
+    gallery_spread: float = float("nan"),
+    spread: float = COLLAPSE_SPREAD,
+    min_neighbours: int = COLLAPSE_MIN_NEIGHBOURS,
+) -> bool:
+    """Whether a query's neighbour similarities ``(k,)`` all lie within ``spread`` cosine of each other, and the
+    gallery's own neighbourhoods are as tight (``gallery_spread`` below ``spread``; NaN: not known, not asked).
+
+    The sign of collapsed features: an encoder that maps images to nearly one vector finds their neighbours all
+    equally similar, so the ranking is noise. Fewer than ``min_neighbours`` similarities are never called collapsed
+    (one or two neighbours are always close to each other).
+
+    >>> looks_collapsed([0.9997, 0.9991, 0.9986]), looks_collapsed([0.93, 0.91, 0.88])
+    (True, False)
+    >>> looks_collapsed([0.9997, 0.9991, 0.9986], gallery_spread=0.013)  # near-duplicates under a good encoder
+    False
+    """
+    sims = np.asarray(similarities, dtype=np.float64).ravel()
+    sims = sims[np.isfinite(sims)]
+    tight = len(sims) >= min_neighbours and float(sims.max() - sims.min()) < spread
+    return tight and not float(gallery_spread) >= spread  # NaN compares False: the query's rule alone
+
+
+def neighbour_spread(feats: np.ndarray, k: int = COLLAPSE_K, sample: int = 1000, seed: int = 0) -> float:
+    """Median over (at most ``sample``) gallery images of the spread of their ``k`` nearest others' cosines.
+
+    Args:
+        feats: ``(N, D)`` L2-normalised gallery embeddings.
+    """
+    n = len(feats)
+    k = min(int(k), n - 1)
+    if k < 2:
+        return float("nan")
+    rows = (
+        np.random.default_rng(seed).choice(n, min(sample, n), replace=False) if n > sample else np.arange(n)
+    )
+    sims = feats[rows] @ feats.T  # (S, N)
+    sims[np.arange(len(rows)), rows] = -np.inf  # not itself
+    top = -np.partition(-sims, k - 1, axis=1)[:, :k]  # the k largest, unordered
+    return float(np.median(top.max(axis=1) - top.min(axis=1)))
 
 
 def nearest_other(index: GalleryIndex, chunk: int = 1024) -> np.ndarray:

@@ -23,8 +23,9 @@ from PIL import Image
 from app.attention import head_colours, mask_overlay, overlay, threshold_mask, with_colour_bar
 from app.backend import Backend, NeighbourResult
 from app.embedding_map import map_svg
+from app.gallery import COLLAPSE_SPREAD
 from app.images import enlarge
-from app.tiles import TileStore
+from app.tiles import TileStore, safe_filename
 from zoo.errors import SslzooError
 
 DEFAULT_K = 10
@@ -116,6 +117,15 @@ class Handlers:
         votes = ", ".join(f"{c} {100 * s:.0f}%" for c, s in list(result.scores.items())[:3])
         seen = result.model_input if result.model_input is not None else result.query
         lines = []
+        if result.collapsed:
+            sims = [r["similarity"] for r in result.rows]
+            lines.append(
+                _fail(
+                    f"**Features look collapsed: all neighbours within {COLLAPSE_SPREAD} cosine** "
+                    f"({min(sims):.4f}–{max(sims):.4f}, and the gallery's own images sit as close to theirs) — "
+                    "this encoder may not have learned; the ranking and the prediction below are mostly noise."
+                )
+            )
         if result.far_in_embedding:
             lines.append(
                 _fail(
@@ -146,7 +156,9 @@ class Handlers:
             f"query: {query} · model input: {_describe_input(seen)}"
             + (f" ({result.note})" if result.note and result.query_index is None else "")
         )
-        return "\n\n".join(lines), self.tiles.image(seen), items, table
+        which = f"gallery-{result.query_index}" if result.query_index is not None else "upload"
+        name = safe_filename("query", result.model, result.gallery, which)
+        return "\n\n".join(lines), self.tiles.image(seen, name), items, table
 
     def neighbours(self, model: str, gallery: str, upload: Any, k: float, progress: Any = None) -> tuple:
         self._embedding_status(model, gallery, progress)
@@ -230,7 +242,8 @@ class Handlers:
         items: list[tuple[str, str]] = []
 
         def add(image: Image.Image, caption: str) -> None:
-            items.append((self.tiles.image(image), caption))
+            name = safe_filename("attention", model, f"{result.input_size[0]}px", caption)
+            items.append((self.tiles.image(image, name), caption))
 
         if result.kind == "attention":
             mean = maps.mean(axis=0)
@@ -304,7 +317,8 @@ class Handlers:
             f'{i},{int(y)},"{classes[int(y)]}",{x0:.6g},{x1:.6g}'
             for i, y, (x0, x1) in zip(indices, labels, coords)
         ]
-        csv = self.tiles.data(("\n".join(lines) + "\n").encode(), ".csv")
+        filename = safe_filename("embedding-map", name.lower(), model, gallery, suffix=".csv")
+        csv = self.tiles.data(("\n".join(lines) + "\n").encode(), filename)
         message = (
             f"Model `{model}` · gallery `{gallery}`: {name} of {len(coords):,} gallery embeddings, coloured by "
             "label. Hover a point to see its image; click it to query its neighbours."

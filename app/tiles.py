@@ -4,7 +4,9 @@ Gradio copies every image a handler returns into a content-addressed cache; unde
 that cache can be rewritten while another request is being served from it (failed responses under load). The app
 instead writes each picture itself into one folder registered with :func:`gradio.set_static_paths`, so Gradio
 serves it in place and never copies it: a gallery image is ``<gallery digest>-<index>.png`` (gallery images never
-change), any other picture is named by the SHA-256 of its pixels. A file is written to a unique temporary name and
+change), any other picture is named by the SHA-256 of its pixels. A download (a CSV, a picture a user may save)
+gets a name that says what it holds, in a folder named by the hash of its content (``file-<hash>/NAME``), so the
+browser saves ``embedding-map-pca-byol-fmnist-fashion-mnist.csv``, not a hash. A file is written to a unique temporary name and
 renamed into place, so a reader sees either no file or the whole file, and an existing file is never rewritten.
 
 >>> from PIL import Image
@@ -19,6 +21,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -31,6 +34,32 @@ os.umask(_UMASK)  # read once, at import (changing the umask later would race wi
 MAX_TILE_SIDE = (
     160  # gallery tiles: small images stay at their own size (the page scales them with square pixels)
 )
+
+
+MAX_NAME = 120  # characters of a download's file name, before its suffix
+
+
+def safe_filename(*parts: str, suffix: str = "") -> str:
+    """A file name made of ``parts`` joined by ``-``: letters, digits, ``.``, ``_`` and ``-`` only, at most
+    :data:`MAX_NAME` characters before ``suffix``. Folder paths and ``hf-hub:`` ids keep their last component
+    (``runs/simclr/encoder`` → ``simclr``).
+
+    >>> safe_filename("neighbours", "hf-hub:timm/vit_small.dino", "gallery #17", suffix=".csv")
+    'neighbours-vit_small.dino-gallery-17.csv'
+    """
+    words = []
+    for part in parts:
+        text = str(part).strip()
+        if "/" in text or "\\" in text:
+            pieces = [p for p in re.split(r"[/\\]", text) if p]
+            if len(pieces) > 1 and pieces[-1] == "encoder":
+                pieces.pop()  # a run's encoder/ folder: the run's name says more
+            text = pieces[-1] if pieces else text
+        text = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+        if text:
+            words.append(text)
+    name = re.sub(r"-{2,}", "-", "-".join(words))[:MAX_NAME].rstrip("-.") or "download"
+    return name + suffix
 
 
 class TileStore:
@@ -47,7 +76,8 @@ class TileStore:
     def _write(self, image: Image.Image | bytes, name: str) -> str:
         path = self.folder / name
         if not path.is_file():
-            fd, tmp = tempfile.mkstemp(prefix=".", suffix=path.suffix, dir=self.folder)
+            path.parent.mkdir(exist_ok=True)  # a download's own folder (file-<hash>/NAME)
+            fd, tmp = tempfile.mkstemp(prefix=".", suffix=path.suffix, dir=path.parent)
             try:
                 with os.fdopen(fd, "wb") as f:
                     if isinstance(image, bytes):
@@ -61,14 +91,22 @@ class TileStore:
                 raise
         return str(path)
 
-    def image(self, image: Image.Image) -> str:
-        """The path of a PNG holding ``image``, named by the hash of its mode, size and pixels."""
+    def image(self, image: Image.Image, filename: str | None = None) -> str:
+        """The path of a PNG holding ``image``: named by the hash of its mode, size and pixels, or, with
+        ``filename`` (made safe, ``.png`` added), saved under that name in a folder named by that hash."""
         digest = hashlib.sha256(f"{image.mode}{image.size}".encode() + image.tobytes()).hexdigest()[:24]
-        return self._write(image, f"img-{digest}.png")
+        if filename is None:
+            return self._write(image, f"img-{digest}.png")
+        return self._write(
+            image, f"img-{digest}/{safe_filename(filename.removesuffix('.png'), suffix='.png')}"
+        )
 
-    def data(self, data: bytes, suffix: str) -> str:
-        """The path of a file holding ``data`` (e.g. a CSV), named by its hash."""
-        return self._write(data, f"file-{hashlib.sha256(data).hexdigest()[:24]}{suffix}")
+    def data(self, data: bytes, filename: str) -> str:
+        """The path of a file holding ``data`` (e.g. a CSV) under ``filename`` (made safe by :func:`safe_filename`,
+        its suffix kept), in a folder named by the hash of ``data``."""
+        stem, dot, suffix = filename.rpartition(".")
+        name = safe_filename(stem, suffix=f".{suffix}") if dot and stem else safe_filename(filename)
+        return self._write(data, f"file-{hashlib.sha256(data).hexdigest()[:24]}/{name}")
 
     def gallery_tile(self, gallery: str, index: int, load: Callable[[int], Image.Image]) -> str:
         """The path of gallery ``gallery``'s image ``index`` (shrunk to :data:`MAX_TILE_SIDE` if larger).

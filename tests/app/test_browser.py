@@ -203,6 +203,121 @@ def test_embedding_map_hover_shows_the_image_and_click_queries_it(page, served, 
     expect(tip).to_contain_text(f"#{index} · {point.get_attribute('data-label')}")
     _all_rendered(page, "#map-plot .map-tip img")
     _save(page, tmp_path, "app-embedding-map", full_page=False)
+    # The coordinates download under a name that says what it holds, not file-<hash>.csv.
+    csv = page.locator("#map-csv a[download]").first
+    expect(csv).to_have_attribute("download", "embedding-map-pca-vit-random-digits.csv")
     point.click()
     expect(page.locator("#neighbours-message")).to_contain_text(f"gallery image #{index},")
     assert index not in _gallery_indices(page, "#neighbours-gallery img")
+
+
+# ---------------------------------------------------------------------------------------------------- layout
+# Boxes are read from the page (getBoundingClientRect), not from pixels: [left, top, right, bottom] in CSS px.
+_BOXES = (
+    "els => els.map(e => { const b = e.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; })"
+)
+
+
+def _boxes(page, selector: str) -> list[list[float]]:
+    return page.locator(selector).evaluate_all(_BOXES)
+
+
+def _overlap(a: list[float], b: list[float], tolerance: float = 0.5) -> bool:
+    return min(a[2], b[2]) - max(a[0], b[0]) > tolerance and min(a[3], b[3]) - max(a[1], b[1]) > tolerance
+
+
+def _inside(inner: list[float], outer: list[float], tolerance: float = 0.5) -> bool:
+    return all(inner[i] >= outer[i] - tolerance for i in (0, 1)) and all(
+        inner[i] <= outer[i] + tolerance for i in (2, 3)
+    )
+
+
+def _assert_nothing_covers_the_pictures(page, block: str) -> None:
+    """In ``block``: its label and corner buttons cover no picture, and every caption is whole, inside its
+    thumbnail and under (not over) its picture."""
+    pictures = _boxes(page, f"{block} img")
+    covers = _boxes(page, f"{block} > label[data-testid='block-label']") + _boxes(
+        page, f"{block} .icon-button-wrapper button"
+    )
+    assert pictures and covers
+    assert not [(c, p) for c in covers for p in pictures if _overlap(c, p)], (
+        f"{block}: label/buttons over a picture"
+    )
+    captions = page.locator(f"{block} .caption-label")
+    fits = captions.evaluate_all(
+        "els => els.map(e => [e.scrollWidth <= e.clientWidth, e.scrollHeight <= e.clientHeight, e.innerText])"
+    )
+    assert all(w and h for w, h, _ in fits), (
+        f"{block}: clipped captions {[t for w, h, t in fits if not (w and h)]}"
+    )
+    thumbs = _boxes(page, f"{block} .thumbnail-item")
+    for caption, thumb, picture in zip(_boxes(page, f"{block} .caption-label"), thumbs, pictures):
+        assert _inside(caption, thumb) and not _overlap(caption, picture), f"{block}: caption out of place"
+
+
+@pytest.mark.browser
+def test_neighbours_labels_and_captions_cover_nothing_and_the_query_downloads_by_name(page, tmp_path):
+    from playwright.sync_api import expect
+
+    expect(page.locator("#neighbours-message")).to_contain_text("gallery image #0")
+    _all_rendered(page, "#neighbours-gallery img")
+    _all_rendered(page, "#query-shown img")
+    _save(page, tmp_path, "app-layout-neighbours")
+    _assert_nothing_covers_the_pictures(page, "#query-shown")
+    _assert_nothing_covers_the_pictures(page, "#neighbours-gallery")
+    query = _boxes(page, "#query-shown img")[0]
+    assert not [b for b in _boxes(page, "#neighbours-gallery .thumbnail-item") if _overlap(query, b)]
+    download = page.locator("#query-shown a[download]").get_attribute("download")
+    assert download == "query-vit-random-digits-gallery-0.png"
+
+
+@pytest.mark.browser
+def test_attention_captions_and_colour_bars_are_whole(page, tmp_path):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Attention").click()
+    page.locator("#attention-examples img").nth(1).click()
+    expect(page.locator("#attention-image img").first).to_be_visible()
+    page.get_by_role("button", name="Show attention").click()
+    expect(page.locator("#attention-gallery img")).to_have_count(8)
+    _all_rendered(page, "#attention-gallery img")
+    _save(page, tmp_path, "app-layout-attention")
+    _assert_nothing_covers_the_pictures(page, "#attention-gallery")
+    captions = page.locator("#attention-gallery .caption-label").all_inner_texts()
+    assert "head 3, mask t = 0.60" in [c.strip() for c in captions]  # in full, not "head 3, mask t = 0…"
+
+
+def _save_collapsed_cnn(folder: Path) -> str:
+    """``sslzoo_cnn4`` whose last BatchNorm outputs ~1 everywhere: every image embeds to nearly one vector."""
+    import timm
+    import torch
+
+    import zoo
+    import zoo.architectures  # registers sslzoo_cnn4 with timm
+
+    torch.manual_seed(0)
+    cnn = timm.create_model("sslzoo_cnn4", in_chans=1, num_classes=0)
+    last_bn = [m for m in cnn.modules() if isinstance(m, torch.nn.BatchNorm2d)][-1]
+    with torch.no_grad():
+        last_bn.weight.mul_(1e-4)
+        last_bn.bias.fill_(1.0)
+    zoo.save_encoder(cnn, folder / "encoder", model_args={"in_chans": 1})
+    return str(folder)
+
+
+@pytest.mark.browser
+def test_a_collapsed_encoder_gets_a_warning_line(page, served, tmp_path):
+    from playwright.sync_api import expect
+
+    collapsed = _save_collapsed_cnn(served.root / "runs" / "cnn-collapsed")
+    message = page.locator("#neighbours-message")
+    expect(message).to_contain_text("gallery image #0")
+    _choose(page, "model-box", collapsed)
+    # (The random encoders of the other tests are flagged too: random weights give nearly one feature.)
+    expect(message).to_contain_text(f"Model {collapsed} · gallery digits")  # its result, not a progress line
+    expect(message).to_contain_text(
+        re.compile("features look collapsed: all neighbours within 0.005 cosine", re.IGNORECASE)
+    )
+    expect(message).to_contain_text("this encoder may not have learned")
+    _all_rendered(page, "#neighbours-gallery img")
+    _save(page, tmp_path, "app-collapsed")

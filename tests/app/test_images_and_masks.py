@@ -121,6 +121,18 @@ def test_colour_bar_is_added_on_the_right_with_the_colour_map_top_to_bottom():
     assert [top, bottom] == expected
 
 
+def test_colour_bar_labels_are_whole_and_scale_with_the_picture():
+    for height in (100, 168, 320):
+        image = Image.new("RGB", (height, height), (0, 0, 0))
+        out = np.asarray(with_colour_bar(image, -0.000123, 12345.6)).min(axis=2)  # darkest channel per pixel
+        labels = out[:, height + max(4, height // 40) + max(12, height // 14) :]  # right of the bar
+        assert (labels[:, -2:] == 255).all()  # nothing drawn up to the right edge: no digit cut off
+        inked = np.flatnonzero((labels < 128).any(axis=1))
+        assert inked.min() <= 1 and inked.max() >= height - 2  # hi at the top, lo at the bottom, both inside
+        assert (labels[height // 3 : 2 * height // 3] == 255).all()  # two labels, not one over the other
+        assert (labels < 128).sum() > (height / 10) ** 2  # text a tenth of the height tall, not a few pixels
+
+
 def test_similarity_map_is_the_cosine_to_the_pooled_feature():
     import torch
 

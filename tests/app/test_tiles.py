@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from PIL import Image
 
@@ -38,3 +39,24 @@ def test_tiles_of_an_earlier_store_are_reused(tmp_path):
     assert calls == []  # found on disk, not decoded again
     # Another gallery's image 7 is another tile.
     assert TileStore(tmp_path).gallery_tile("h", 7, _loader(calls)) != first and calls == [7]
+
+
+def test_downloads_are_named_for_what_they_hold(tmp_path):
+    from app.tiles import safe_filename
+
+    store = TileStore(tmp_path)
+    name = safe_filename(
+        "embedding-map", "pca", "runs/simclr-digits/encoder", "folder:/data/my photos", suffix=".csv"
+    )
+    assert name == "embedding-map-pca-simclr-digits-my-photos.csv"
+    path = Path(store.data(b"index,label\n", name))
+    assert path.name == name and path.read_bytes() == b"index,label\n"
+    other = Path(
+        store.data(b"index,label\n0,1\n", name)
+    )  # other content, same name: another file, not rewritten
+    assert other.name == name and other != path and path.read_bytes() == b"index,label\n"
+    picture = Path(
+        store.image(Image.new("L", (2, 2)), safe_filename("query", "hf-hub:org/vit.dino", "gallery-7"))
+    )
+    assert picture.name == "query-vit.dino-gallery-7.png"
+    assert safe_filename("../../etc/passwd", "a b?c") == "passwd-a-b-c" and safe_filename("///") == "download"
