@@ -100,10 +100,16 @@ def test_help_prints_each_default_once_as_typed_and_shared_options_one_way():
         assert "(default: (" not in text and "(default: None)" not in text and "(default: [" not in text, name
     devices = {_option_help(parser, c, "--device") for c in ("train", "eval", "embed")}
     assert len(devices) == 1 and "auto" in devices.pop()
-    boards = {
-        _option_help(parser, c, "--leaderboard") for c in ("eval", "leaderboard", "export", "push", "card")
-    }
+    boards = {_option_help(parser, c, "--leaderboard") for c in ("eval", "export", "push", "card")}
     assert len(boards) == 1
+    # `leaderboard` reads the repository's records and yours unless one folder is named: its own text, the same
+    # default for yours.
+    shown = _option_help(parser, "leaderboard", "--leaderboard")
+    assert "the repository's leaderboard/ and yours" in shown
+    assert (
+        "$SSLZOO_LEADERBOARD, else ~/.cache/sslzoo/leaderboard" in shown
+        and "$SSLZOO_LEADERBOARD, else" in boards.pop()
+    )
 
 
 def test_an_unknown_model_filter_is_one_line_and_exit_2(capsys):
