@@ -61,7 +61,7 @@ class BatchRandom:
     def uniform(self, low: float, high: float, *shape: int) -> torch.Tensor:
         """(B, *shape) floats uniform in [low, high)."""
         u = torch.rand(self.global_size, *shape, generator=self.generator)[self.start : self.stop]
-        return (low + (high - low) * u).to(self.device)
+        return self._to_device(low + (high - low) * u)
 
     def bernoulli(self, p: float) -> torch.Tensor:
         """(B,) booleans, each True with probability ``p``."""
@@ -70,15 +70,41 @@ class BatchRandom:
     def randint(self, high: int) -> torch.Tensor:
         """(B,) int64 uniform in [0, high)."""
         r = torch.randint(high, (self.global_size,), generator=self.generator)[self.start : self.stop]
-        return r.to(self.device)
+        return self._to_device(r)
 
     def permutation(self, n: int) -> torch.Tensor:
         """One permutation of ``range(n)``, the same on every rank (MoCo's shuffle-BN)."""
-        return torch.randperm(n, generator=self.generator).to(self.device)
+        return self._to_device(torch.randperm(n, generator=self.generator))
+
+    def _to_device(self, numbers: torch.Tensor) -> torch.Tensor:
+        """The numbers drawn on the CPU, on ``device`` without waiting for it.
+
+        A plain ``.to("cuda")`` from pageable memory waits for the GPU to finish all queued work (a colour
+        pipeline draws ~100 times a step); from pinned memory the copy is queued behind that work instead, and
+        PyTorch's pinned-memory cache keeps the buffer alive until the copy has run. On the CPU: the numbers.
+        """
+        if self.device.type == "cpu":
+            return numbers
+        if self.device.type == "cuda":
+            numbers = numbers.pin_memory()
+        return numbers.to(self.device, non_blocking=True)
 
 
 def _where(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(mask.view(-1, 1, 1, 1), a, b)
+
+
+_CONSTANTS: dict[tuple[tuple[float, ...], torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def _constant(values: tuple[float, ...], like: torch.Tensor) -> torch.Tensor:
+    """``like.new_tensor(values)``, made once per device and dtype: on a GPU each ``new_tensor`` is a blocking
+    copy from host memory, and the colour ops need their weights at every call."""
+    key = (values, like.device, like.dtype)
+    if key not in _CONSTANTS:
+        with torch.inference_mode(False):  # usable later with autograd, whatever mode made it first
+            _CONSTANTS[key] = like.new_tensor(values)
+    return _CONSTANTS[key]
 
 
 #: torchvision's luma weights (``rgb_to_grayscale``, after TF's), used by every colour op here.
@@ -91,7 +117,7 @@ def _luma(images: torch.Tensor) -> torch.Tensor:
     """(B, 1, H, W) grey level of RGB images; 1-channel images are their own grey level."""
     if images.shape[1] != 3:
         return images
-    return (images * images.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return (images * _constant(_LUMA, images).view(1, 3, 1, 1)).sum(1, keepdim=True)
 
 
 def color_jitter(
@@ -133,7 +159,7 @@ def _jitter(
     each sample in the order of its row of ``order`` (B, 4) (op ids as torchvision's ``fn_idx``).
 
     Brightness, contrast and saturation are one blend ``clip(f·x + (1 − f)·ref)``: one pass per position serves
-    all three, each sample with its own op's factor and reference; hue runs only on the samples whose op it is.
+    all three, each sample with its own op's factor and reference; hue is kept only on the samples whose op it is.
     """
     rgb = images.shape[1] == 3
     if not rgb:
@@ -151,10 +177,26 @@ def _jitter(
         if rgb:
             out.addcmul_(grey, keep * (op == _SATURATION))
         x = out.clamp_(0, 1)
-        rotate = order[:, position] == _HUE
-        if rgb and bool(rotate.any()):
-            x[rotate] = _rotate_hue(x[rotate], h[rotate].to(x.dtype))
+        if rgb:
+            x = _rotate_hue_where(x, h.to(x.dtype), order[:, position] == _HUE)
     return x
+
+
+#: Devices where :func:`_rotate_hue_where` indexes the rotated samples: reading a mask costs nothing there.
+MASKED_HUE_DEVICES = frozenset({"cpu"})
+
+
+def _rotate_hue_where(x: torch.Tensor, turns: torch.Tensor, rotate: torch.Tensor) -> torch.Tensor:
+    """The hue of the (B, 3, H, W) images ``x`` rotated by ``turns`` (B,) where ``rotate`` (B,) is set.
+
+    On the CPU only the rotated samples are computed (``x[rotate]``: a quarter of the work per position). On a
+    GPU every sample's hue is rotated and kept by ``torch.where``: ``x[rotate]`` (or ``if rotate.any()``) would
+    wait for the GPU to say how many samples there are. Both give the same numbers per sample, bit for bit.
+    """
+    if x.device.type in MASKED_HUE_DEVICES:
+        x[rotate] = _rotate_hue(x[rotate], turns[rotate])
+        return x
+    return _where(rotate, _rotate_hue(x, turns), x)
 
 
 def _rotate_hue(rgb: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
@@ -172,7 +214,7 @@ def _rotate_hue(rgb: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
     diff = torch.where(is_r, g - b, torch.where(is_g, b - r, r - g))
     sector = torch.where(is_r, 0.0, torch.where(is_g, 2.0, 4.0))
     h = torch.remainder(torch.addcmul(sector + 6 * turns.view(-1, 1, 1), diff, inv), 6)
-    k = torch.remainder(rgb.new_tensor([5.0, 3.0, 1.0]).view(1, 3, 1, 1) + h[:, None], 6)
+    k = torch.remainder(_constant((5.0, 3.0, 1.0), rgb).view(1, 3, 1, 1) + h[:, None], 6)
     return high[:, None] - chroma[:, None] * torch.minimum(k, 4 - k).clamp_(0, 1)
 
 
@@ -234,8 +276,8 @@ def solarize(images: torch.Tensor, rng: BatchRandom, p: float = 0.2, threshold: 
 
 def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """(x − mean) / std per channel."""
-    m = images.new_tensor(mean).view(1, -1, 1, 1)
-    s = images.new_tensor(std).view(1, -1, 1, 1)
+    m = _constant(tuple(mean), images).view(1, -1, 1, 1)
+    s = _constant(tuple(std), images).view(1, -1, 1, 1)
     return (images - m) / s
 
 

@@ -146,3 +146,28 @@ def test_colour_augment_states_what_it_applies():
     assert "σ 0.1–2 px" in local.describe(96) and "σ 0.0429–0.857 px" in ColorAugment((0,), (1,)).describe(96)
     plain = ColorAugment((0.5,), (0.5,), jitter_p=0.0, gray_p=0.0, blur_p=0.0)
     assert plain.describe(28, channels=1) == "no colour operations, then normalised"
+
+
+def test_hue_on_a_gpu_kept_by_torch_where_is_bitwise_the_cpus_masked_rotation(monkeypatch):
+    # The GPU path rotates every sample and keeps the rotated ones with torch.where (no mask read back to the
+    # host); the CPU path rotates only the samples whose op it is. Same numbers, rotated or not, bit for bit.
+    from trainers import augment
+
+    torch.manual_seed(0)
+    images = torch.rand(37, 3, 9, 9)
+    masked = color_jitter(images, BatchRandom(1, 5, 37, 0, 37), p=1.0)
+    monkeypatch.setattr(augment, "MASKED_HUE_DEVICES", frozenset())
+    where = color_jitter(images, BatchRandom(1, 5, 37, 0, 37), p=1.0)
+    assert torch.equal(where, masked)
+    rotate = torch.rand(37) < 0.3
+    turns = torch.rand(37) - 0.5
+    kept = augment._rotate_hue_where(images.clone(), turns, rotate)
+    assert torch.equal(kept[~rotate], images[~rotate])
+    assert torch.equal(kept[rotate], augment._rotate_hue(images[rotate], turns[rotate]))
+
+
+def test_batch_random_gives_the_numbers_drawn_on_the_cpu():
+    rng, ref = BatchRandom(3, 7, 10, 2, 6, device="cpu"), torch.Generator().manual_seed(3 * 1_000_003 + 7)
+    assert torch.equal(rng.uniform(0.5, 1.5, 2), 0.5 + 1.0 * torch.rand(10, 2, generator=ref)[2:6])
+    assert torch.equal(rng.randint(9), torch.randint(9, (10,), generator=ref)[2:6])
+    assert torch.equal(rng.permutation(5), torch.randperm(5, generator=ref))
