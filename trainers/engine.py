@@ -18,8 +18,11 @@ what the loss is and what happens around a step; this module does the rest once:
   ``--resume`` after a kill reaches the same weights as an uninterrupted run;
 * SIGTERM (preemption) stops the run at the next step boundary with that step's checkpoint written, exit status
   143 (:data:`PREEMPTED_EXIT`): ``--resume`` continues it as if it had not stopped;
-* a non-finite loss stops the run before it touches the weights, keeping the last good checkpoint; an image that
-  cannot be decoded is skipped, counted (``skipped_images``) and named once;
+* a non-finite loss stops the run before it touches the weights on the CPU, before any checkpoint of them on a
+  GPU, keeping the last good checkpoint; an image that cannot be decoded is skipped, counted (``skipped_images``)
+  and named once;
+* no host sync in the hot loop on a GPU except at logging steps (and checkpoints): the loss, the methods' logged
+  values and the NaN check stay on the device until a ``metrics.jsonl`` row is written (:func:`host_reads_deferred`);
 * tqdm progress (loss, lr, images/s), ``metrics.jsonl``, ``curves.png`` (:mod:`trainers.metrics`), an online
   k-NN monitor on a bounded subset, and the encoder exported to ``RUN/encoder/`` (zoo format) at every checkpoint.
 
@@ -71,7 +74,7 @@ from trainers.views import EvalSpec
 from zoo.atomic import write_json_atomic
 from zoo.errors import SslzooError
 
-__all__ = ["TrainContext", "Trainer", "build_configs", "train"]
+__all__ = ["TrainContext", "Trainer", "build_configs", "host_reads_deferred", "train"]
 
 MIN_IMAGE_SIDE = 16
 # Exit status after SIGTERM, once the checkpoint is written (128 + 15: "terminated", so a scheduler requeues it).
@@ -79,6 +82,16 @@ PREEMPTED_EXIT = 143
 DEFAULT_MAX_SIDE = 224  # a file collection's default training side: its typical shorter side, at most this
 # The evaluation view of the export: small images are resized whole; photos as ImageNet's Resize 256 + crop 224.
 FULL_FRAME_BELOW = 64
+
+
+def host_reads_deferred(device: torch.device) -> bool:
+    """Whether the loop leaves the loss and logged values on ``device`` until a logging step.
+
+    Reading a GPU tensor (``float(loss)``) waits for every queued kernel, so the loss is checked at logging steps
+    and before each checkpoint instead of at every step. On the CPU reading costs nothing: the loss is checked at
+    every step, before the weights change.
+    """
+    return device.type != "cpu"
 
 
 class Trainer(RunFiles):
@@ -192,6 +205,11 @@ class Trainer(RunFiles):
 
         self.start_epoch, self.start_pos, self.global_step, self.order = 0, 0, 0, None
         self.skipped_total, self.skipped_named = 0, 0
+        self.defer_reads = host_reads_deferred(self.device)
+        # Left on the device between logging steps: this rank's unread count of skipped images (all ranks'),
+        # and the first step whose loss was not finite with that loss.
+        self._skipped_unread: torch.Tensor | None = None
+        self._bad_loss: tuple[torch.Tensor, torch.Tensor] | None = None
         if self.checkpoint is not None:
             self._restore(self.checkpoint)
         if cfg.compile:
@@ -332,17 +350,21 @@ class Trainer(RunFiles):
             )
             for pos, views in enumerate(batches, start=first):
                 info = StepInfo(self.global_step, epoch, pos, ctx.steps_per_epoch, ctx.total_steps)
-                loss_value, logs, lr = self._step(views, info, epoch)
+                loss, logs, lr = self._step(views, info, epoch)
                 self.global_step += 1
                 ctx.global_step = self.global_step
                 seen += ctx.global_batch_size
                 rate = seen / max(time.perf_counter() - tick, 1e-9)
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.0f}")
                 last = pos == ctx.steps_per_epoch - 1
                 if self.global_step % cfg.log_every == 0 or last or ctx._pending_logs:
+                    # The only reads of the step's values (each waits for the GPU): at logging steps.
+                    self._read_device_values()
+                    loss_value = float(loss)
+                    bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.0f}")
                     row = {"step": self.global_step, "epoch": epoch + (pos + 1) / ctx.steps_per_epoch}
-                    row.update(loss=loss_value, lr=lr, wd=self._wd, samples_per_s=rate, **logs)
+                    logged = {k: float(v) for k, v in logs.items()}
+                    row.update(loss=loss_value, lr=lr, wd=self._wd, samples_per_s=rate, **logged)
                     if self.skipped_total:
                         row["skipped_images"] = self.skipped_total
                     row.update(ctx._pending_logs)
@@ -389,6 +411,8 @@ class Trainer(RunFiles):
 
     def _stop_requested(self) -> bool:
         """Whether SIGTERM reached this process (any rank under torchrun: all stop at the same step)."""
+        if not dist_utils.is_distributed():
+            return self._sigterm
         flag = torch.tensor([float(self._sigterm)], device=self.device)
         if dist_utils.is_distributed():
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
@@ -406,11 +430,18 @@ class Trainer(RunFiles):
         raise SystemExit(PREEMPTED_EXIT)
 
     def _count_skipped(self, views: Views) -> None:
-        """Add this step's unreadable images (all ranks) to the total; name the first few on this rank."""
-        mine = torch.tensor([len(views.skipped)], dtype=torch.float64, device=self.device)
-        if dist_utils.is_distributed():
+        """Add this step's unreadable images (all ranks) to the total; name the first few on this rank.
+
+        Under torchrun the ranks' counts are summed on the device and read at the next logging step or
+        checkpoint (:meth:`_read_device_values`), so counting never waits for the GPU.
+        """
+        if not dist_utils.is_distributed():
+            self.skipped_total += len(views.skipped)
+        else:
+            mine = torch.full((1,), float(len(views.skipped)), dtype=torch.float64, device=self.device)
             torch.distributed.all_reduce(mine)
-        self.skipped_total += int(mine.item())
+            unread = self._skipped_unread
+            self._skipped_unread = mine if unread is None else unread + mine
         for index in views.skipped[: max(0, 5 - self.skipped_named)]:
             print(
                 f"sslzoo: skipped an unreadable image, {self.ctx.train.describe(index)} (counted in metrics as "
@@ -419,7 +450,57 @@ class Trainer(RunFiles):
             )
             self.skipped_named += 1
 
-    def _step(self, views: Views, info: StepInfo, epoch: int) -> tuple[float, dict[str, float], float]:
+    def _check_loss(self, value: float, step: int) -> None:
+        """Stop the run in one line if the loss ``value`` of ``step`` is not finite (before the weights change)."""
+        if not math.isfinite(value):
+            raise self._loss_error(value, step, stopped_at=None)
+
+    def _watch_loss(self, loss: torch.Tensor, step: int) -> None:
+        """Remember, on the device, the first step whose loss is not finite (read by :meth:`_read_device_values`)."""
+        if self._bad_loss is None:
+            self._bad_loss = (
+                torch.full((), -1, dtype=torch.long, device=loss.device),
+                torch.zeros_like(loss),
+            )
+        bad_step, bad_value = self._bad_loss
+        first = ~torch.isfinite(loss) & (bad_step < 0)
+        self._bad_loss = (torch.where(first, step, bad_step), torch.where(first, loss, bad_value))
+
+    def _loss_error(self, value: float, step: int, stopped_at: int | None) -> SslzooError:
+        epoch = step // self.ctx.steps_per_epoch
+        if stopped_at is None:
+            stopped = "training stopped before the weights changed"
+        else:  # found at a logging step or checkpoint (host_reads_deferred): the weights since were not saved
+            stopped = f"training stopped at step {stopped_at}, before any checkpoint of the weights after it,"
+        return SslzooError(
+            f"the {self.cfg.method} loss became {value} at step {step} (epoch {epoch + 1}); {stopped} and "
+            f"{self._kept_checkpoint()}. Lower --lr, set --grad-clip, or use --amp bf16/none."
+        )
+
+    def _read_device_values(self) -> None:
+        """Read what the loop left on the device (at logging steps and checkpoints): stop on a non-finite loss,
+        add the unread count of skipped images to the total."""
+        if self._bad_loss is not None:
+            bad_step, bad_value = self._bad_loss
+            if int(bad_step) >= 0:
+                raise self._loss_error(float(bad_value), int(bad_step), stopped_at=self.global_step)
+        if self._skipped_unread is not None:
+            self.skipped_total += int(self._skipped_unread.item())
+            self._skipped_unread = None
+
+    def _save_checkpoint(self, epoch: int, pos: int, order: torch.Tensor | None) -> None:
+        # A non-finite loss the loop has not read yet stops the run here, before its weights are written.
+        self._read_device_values()
+        super()._save_checkpoint(epoch, pos, order)
+
+    def _step(
+        self, views: Views, info: StepInfo, epoch: int
+    ) -> tuple[torch.Tensor, dict[str, float | torch.Tensor], float]:
+        """One optimiser step; returns the loss (a 0-d tensor, all ranks' mean), the method's logs and the lr.
+
+        Nothing here reads a tensor back to the host where :func:`host_reads_deferred` (a GPU): the loss, the
+        logs and the NaN check are read at logging steps.
+        """
         ctx, method = self.ctx, self.method
         lr = self._set_schedules(info.global_step)
         self._count_skipped(views)
@@ -431,21 +512,19 @@ class Trainer(RunFiles):
             coloured = method.make_views([ctx.to_float(c) for c in views.crops], rng)
         batch = Batch(
             views=coloured,
-            indices=views.indices.to(self.device),
-            labels=views.labels.to(self.device),
+            indices=views.indices.to(self.device, non_blocking=True),
+            labels=views.labels.to(self.device, non_blocking=True),
             rng=rng,
         )
         with ctx.autocast():
             out = self.model(batch, info)
         loss, logs = out if isinstance(out, tuple) else (out, {})
         # One all-reduce serves both the log and the NaN check: every rank stops together.
-        loss_value = float(dist_utils.all_reduce_mean(loss.detach().float()))
-        if not math.isfinite(loss_value):
-            raise SslzooError(
-                f"the {self.cfg.method} loss became {loss_value} at step {info.global_step} (epoch {epoch + 1}); "
-                f"training stopped before the weights changed and {self._kept_checkpoint()}. Lower --lr, set "
-                "--grad-clip, or use --amp bf16/none."
-            )
+        loss_mean = dist_utils.all_reduce_mean(loss.detach().float())
+        if self.defer_reads:
+            self._watch_loss(loss_mean, info.global_step)
+        else:
+            self._check_loss(float(loss_mean), info.global_step)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
@@ -456,7 +535,7 @@ class Trainer(RunFiles):
         self.scaler.step(self.optimizer)
         self.scaler.update()
         method.on_after_step(info)
-        return loss_value, {k: float(v) for k, v in logs.items()}, lr
+        return loss_mean, logs, lr
 
 
 def train(method: str = "simclr", *, strict_resume: bool = False, **options: Any) -> Path:

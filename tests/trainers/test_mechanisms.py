@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from types import SimpleNamespace
 
@@ -58,6 +59,38 @@ def test_momentum_update_formula():
     for t, b, o in zip(target.parameters(), before, online.parameters()):
         torch.testing.assert_close(t, 0.9 * b + 0.1 * o, rtol=0, atol=1e-7)
         assert not t.requires_grad or t.grad is None
+
+
+def test_momentum_update_of_all_parameters_at_once_is_bitwise_the_loop_over_parameters():
+    torch.manual_seed(0)
+    online = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Flatten(), nn.Linear(8 * 36, 10))
+    target = copy.deepcopy(online).requires_grad_(False)
+    with torch.no_grad():
+        for p in online.parameters():
+            p.add_(torch.randn_like(p))
+    expected = [t.detach().clone() for t in target.parameters()]
+    for t, o in zip(expected, online.parameters()):
+        t.mul_(0.996).add_(o.detach(), alpha=1 - 0.996)
+    momentum_update(target, online, 0.996)
+    assert all(torch.equal(t, e) for t, e in zip(target.parameters(), expected))
+
+
+def test_dino_per_parameter_clip_is_bitwise_the_loop_over_parameters():
+    from trainers.methods.dino import clip_grad_norm_per_parameter
+
+    torch.manual_seed(0)
+    params = [nn.Parameter(torch.randn(shape)) for shape in [(5, 3), (7,), (2, 3, 4), (1,), (6, 6)]]
+    for i, p in enumerate(params):
+        p.grad = torch.randn_like(p) * (0.1 if i % 2 else 10.0)  # some above the limit, some below
+    params[3].grad = None  # no gradient: skipped
+    expected = [None if p.grad is None else p.grad.clone() for p in params]
+    for g in expected:
+        if g is not None:
+            g.mul_((3.0 / (g.norm(2) + 1e-6)).clamp(max=1.0))
+    clip_grad_norm_per_parameter(params, 3.0)
+    for p, e in zip(params, expected):
+        assert (p.grad is None and e is None) or torch.equal(p.grad, e)
+    assert params[0].grad.norm() <= 3.0 + 1e-5 and torch.equal(params[1].grad, expected[1])
 
 
 def test_moco_updates_key_encoder_with_momentum_before_the_keys():

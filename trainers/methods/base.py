@@ -173,8 +173,12 @@ class Method(nn.Module):
 
     def training_step(
         self, batch: Batch, step: StepInfo
-    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, float]]:
-        """Return the scalar loss of this rank's batch, optionally with extra values to log (``{"acc": 0.5}``)."""
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
+        """Return the scalar loss of this rank's batch, optionally with extra values to log (``{"acc": 0.5}``).
+
+        Values computed on the device stay 0-d tensors (no ``.item()``, no ``float()``): the engine reads them
+        only at the steps it logs, so the other steps never wait for the GPU.
+        """
         raise NotImplementedError
 
     # ------------------------------------------------------------------ optional hooks
@@ -242,10 +246,16 @@ class Method(nn.Module):
 def momentum_update(target: nn.Module, online: nn.Module, m: float) -> None:
     """EMA of parameters: θ_target ← m·θ_target + (1 − m)·θ_online (MoCo Eq. 2, BYOL Eq. 1, DINO §3.1).
 
-    Only parameters move; the target's BN running statistics are its own, as in MoCo's reference code.
+    Only parameters move; the target's BN running statistics are its own, as in MoCo's reference code. All
+    parameters in two ``torch._foreach`` calls (a few kernels on a GPU instead of two per parameter); the same
+    numbers as ``pt.mul_(m).add_(po, alpha=1 - m)`` one parameter at a time.
     """
-    for pt, po in zip(target.parameters(), online.parameters()):
-        pt.mul_(m).add_(po.detach(), alpha=1.0 - m)
+    targets = list(target.parameters())
+    onlines = [p.detach() for p in online.parameters()]
+    if len(targets) != len(onlines):
+        raise ValueError(f"the target has {len(targets)} parameters, the online network {len(onlines)}")
+    torch._foreach_mul_(targets, m)
+    torch._foreach_add_(targets, onlines, alpha=1.0 - m)
 
 
 def feature_dim(backbone: nn.Module) -> int:

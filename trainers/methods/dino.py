@@ -147,11 +147,15 @@ def clip_grad_norm_per_parameter(parameters: Iterable[torch.Tensor], max_norm: f
 
     The DINO repository's ``utils.clip_gradients``: the factor is ``max_norm / (‖g‖ + 1e-6)`` when below 1, as
     ``torch.nn.utils.clip_grad_norm_`` computes it for the global norm. A large gradient in one layer then no
-    longer shrinks every other layer's.
+    longer shrinks every other layer's. The norms and factors of all parameters are computed together
+    (``torch._foreach_norm``: a few kernels on a GPU instead of five per parameter), with the same numbers.
     """
-    for p in parameters:
-        if p.grad is not None:
-            p.grad.mul_((max_norm / (p.grad.norm(2) + 1e-6)).clamp(max=1.0))
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return
+    norms = torch.stack(torch._foreach_norm(grads, 2))
+    factors = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    torch._foreach_mul_(grads, list(factors.unbind()))
 
 
 class DINO(Method):
@@ -240,14 +244,13 @@ class DINO(Method):
         with torch.no_grad():
             # H(P_t, P_s) = H(P_t) + KL(P_t ‖ P_s): the student can only lower the KL part, so log it apart.
             p_t = F.softmax((torch.cat(teacher_out).float() - center) / t_temp, dim=-1)
-            teacher_entropy = float(-(p_t * p_t.clamp_min(1e-12).log()).sum(-1).mean())
+            teacher_entropy = -(p_t * p_t.clamp_min(1e-12).log()).sum(-1).mean()
+            # 0-d tensors: the engine reads them at logging steps only. In float64, the difference of the two
+            # float32 values is the one Python's floats gave.
+            kl = loss.detach().double() - teacher_entropy.double()
         if self.cfg.centering:
             self.update_center(teacher_out)
-        return loss, {
-            "teacher_temp": t_temp,
-            "teacher_entropy": teacher_entropy,
-            "kl": float(loss.detach()) - teacher_entropy,
-        }
+        return loss, {"teacher_temp": t_temp, "teacher_entropy": teacher_entropy, "kl": kl}
 
     def on_before_optimizer_step(self, step: StepInfo) -> None:
         if self.cfg.param_grad_clip > 0:
