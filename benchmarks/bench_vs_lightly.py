@@ -100,7 +100,8 @@ class Budget:
     channels_last: bool = True
 
     def key(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+        """The budget rows are comparable under: everything but the seed (each row records its own)."""
+        return json.dumps({k: v for k, v in dataclasses.asdict(self).items() if k != "seed"}, sort_keys=True)
 
 
 def method_budget(method: str, budget: Budget) -> Budget:
@@ -261,15 +262,22 @@ def evaluate(folder: Path, dataset: str) -> dict[str, float]:
     return {r.protocol: float(r.metrics["top1"]) for r in records}
 
 
-def _row(method: str, framework: str, trained: dict[str, Any], scores: dict[str, float]) -> dict[str, Any]:
+def _row(
+    method: str, framework: str, seed: int, trained: dict[str, Any], scores: dict[str, float]
+) -> dict[str, Any]:
     return {
         "method": method,
         "framework": framework,
+        "seed": seed,
         "knn": round(scores["knn"], 2),
         "linear": round(scores["linear"], 2),
         "train_seconds": round(trained["seconds"], 1),
         "images_per_s": round(trained["images"] / trained["seconds"], 1),
     }
+
+
+def _row_key(row: dict[str, Any]) -> tuple[str, str, int]:
+    return row["method"], row["framework"], row.get("seed", 0)
 
 
 def _save_row(path: Path, budget: Budget, machine: str, row: dict[str, Any]) -> list[dict[str, Any]]:
@@ -279,7 +287,7 @@ def _save_row(path: Path, budget: Budget, machine: str, row: dict[str, Any]) -> 
 
     saved = json.loads(path.read_text()) if path.is_file() else {}
     rows = saved.get("rows", []) if saved.get("budget") == budget.key() else []
-    rows = [r for r in rows if (r["method"], r["framework"]) != (row["method"], row["framework"])] + [row]
+    rows = [r for r in rows if _row_key(r) != _row_key(row)] + [row]
     write_json_atomic(path, {"budget": budget.key(), "machine": machine, "rows": rows})
     return rows
 
@@ -288,6 +296,10 @@ def _speed_key(budget: Budget) -> str:
     """What images/s depends on: not the epochs, seed or learning rate."""
     keys = ("dataset", "arch", "arch_args", "batch_size", "workers", "channels_last")
     return json.dumps({k: getattr(budget, k) for k in keys}, sort_keys=True, default=list)
+
+
+def _seeds(rows: list[dict[str, Any]]) -> str:
+    return ", ".join(str(s) for s in sorted({r.get("seed", 0) for r in rows}))
 
 
 def report(
@@ -305,37 +317,52 @@ def report(
     lines = [
         f"Budget: `{budget.arch}` on `{budget.dataset}`, {budget.epochs} epochs of batches of {budget.batch_size}, "
         f"AdamW lr {budget.lr:g} → {budget.min_lr:g} (cosine, {budget.warmup_epochs:g} warm-up epoch), wd "
-        f"{budget.weight_decay:g} (not on norms and biases), seed {budget.seed}, {budget.workers} DataLoader "
+        f"{budget.weight_decay:g} (not on norms and biases), seeds {_seeds(rows)}, {budget.workers} DataLoader "
         f"workers, {'channels-last' if budget.channels_last else 'contiguous'} float32. Evaluation: weighted "
         "k-NN (k 20, T 0.07) and linear probe, train → full test split, one code path for both.",
         "",
         f"Machine: {machine}. Command: `{command}`"
         + "".join(f"; {side} changed: {v}" for side, v in OVERRIDES.items() if v),
         "",
-        "| method | framework | k-NN | linear | train s | images/s | Δ k-NN | Δ linear | speed ratio |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| method | framework | k-NN | linear | per seed (k-NN / linear) | train s | images/s | Δ k-NN | Δ linear "
+        "| speed ratio |",
+        "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    by = {(r["method"], r["framework"]): r for r in rows}
+    by: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in sorted(rows, key=_row_key):
+        by.setdefault((row["method"], row["framework"]), []).append(row)
+
+    def mean(group: list[dict[str, Any]], key: str) -> float:
+        return sum(r[key] for r in group) / len(group)
+
     for method in METHODS:
         ours, peer = by.get((method, "sslzoo")), by.get((method, "lightly"))
         speed = rates.get(method)
-        for row in (ours, peer):
-            if row is None:
+        for group in (ours, peer):
+            if group is None:
                 continue
-            rate = speed[0 if row is ours else 1] if speed else row["images_per_s"]
+            framework = group[0]["framework"]
+            rate = speed[0 if group is ours else 1] if speed else mean(group, "images_per_s")
             delta = ("", "", "")
-            if row is ours and peer is not None:
-                ratio = speed[0] / speed[1] if speed else ours["images_per_s"] / peer["images_per_s"]
+            if group is ours and peer is not None:
+                ratio = (
+                    speed[0] / speed[1] if speed else mean(ours, "images_per_s") / mean(peer, "images_per_s")
+                )
                 delta = (
-                    f"{ours['knn'] - peer['knn']:+.2f}",
-                    f"{ours['linear'] - peer['linear']:+.2f}",
+                    f"{mean(ours, 'knn') - mean(peer, 'knn'):+.2f}",
+                    f"{mean(ours, 'linear') - mean(peer, 'linear'):+.2f}",
                     f"{ratio:.2f}×",
                 )
+            seeds = ", ".join(f"{r['knn']:.2f} / {r['linear']:.2f}" for r in group)
             lines.append(
-                f"| {method} | {row['framework']} | {row['knn']:.2f} | {row['linear']:.2f} | "
-                f"{row['train_seconds']:.0f} | {rate:.0f} | {delta[0]} | {delta[1]} | {delta[2]} |"
+                f"| {method} | {framework} | {mean(group, 'knn'):.2f} | {mean(group, 'linear'):.2f} | {seeds} | "
+                f"{mean(group, 'train_seconds'):.0f} | {rate:.0f} | {delta[0]} | {delta[1]} | {delta[2]} |"
             )
-    lines += ["", "Δ and the speed ratio are sslzoo − lightly and sslzoo / lightly. "]
+    lines += [
+        "",
+        "k-NN and linear: means over the seeds (per seed beside them, seed 0 first). Δ and the speed ratio are "
+        "sslzoo − lightly and sslzoo / lightly. ",
+    ]
     if rates:
         lines[-1] += (
             f"images/s: {speeds['rounds']} alternating bursts of {speeds['steps']} steps per framework in one "
@@ -518,14 +545,14 @@ def main(argv: list[str] | None = None) -> int:
         for framework in order:
             if framework not in args.frameworks.split(","):
                 continue
-            if any(r["method"] == method and r["framework"] == framework for r in rows):
-                continue  # measured before with this budget
+            if any(_row_key(r) == (method, framework, budget.seed) for r in rows):
+                continue  # measured before with this budget and seed
             print(f"[{time.strftime('%H:%M:%S')}] {method}: training with {framework} …", flush=True)
             trained = trainers[framework](
-                method, method_budget(method, budget), out / f"{framework}-{method}"
+                method, method_budget(method, budget), out / f"{framework}-{method}-seed{budget.seed}"
             )
             scores = evaluate(trained["folder"], budget.dataset)
-            rows.append(_row(method, framework, trained, scores))
+            rows.append(_row(method, framework, budget.seed, trained, scores))
             print(f"    {json.dumps(rows[-1])}", flush=True)
             rows = _save_row(results_path, budget, machine, rows[-1])
     speed_path = out / "speed.json"
