@@ -123,7 +123,13 @@ def _fraction(name: str, value: Any, *, optional: bool = False) -> None:
 _TEMPERATURES = ("temperature", "student_temp", "teacher_temp", "warmup_teacher_temp")
 _FRACTIONS = ("momentum", "momentum_end", "center_momentum", "crop_min_scale", "global_crop_min_scale")
 _FRACTIONS += ("local_crop_max_scale", "jitter")
-_ZERO_OR_MORE = ("n_local_crops", "warmup_teacher_temp_epochs", "freeze_last_layer_epochs", "lam")
+_ZERO_OR_MORE = (
+    "n_local_crops",
+    "warmup_teacher_temp_epochs",
+    "freeze_last_layer_epochs",
+    "lam",
+    "param_grad_clip",
+)
 
 
 def validate_train_options(cfg: Any, method_cfg: Any) -> None:

@@ -153,3 +153,12 @@ def test_resume_tolerates_a_half_written_metrics_line(tmp_path):
     log.restore(upto_step=25)
     assert log.rows == rows
     assert (tmp_path / "metrics.jsonl").read_text() == "".join(json.dumps(r) + "\n" for r in rows)
+
+
+def test_dinos_per_parameter_clip_can_be_switched_off_as_its_help_says():
+    from trainers.methods.dino import DINOConfig
+    from trainers.safety import validate_train_options
+
+    validate_train_options(TrainConfig(method="dino"), DINOConfig(param_grad_clip=0.0))  # "0: off"
+    with pytest.raises(SslzooError, match="--param-grad-clip must be at least 0"):
+        validate_train_options(TrainConfig(method="dino"), DINOConfig(param_grad_clip=-1.0))
