@@ -315,7 +315,8 @@ def report(
 
     rates = (speeds or {}).get("rates", {})
     lines = [
-        f"Budget: `{budget.arch}` on `{budget.dataset}`, {budget.epochs} epochs of batches of {budget.batch_size}, "
+        f"Budget: `{budget.arch}` on `{budget.dataset}`, {budget.epochs} epoch{'s' * (budget.epochs != 1)} of "
+        f"batches of {budget.batch_size}, "
         f"AdamW lr {budget.lr:g} → {budget.min_lr:g} (cosine, {budget.warmup_epochs:g} warm-up epoch), wd "
         f"{budget.weight_decay:g} (not on norms and biases), seeds {_seeds(rows)}, {budget.workers} DataLoader "
         f"workers, {'channels-last' if budget.channels_last else 'contiguous'} float32. Evaluation: weighted "
@@ -566,7 +567,13 @@ def main(argv: list[str] | None = None) -> int:
         if any(OVERRIDES.values()):
             print("bench_vs_lightly: --publish takes the comparison without --ours-option/--peer-option.")
             return 2
-        publish(out, command)
+        seeds = sorted({r.get("seed", 0) for r in rows})
+        canonical = (
+            f"python benchmarks/bench_vs_lightly.py --epochs {budget.epochs} --warmup-epochs {budget.warmup_epochs:g} "
+            f"--threads {torch.get_num_threads()} --out OUT --seed S` for S in {', '.join(map(str, seeds))}, then "
+            "`... --out OUT --speed 3 6`, then `... --out OUT --publish"
+        )
+        publish(out, canonical)
         print(f"published into {README} and {RESULTS_FILE}")
     return 0
 
