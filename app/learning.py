@@ -39,29 +39,22 @@ def predictions(model: str, dataset: str, params: dict[str, dict[str, Any]], dev
     """Per-image correctness of ``model`` on ``dataset``'s test split for the ``knn`` and ``linear`` protocols,
     with the evaluators' own code and parameters (features come from the evaluation's cache)."""
     from evaluators.baselines import resolve_encoder
+    from evaluators.evaluate import knn_outcome, linear_outcome
     from evaluators.features import extract_features
-    from evaluators.knn import knn_classify
-    from evaluators.linear import linear_probe
 
     encoder = resolve_encoder(model, dataset, device=device)
     train = extract_features(encoder, dataset, "train", progress=False)
     test = extract_features(encoder, dataset, "test", progress=False)
-    knn, lin = params["knn"], params["linear"]
-    out = knn_classify(
-        train.feats, train.labels, test.feats, test.labels, k=knn["k"], temperature=knn["temperature"]
-    )
-    probe = linear_probe(
-        train.feats,
-        train.labels,
-        test.feats,
-        test.labels,
-        weight_decays=lin["weight_decays"],
-        val_fraction=lin["val_fraction"],
-        max_iter=lin["max_iter"],
-        seed=lin["seed"],
-    )
+    knn = knn_outcome(train, test, params["knn"], device)
+    if "predictions" not in knn:
+        from zoo.errors import SslzooError
+
+        raise SslzooError(
+            f"{dataset}'s features are streamed from disk: no per-image k-NN predictions to pair."
+        )
+    probe = linear_outcome(train, test, params["linear"], device)
     labels = np.asarray(test.labels)
-    return {"knn": out["predictions"] == labels, "linear": probe["predictions"] == labels}
+    return {"knn": knn["predictions"] == labels, "linear": probe["predictions"] == labels}
 
 
 def verdict(trained: dict[str, np.ndarray], random: dict[str, np.ndarray]) -> dict[str, Any]:

@@ -86,7 +86,12 @@ def protocol_params(config: EvalConfig, model: str = "") -> dict[str, dict[str, 
     return {name: every[name] for name in names}
 
 
-def _knn(train: Features, test: Features, p: dict[str, Any], device: str | None):
+def knn_outcome(
+    train: Features, test: Features, p: dict[str, Any], device: str | None = None
+) -> dict[str, Any]:
+    """The k-NN protocol's full result on extracted features with the ``knn`` parameters of
+    :func:`protocol_params`: ``top1``, ``top5`` and each test image's ``predictions`` (not for a bank streamed
+    from disk in chunks: ``chunked`` says which)."""
     chunked = isinstance(train.feats, np.memmap)  # larger than RAM should hold: stream the bank in chunks
     if chunked:
         from evaluators.knn_chunked import knn_classify_chunked as classify
@@ -101,11 +106,15 @@ def _knn(train: Features, test: Features, p: dict[str, Any], device: str | None)
         temperature=p["temperature"],
         device=device,
     )
-    return {"top1": out["top1"], "top5": out["top5"]}, ({"search": "chunked"} if chunked else {})
+    return {**out, "chunked": chunked}
 
 
-def _linear(train: Features, test: Features, p: dict[str, Any], device: str | None):
-    out = linear_probe(
+def linear_outcome(
+    train: Features, test: Features, p: dict[str, Any], device: str | None = None
+) -> dict[str, Any]:
+    """The linear probe's full result (``top1``, ``top5``, ``predictions``, the chosen ``weight_decay``) with the
+    ``linear`` parameters of :func:`protocol_params`."""
+    return linear_probe(
         train.feats,
         train.labels,
         test.feats,
@@ -116,6 +125,15 @@ def _linear(train: Features, test: Features, p: dict[str, Any], device: str | No
         seed=p["seed"],
         device=device,
     )
+
+
+def _knn(train: Features, test: Features, p: dict[str, Any], device: str | None):
+    out = knn_outcome(train, test, p, device)
+    return {"top1": out["top1"], "top5": out["top5"]}, ({"search": "chunked"} if out["chunked"] else {})
+
+
+def _linear(train: Features, test: Features, p: dict[str, Any], device: str | None):
+    out = linear_outcome(train, test, p, device)
     return {"top1": out["top1"], "top5": out["top5"]}, {
         "weight_decay": out["weight_decay"],
         "val_top1": out["val_top1"],
