@@ -170,6 +170,22 @@ def test_sub_class_heads_give_the_same_gradient_every_time():
     assert len(gradients) == 1
 
 
+def test_sub_class_heads_run_under_bf16_autocast_on_bf16_features():
+    # The quick demo trains with bf16 autocast on CPUs with bf16 units: the backbone then hands the heads bf16
+    # features, and each head's product plus its float32 bias comes out in float32 — a bf16 buffer refused it.
+    torch.manual_seed(0)
+    heads = SubClassHeads(n_super=8, k=3, dim=16)
+    feats, supers = torch.randn(6, 16).to(torch.bfloat16).requires_grad_(), torch.tensor([0, 5, 5, 2, 0, 7])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = heads(feats, supers)
+    expected = torch.stack(
+        [feats[i].float() @ heads.weight[s].T + heads.bias[s] for i, s in enumerate(supers)]
+    )
+    torch.testing.assert_close(logits.float(), expected, atol=0.05, rtol=0.02)  # bf16 products
+    logits.float().sum().backward()
+    assert heads.weight.grad is not None and feats.grad is not None
+
+
 def test_label_update_schedule_is_dense_early():
     assert label_update_epochs(3, 9) == [0, 1, 2]
     assert label_update_epochs(400, 10) == [0, 4, 16, 36, 64, 100, 144, 196, 256, 324]

@@ -110,10 +110,15 @@ class SubClassHeads(nn.Module):
         calls on a multi-threaded CPU: 30 backward passes on the same tensors gave 30 different gradients, and two
         runs with the same seed drifted apart after 8 steps.
         """
-        logits = features.new_empty(len(features), self.weight.shape[1])
+        logits = None
         for s in torch.unique(supers).tolist():
             rows = (supers == s).nonzero(as_tuple=True)[0]
-            logits[rows] = features[rows] @ self.weight[s].T + self.bias[s]
+            block = features[rows] @ self.weight[s].T + self.bias[s]
+            # In the dtype the product came out in: under bf16 autocast the float32 bias promotes it, so a buffer
+            # shaped like the (bf16) features would refuse it.
+            if logits is None:
+                logits = block.new_empty(len(features), block.shape[1])
+            logits[rows] = block
         return logits
 
 
