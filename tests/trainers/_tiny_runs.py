@@ -18,6 +18,16 @@ TINY = {
     "warmup_epochs": 0.2,
 }
 
+
+def tiny_train_argv(out: str, epochs: int) -> list[str]:
+    """``sslzoo train`` arguments of a tiny SimCLR run (the CLI's spelling of :data:`TINY`, logging every step)."""
+    return [
+        *("train", "--method", "simclr", "--dataset", "digits", "--out", out, "--epochs", str(epochs)),
+        *("--arch-args", "widths=(8,16,16,32)", "--image-size", "16", "--batch-size", "64", "--no-progress"),
+        *("--knn-every", "0", "--log-every", "1", "--warmup-epochs", "0.2"),
+    ]
+
+
 # Per-method options that keep a 1-epoch run small: short queue, small DINO head, two local crops.
 SMALL = {
     "simclr": {},

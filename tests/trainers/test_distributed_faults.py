@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _tiny_runs import final_state
+from _tiny_runs import final_state, tiny_train_argv
 
 from trainers.safety import check_finite, load_checkpoint
 
@@ -59,17 +59,7 @@ sys.exit(main(sys.argv[1:]))
 
 
 def _argv(*extra: str) -> list[str]:
-    argv = ["train", "--method", "simclr", "--dataset", "digits", "--out", "run", "--epochs", "1"]
-    argv += [
-        "--arch-args",
-        "widths=(8,16,16,32)",
-        "--image-size",
-        "16",
-        "--batch-size",
-        "64",
-        "--no-progress",
-    ]
-    argv += ["--knn-every", "0", "--log-every", "1", "--warmup-epochs", "0.2", "--checkpoint-every", "4"]
+    argv = [*tiny_train_argv("run", 1), "--checkpoint-every", "4"]
     return [*argv, "--device", "cpu", "--dist-timeout", "20", *extra]
 
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import torch
-from _tiny_runs import TINY, final_state
+from _tiny_runs import TINY, final_state, tiny_train_argv
 
 from trainers import train
 from trainers.engine import PREEMPTED_EXIT
@@ -41,17 +41,7 @@ sys.exit(main(sys.argv[2:]))
 
 
 def _argv(out: Path) -> list[str]:
-    argv = ["train", "--method", "simclr", "--dataset", "digits", "--out", str(out), "--epochs", "2"]
-    argv += [
-        "--arch-args",
-        "widths=(8,16,16,32)",
-        "--image-size",
-        "16",
-        "--batch-size",
-        "64",
-        "--no-progress",
-    ]
-    return [*argv, "--knn-every", "0", "--log-every", "1", "--warmup-epochs", "0.2"]
+    return tiny_train_argv(str(out), 2)
 
 
 def test_sigterm_checkpoints_at_the_next_step_and_resume_matches_an_uninterrupted_run(tmp_path):
