@@ -239,8 +239,6 @@ class LightlyRun:
     encoder: nn.Module
     seconds: float
     images: int
-    steps: int
-    final_loss: float
 
 
 class LightlyLoop:
@@ -314,18 +312,16 @@ def train_lightly(
     """Train ``method`` with lightly's parts on ``images`` (N, H, W, C) uint8 at ``budget`` (epochs, batch, lr…)."""
     start = time.perf_counter()
     loop = LightlyLoop(method, recipe, budget, images, mean, std, side, make_backbone)
-    t, loss = 0, torch.tensor(float("nan"))
+    t = 0
     for _epoch in range(budget.epochs):
         for views in loop.loader:
-            loss = loop.step(views, t)
+            loop.step(views, t)
             t += 1
     seconds = time.perf_counter() - start
     encoder = loop.model.encoder()
     if method == "moco":
         encoder = plain_batch_norm(encoder, make_backbone())
-    return LightlyRun(
-        encoder.to(memory_format=torch.contiguous_format), seconds, t * budget.batch_size, t, float(loss)
-    )
+    return LightlyRun(encoder.to(memory_format=torch.contiguous_format), seconds, t * budget.batch_size)
 
 
 def differences(method: str) -> list[str]:
