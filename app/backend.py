@@ -131,8 +131,7 @@ class Backend:
     # ------------------------------------------------------------------------------------------ choices
     def model_choices(self) -> list[str]:
         """Models to offer: ``--model``, local runs with an exported encoder, then registry models on disk."""
-        from zoo._loader import is_cached
-        from zoo.registry import list_models
+        from zoo.registry import is_cached, list_models
 
         runs = []
         if self.runs_dir.is_dir():

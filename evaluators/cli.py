@@ -209,11 +209,13 @@ def _reproduce(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from evaluators.sources import imagenet_root
+
+    imagenet_root(args.dataset)  # one line and exit 2 without ImageNet, before importing torch
     from evaluators._dist import rank_world
     from evaluators.config import EvalConfig
-    from evaluators.reproduce import imagenet_root, reproduce
+    from evaluators.reproduce import reproduce
 
-    imagenet_root(args.dataset)  # one line and exit 2 without ImageNet, before loading anything
     if not args.no_record:
         _check_writable(args.leaderboard)
     config = dataclass_from_namespace(EvalConfig, args)

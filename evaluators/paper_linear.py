@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from evaluators._dist import rank_world
-from evaluators.sources import LabelledImages, split_labels
+from evaluators.sources import FileSplit, split_labels
 from zoo.errors import SslzooError
 from zoo.registry import LINEAR_RECIPES, LinearRecipe
 
@@ -284,3 +284,22 @@ def _cycle(loader, sampler):
         sampler.set_epoch(epoch)
         yield from loader
         epoch += 1
+
+
+class LabelledImages(torch.utils.data.Dataset):
+    """``(transform(image), label)`` pairs of a :class:`FileSplit` or a ``datasets.Dataset``, decoded in workers."""
+
+    def __init__(self, source: Any, transform: Any) -> None:
+        self.source, self.transform = source, transform
+        self.labels = split_labels(source)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image
+
+        if isinstance(self.source, FileSplit):
+            with Image.open(self.source.paths[i]) as image:
+                return self.transform(image), int(self.labels[i])
+        return self.transform(self.source[int(i)]["image"]), int(self.labels[i])

@@ -19,7 +19,7 @@ from typing import Any
 
 from evaluators.evaluate import EvalConfig, evaluate
 from evaluators.records import Record
-from evaluators.sources import NEEDS, class_names, imagenet_splits, is_imagenet_layout
+from evaluators.sources import class_names, imagenet_root, imagenet_splits
 from zoo.errors import SslzooError
 from zoo.registry import LINEAR_RECIPES, get_entry
 
@@ -64,15 +64,6 @@ class Comparison:
             "ok": self.ok,
             "record": self.record.id,
         }
-
-
-def imagenet_root(dataset: str | None) -> str:
-    """The folder of ``folder:PATH`` when it has the ImageNet layout, else one line saying what is needed."""
-    path = dataset[len("folder:") :] if dataset and dataset.startswith("folder:") else None
-    if path is None or not is_imagenet_layout(path):
-        where = f" ({dataset} is not)" if dataset else ""
-        raise SslzooError(f"sslzoo reproduce needs {NEEDS}{where}: pass --dataset folder:PATH.")
-    return path
 
 
 def plan(name: str) -> dict[str, str]:

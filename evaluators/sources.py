@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from zoo.errors import SslzooError
 
@@ -74,6 +73,18 @@ def is_imagenet_layout(root: str | Path) -> bool:
     """Whether ``root`` has ``train/`` and ``val/`` folders (the layout the papers' scripts read)."""
     root = Path(root)
     return (root / "train").is_dir() and (root / "val").is_dir()
+
+
+def imagenet_root(dataset: str | None) -> str:
+    """The folder of ``folder:PATH`` when it has the ImageNet layout, else one line saying what is needed.
+
+    Torch-free, so ``sslzoo reproduce NAME`` without ImageNet refuses before loading anything.
+    """
+    path = dataset[len("folder:") :] if dataset and dataset.startswith("folder:") else None
+    if path is None or not is_imagenet_layout(path):
+        where = f" ({dataset} is not)" if dataset else ""
+        raise SslzooError(f"sslzoo reproduce needs {NEEDS}{where}: pass --dataset folder:PATH.")
+    return path
 
 
 def _images_in(folder: Path) -> list[str]:
@@ -205,22 +216,3 @@ def select_rows(source: Any, indices: range) -> Any:
 def images_of(source: Any) -> Any:
     """What ``Encoder.embed`` takes for a source: the file paths of a :class:`FileSplit`, else the dataset."""
     return source.paths if isinstance(source, FileSplit) else source
-
-
-class LabelledImages(torch.utils.data.Dataset):
-    """``(transform(image), label)`` pairs of a :class:`FileSplit` or a ``datasets.Dataset``, decoded in workers."""
-
-    def __init__(self, source: Any, transform: Any) -> None:
-        self.source, self.transform = source, transform
-        self.labels = split_labels(source)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image
-
-        if isinstance(self.source, FileSplit):
-            with Image.open(self.source.paths[i]) as image:
-                return self.transform(image), int(self.labels[i])
-        return self.transform(self.source[int(i)]["image"]), int(self.labels[i])

@@ -10,7 +10,7 @@ import os
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``sslzoo train`` on the top-level parser."""
     from trainers.config import TrainConfig
-    from trainers.methods import get_method, method_names
+    from trainers.methods import method_config, method_defaults, method_names
     from zoo.config import add_dataclass_arguments, field_default
 
     p = subparsers.add_parser(
@@ -30,19 +30,19 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     seen = {f.name for f in dataclasses.fields(TrainConfig)}
     for name in method_names():
-        cls = get_method(name)
-        fields = [f.name for f in dataclasses.fields(cls.Config)]
+        config = method_config(name)
+        fields = [f.name for f in dataclasses.fields(config)]
         new = [f for f in fields if f not in seen]
         shared_with = sorted(set(fields) - set(new))
         # An option several methods share is listed once, under the first; each method keeps its own default,
         # which its group names.
-        defaults = {f.name: field_default(f) for f in dataclasses.fields(cls.Config)}
+        defaults = {f.name: field_default(f) for f in dataclasses.fields(config)}
         own = ", ".join(f"--{f.replace('_', '-')} {defaults[f]}" for f in shared_with)
         note = f"; also uses, with its defaults: {own}" if shared_with else ""
-        changed = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in cls.defaults.items())
+        changed = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in method_defaults(name).items())
         changed = f"; its defaults of shared options: {changed}" if changed else ""
         group = p.add_argument_group(f"{name} options", f"(--method {name}{note}{changed})")
-        add_dataclass_arguments(group, cls.Config, skip=seen)
+        add_dataclass_arguments(group, config, skip=seen)
         seen.update(new)
     p.set_defaults(handler=_train)
 

@@ -1,9 +1,8 @@
 """sslzoo's foundation: datasets, model registry, loading and Hub I/O shared by every other package.
 
 Attributes are imported on first use (PEP 562), so ``import zoo`` — and every ``sslzoo`` command's ``--help`` —
-costs no torch or timm import. The sslzoo_* architectures are registered with timm when a module that builds models
-is imported (``zoo.registry``, and through it ``zoo.load`` and ``zoo.Encoder``), or explicitly with
-``import zoo.architectures``.
+costs no torch or timm import; so does the registry (``zoo.registry``: data). The sslzoo_* architectures are
+registered with timm when ``zoo.load`` is first used, or explicitly with ``import zoo.architectures``.
 
 >>> import zoo
 >>> ds = zoo.load_dataset("digits", split="train")

@@ -114,9 +114,19 @@ def snapshot_revision(path: Path) -> str | None:
 
 def url_cached_file(url: str) -> Path:
     """Where ``torch.hub`` keeps the download of ``url`` (``$TORCH_HOME/hub/checkpoints/<file name>``)."""
-    import torch.hub
+    return torch_hub_dir() / "checkpoints" / os.path.basename(urlparse(url).path)
 
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+
+def torch_hub_dir() -> Path:
+    """``torch.hub.get_dir()``; without importing torch when it is not loaded yet (``sslzoo models`` asks whether
+    files are cached), by torch's own rule: ``$TORCH_HOME/hub``, else ``$XDG_CACHE_HOME/torch/hub``, else
+    ``~/.cache/torch/hub``. Once torch is loaded its answer counts (it may have been moved by ``set_dir``)."""
+    import sys
+
+    if "torch.hub" in sys.modules:
+        return Path(sys.modules["torch.hub"].get_dir())
+    cache = os.getenv("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+    return Path(os.path.expanduser(os.getenv("TORCH_HOME", os.path.join(cache, "torch")))) / "hub"
 
 
 def url_file(url: str, sha256: str | None = None, md5: str | None = None) -> Path:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from zoo.errors import SslzooError
+
+if TYPE_CHECKING:  # the registry's entries hold KeyMappings and load without torch (sslzoo models)
+    import torch
+    from torch import nn
 
 __all__ = ["KeyMapping", "apply_mapping", "load_strict"]
 
@@ -59,6 +61,8 @@ def apply_mapping(
     Raises:
         SslzooError: the container or prefix is not there (a checkpoint of another layout, or a corrupted file).
     """
+    import torch
+
     state: Mapping[str, object] = checkpoint
     for key in mapping.container:
         if mapping.container_optional and isinstance(state, Mapping) and key not in state:

@@ -10,20 +10,19 @@ from typing import Any
 import torch
 from torch import nn
 
+import zoo.architectures  # noqa: F401  (registers the sslzoo_* architectures the registry's entries name)
 from zoo import _hub
 from zoo._keymaps import IDENTITY, KeyMapping, apply_mapping, load_strict
 from zoo.devices import resolve_device
 from zoo.encoder import Encoder, build_transform
 from zoo.errors import SslzooError
 from zoo.export import METADATA_FILE, WEIGHTS_SHA256_KEY
-from zoo.registry import MODELS, ModelEntry, get_entry
+from zoo.registry import MODELS, REPO_ROOT, ModelEntry, entry_folder, get_entry, is_cached
 
 __all__ = ["REPO_ROOT", "check_recorded_sha256", "is_cached", "load", "resolve_device", "resolve_folder"]
 
 CONFIG_FILE = "config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-# Relative ``folder:`` sources in the registry (encoders shipped with the repository) start here.
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _create(arch: str, model_args: dict[str, Any], pretrained_cfg: dict[str, Any] | None = None) -> nn.Module:
@@ -222,14 +221,6 @@ def _entry_weights(entry: ModelEntry) -> tuple[Path, str]:
     raise SslzooError(f"entry {entry.name!r} has an unsupported source {entry.source!r}.")
 
 
-def entry_folder(entry: ModelEntry) -> Path | None:
-    """The local folder of a ``folder:`` entry (relative paths from the repository root), else ``None``."""
-    if not entry.source.startswith("folder:"):
-        return None
-    folder = Path(entry.source[len("folder:") :]).expanduser()
-    return folder if folder.is_absolute() else REPO_ROOT / folder
-
-
 def _load_entry(entry: ModelEntry, device, dtype) -> Encoder:
     folder = entry_folder(entry)
     if folder is not None:
@@ -250,17 +241,6 @@ def _load_entry(entry: ModelEntry, device, dtype) -> Encoder:
         model.pretrained_cfg = {**model.pretrained_cfg, **entry.preprocessing.as_pretrained_cfg()}
     model = _place(model, device, dtype)
     return Encoder(model, entry, build_transform(model, entry.preprocessing), identity)
-
-
-def is_cached(entry: ModelEntry) -> bool:
-    """Whether an entry's weights are already on this machine (no network access)."""
-    folder = entry_folder(entry)
-    if folder is not None:
-        return any((f / CONFIG_FILE).is_file() for f in (folder, folder / "encoder"))
-    if entry.source.startswith(_hub.HUB_PREFIX):
-        repo_id, revision = _hub.parse_hub_id(entry.source)
-        return _hub.hub_cached_file(repo_id, entry.filename, revision) is not None
-    return _hub.url_cached_file(entry.source).is_file()
 
 
 def load(

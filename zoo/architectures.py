@@ -1,6 +1,6 @@
 """Backbones for small images, registered with timm so exported checkpoints load with ``timm.create_model``.
 
-Importing this module (``import zoo.architectures``; ``zoo.load`` and ``zoo.registry`` do it) registers them; after that ``timm.create_model("sslzoo_cnn4", in_chans=1)`` works like any timm
+Importing this module (``import zoo.architectures``; ``zoo.load`` does it) registers them; after that ``timm.create_model("sslzoo_cnn4", in_chans=1)`` works like any timm
 model, and so does ``timm.create_model("hf-hub:ORG/NAME", pretrained=True)`` on a folder our exporter wrote.
 All are feature extractors first: ``num_classes=0`` gives the pooled embedding ``(N, num_features)``.
 

@@ -80,7 +80,7 @@ def _datasets(args: argparse.Namespace) -> int:
         for name in datasets.dataset_names():
             spec = datasets.resolve(name)
             available, how = spec.availability()
-            sizes = {s: len(ds) for s, ds in datasets.load_dataset(name).items()} if available else {}
+            sizes = dict(spec.sizes) if available else {}  # data: listing builds no dataset
             rows.append(
                 {"name": name, "available": available, "source": how, "splits": spec.splits, "sizes": sizes}
             )
@@ -159,7 +159,7 @@ def _models(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from zoo import _loader, registry
+    from zoo import registry
     from zoo.errors import SslzooError
     from zoo.scores import format_points
 
@@ -181,7 +181,7 @@ def _models(args: argparse.Namespace) -> int:
                 "published_source": e.published_source,
                 **headline_numbers(e),
                 "paper": e.paper,
-                "cached": _loader.is_cached(e),
+                "cached": registry.is_cached(e),
             }
             for e in entries
         ]
@@ -211,7 +211,7 @@ def _models(args: argparse.Namespace) -> int:
             format_points(numbers["knn_top1"]),
             format_points(numbers["linear_top1"]),
             numbers["measured_on"] or "-",
-            "yes" if _loader.is_cached(e) else "no",
+            "yes" if registry.is_cached(e) else "no",
         )
     console = Console()
     # Piped output gets rich's 80 columns otherwise, which truncates every name.

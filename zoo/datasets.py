@@ -77,6 +77,8 @@ class DatasetSpec:
         build: Returns the ``DatasetDict`` from the original source (called once; the result is cached).
         availability: Returns ``(available, how)``: ``how`` says where the data comes from or how to get it.
         cache_key: Folder name of the Arrow cache; change it when ``build`` changes its output.
+        sizes: Images per split of the fixed splits, so ``sslzoo datasets`` lists them without building the
+            dataset (tests/zoo/test_datasets.py checks them against the built splits).
     """
 
     name: str
@@ -85,6 +87,7 @@ class DatasetSpec:
     build: Callable[[], Any]
     availability: Callable[[], tuple[bool, str]]
     cache_key: str | None = None
+    sizes: tuple[tuple[str, int], ...] = ()
 
 
 # --------------------------------------------------------------------------------------------------- builders
@@ -353,6 +356,7 @@ REGISTRY: dict[str, DatasetSpec] = {
             build=_build_fashion_mnist,
             availability=_fashion_mnist_availability,
             cache_key="fashion-mnist-v1",
+            sizes=(("train", 60_000), ("test", 10_000)),
         ),
         DatasetSpec(
             name="digits",
@@ -361,6 +365,7 @@ REGISTRY: dict[str, DatasetSpec] = {
             build=_build_digits,
             availability=lambda: (True, "scikit-learn (bundled)"),
             cache_key="digits-v1",
+            sizes=(("train", 1437), ("test", 360)),
         ),
     )
 }

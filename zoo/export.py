@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from zoo.atomic import atomic_folder, write_json_atomic
+
+if TYPE_CHECKING:  # torch loads when a function needs it: the file names below are read by cheap commands
+    import torch
+    from torch import nn
 
 __all__ = [
     "METADATA_FILE",
@@ -45,7 +46,9 @@ def nonfinite_tensors(state: nn.Module | dict[str, torch.Tensor]) -> list[str]:
     >>> nonfinite_tensors({"w": torch.ones(2), "running_var": torch.tensor([1.0, float("inf")])})
     ['running_var']
     """
-    tensors = state.state_dict() if isinstance(state, nn.Module) else state
+    import torch
+
+    tensors = state.state_dict() if isinstance(state, torch.nn.Module) else state
     return [
         name
         for name, t in tensors.items()
@@ -144,6 +147,8 @@ def save_encoder(
     check_finite(model, f"the encoder to save in {folder}")
     if any(not t.is_contiguous() for t in model.state_dict().values()):
         # safetensors stores row-major tensors only: save a contiguous copy of a channels-last model.
+        import torch
+
         model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     if pretrained_cfg:
         model.pretrained_cfg = {**getattr(model, "pretrained_cfg", {}), **pretrained_cfg}

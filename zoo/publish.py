@@ -30,15 +30,17 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from zoo.atomic import atomic_folder, is_temporary
 from zoo.cards import CardSpec, Result, parse_card, render_card
 from zoo.errors import SslzooError
 from zoo.export import METADATA_FILE, check_destination, check_finite
 from zoo.local_paths import scrub_local_paths
+
+# torch loads for validation only: `sslzoo models` reads the shipped folders' records from here.
+if TYPE_CHECKING:
+    import torch
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -185,7 +187,7 @@ def shipped_folder(name: str) -> Path | None:
     entry = MODELS.get(name)
     if entry is None or not entry.source.startswith("folder:"):
         return None
-    from zoo._loader import entry_folder
+    from zoo.registry import entry_folder
 
     return entry_folder(entry)
 
@@ -471,18 +473,20 @@ def upload_files(folder: str | Path) -> list[str]:
 
 def probe_batch(config: dict[str, Any]) -> torch.Tensor:
     """A fixed random ``(4, C, H, W)`` batch at the folder's input size (seeded, so every loader sees the same)."""
+    import torch
+
     size = (config.get("pretrained_cfg") or {}).get("input_size") or [3, 224, 224]
     generator = torch.Generator().manual_seed(PROBE_SEED)
     return torch.randn(PROBE_BATCH, *[int(s) for s in size], generator=generator)
 
 
-@torch.inference_mode()
 def _timm_embed(folder: Path, x: torch.Tensor) -> torch.Tensor:
     """Embed ``x`` exactly as a Hub user would get the model: timm reads config.json and the safetensors.
 
     ``local-dir:`` runs the same config parsing and weight loading as ``hf-hub:`` without the download.
     """
     import timm
+    import torch
 
     import zoo.architectures  # noqa: F401  (registers the sslzoo_* architectures)
 
@@ -491,7 +495,8 @@ def _timm_embed(folder: Path, x: torch.Tensor) -> torch.Tensor:
     except (RuntimeError, KeyError, ValueError, TypeError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SslzooError(f"timm cannot load {folder} the way the Hub will serve it: {first[:300]}") from None
-    return model(x).float()
+    with torch.inference_mode():
+        return model(x).float()
 
 
 def validate_folder(
@@ -507,6 +512,8 @@ def validate_folder(
     ``zoo.load``; both give identical embeddings of a fixed probe batch, and so does ``reference`` (the encoder the
     folder was exported from) when given.
     """
+    import torch
+
     from zoo._loader import load
 
     folder = Path(folder)

@@ -16,11 +16,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-
-from zoo import architectures  # noqa: F401  (registers the sslzoo_* architectures the entries name)
+from zoo import _hub
 from zoo._keymaps import IDENTITY, KeyMapping
 from zoo.errors import SslzooError
+
+# timm.data's IMAGENET_DEFAULT_MEAN / _STD, written out: the registry is data and imports neither torch nor timm
+# (`sslzoo models` stays cheap); tests/zoo/test_registry.py checks they are timm's.
+IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
 
 __all__ = [
     "LINEAR_RECIPES",
@@ -28,7 +31,9 @@ __all__ = [
     "LinearRecipe",
     "ModelEntry",
     "Preprocessing",
+    "entry_folder",
     "get_entry",
+    "is_cached",
     "list_models",
     "model_names",
     "shipped_entries",
@@ -468,8 +473,9 @@ _ENTRIES: tuple[ModelEntry, ...] = (
 # Encoders trained by sslzoo ship in the repository as Hub-ready folders, ``models/NAME/`` (weights, timm config,
 # sslzoo.json, model card); each one found there is registered as NAME, loading from ``folder:models/NAME``.
 # $SSLZOO_MODELS_DIR points elsewhere (tests, a private zoo).
-_REPO_ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_DIR = Path(os.environ.get("SSLZOO_MODELS_DIR") or _REPO_ROOT / "models")
+# Relative ``folder:`` sources (encoders shipped with the repository) start here.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_DIR = Path(os.environ.get("SSLZOO_MODELS_DIR") or REPO_ROOT / "models")
 
 
 def shipped_entries(root: str | Path = SHIPPED_DIR) -> list[ModelEntry]:
@@ -493,7 +499,7 @@ def shipped_entries(root: str | Path = SHIPPED_DIR) -> list[ModelEntry]:
             continue  # a half-copied folder is not an entry; zoo.load(folder) says what is wrong with it
         # Inside the repository the source is relative (``folder:models/NAME``), as a fresh clone resolves it.
         folder = folder.resolve()
-        relative = folder.relative_to(_REPO_ROOT) if folder.is_relative_to(_REPO_ROOT) else folder
+        relative = folder.relative_to(REPO_ROOT) if folder.is_relative_to(REPO_ROOT) else folder
         entries.append(
             ModelEntry(
                 name=folder.name,
@@ -551,3 +557,22 @@ def get_entry(name: str) -> ModelEntry:
         f"unknown model {name!r}.{hint} See `sslzoo models` for the registry; "
         "or pass hf-hub:ORG/NAME[@REVISION] or a folder written by zoo.save_encoder."
     )
+
+
+def entry_folder(entry: ModelEntry) -> Path | None:
+    """The local folder of a ``folder:`` entry (relative paths from the repository root), else ``None``."""
+    if not entry.source.startswith("folder:"):
+        return None
+    folder = Path(entry.source[len("folder:") :]).expanduser()
+    return folder if folder.is_absolute() else REPO_ROOT / folder
+
+
+def is_cached(entry: ModelEntry) -> bool:
+    """Whether an entry's weights are already on this machine (no network access, no torch)."""
+    folder = entry_folder(entry)
+    if folder is not None:
+        return any((f / "config.json").is_file() for f in (folder, folder / "encoder"))
+    if entry.source.startswith(_hub.HUB_PREFIX):
+        repo_id, revision = _hub.parse_hub_id(entry.source)
+        return _hub.hub_cached_file(repo_id, entry.filename, revision) is not None
+    return _hub.url_cached_file(entry.source).is_file()

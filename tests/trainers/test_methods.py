@@ -77,3 +77,15 @@ def test_learning_rate_follows_warmup_and_cosine(tmp_path):
             cosine_schedule(r["step"] - 1, total, 0.01, 0.001, warmup_steps=warmup)
         )
     assert rows[0]["lr"] == 0.0 and max(r["lr"] for r in rows) == pytest.approx(0.01, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "name", ["simclr", "moco", "byol", "dino", "deepcluster", "deepercluster", "selflabel"]
+)
+def test_method_options_are_the_data_the_cli_reads(name):
+    # `sslzoo train --help` builds each method's options from trainers.methods.options without importing the
+    # method; the method must train with exactly those.
+    from trainers.methods import get_method, method_config, method_defaults
+
+    cls = get_method(name)
+    assert cls.Config is method_config(name) and cls.defaults == method_defaults(name)

@@ -194,3 +194,12 @@ class TestHubColumns:
         )
         with pytest.raises(SslzooError, match=r"no image column found .*hf:o/n\?image=COLUMN"):
             datasets._select_columns(dd, "hf:o/n", None, None)
+
+
+@pytest.mark.parametrize("name", ["digits", "fashion-mnist"])
+def test_listed_sizes_are_the_built_splits(name):
+    # `sslzoo datasets` lists the registry's sizes without building anything; they must be what loading gives.
+    spec = datasets.resolve(name)
+    if not spec.availability()[0]:
+        pytest.skip(f"{name} is not available here")
+    assert dict(spec.sizes) == {split: len(ds) for split, ds in datasets.load_dataset(name).items()}

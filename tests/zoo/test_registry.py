@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 
 import pytest
 import timm
@@ -230,13 +231,13 @@ def test_url_entry_offline_and_not_cached_says_where_to_put_the_file(torch_hub_d
 
 def test_folder_entries_load_from_inside_the_repository(tmp_path, monkeypatch):
     # The shape issue 9's shipped encoders take: a registry line whose source is an exported folder.
-    from zoo import _loader
+    from zoo import _loader, registry
     from zoo.registry import ModelEntry
 
     torch.manual_seed(0)
     net = timm.create_model("sslzoo_cnn4", in_chans=1, num_classes=0).eval()
     zoo.save_encoder(net, tmp_path / "models" / "simclr-fmnist", model_args={"in_chans": 1})
-    monkeypatch.setattr(_loader, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(registry, "REPO_ROOT", tmp_path)
     entry = ModelEntry(
         name="simclr-fmnist",
         method="simclr",
@@ -251,3 +252,30 @@ def test_folder_entries_load_from_inside_the_repository(tmp_path, monkeypatch):
     x = torch.randn(2, 1, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(enc.embed(x), net(x))
+
+
+def test_registry_mean_and_std_are_timms():
+    # The registry writes timm's ImageNet constants out so it imports no timm (`sslzoo models` stays cheap).
+    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    from zoo import registry
+
+    assert registry.IMAGENET_DEFAULT_MEAN == IMAGENET_DEFAULT_MEAN
+    assert registry.IMAGENET_DEFAULT_STD == IMAGENET_DEFAULT_STD
+
+
+def test_torch_hub_dir_without_torch_is_torchs(tmp_path, monkeypatch):
+    # `sslzoo models` asks whether URL weights are cached without importing torch: the same folder torch.hub uses.
+    import sys
+
+    import torch.hub
+
+    for env in ({"TORCH_HOME": str(tmp_path / "th")}, {"XDG_CACHE_HOME": str(tmp_path / "xdg")}, {}):
+        for key in ("TORCH_HOME", "XDG_CACHE_HOME"):
+            monkeypatch.delenv(key, raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        expected = _hub.torch_hub_dir()
+        with monkeypatch.context() as m:
+            m.delitem(sys.modules, "torch.hub")
+            assert _hub.torch_hub_dir() == expected == Path(torch.hub.get_dir())

@@ -9,8 +9,7 @@ network (encoder → projector, no predictor) whose weights are an exponential m
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +17,7 @@ from torch import nn
 
 from trainers.augment import ColorAugment
 from trainers.methods.base import Batch, Method, StepInfo, feature_dim, momentum_update
+from trainers.methods.options import DEFAULTS, BYOLConfig
 from trainers.schedules import cosine_schedule
 from trainers.views import CropSpec
 
@@ -25,23 +25,6 @@ if TYPE_CHECKING:
     from trainers.context import TrainContext
 
 __all__ = ["BYOL", "BYOLConfig", "byol_loss", "mlp"]
-
-
-@dataclass
-class BYOLConfig:
-    proj_hidden_dim: int = field(default=1024, metadata={"help": "hidden width of projector and predictor"})
-    proj_dim: int = field(default=256, metadata={"help": "projection width"})
-    momentum: float = field(default=0.99, metadata={"help": "τ_base of the target EMA"})
-    momentum_end: float = field(default=1.0, metadata={"help": "τ at the end of training (cosine)"})
-    crop_min_scale: float = field(default=0.2, metadata={"help": "smallest crop area fraction"})
-    bn_per_view: bool = field(
-        default=False,
-        metadata={
-            "help": "forward each view alone, so BatchNorm normalises per view (lightly's loop; off: both "
-            "views in one batch)"
-        },
-    )
-    jitter: float = field(default=0.5, metadata={"help": "colour-distortion strength"})
 
 
 def mlp(in_dim: int, hidden: int, out: int) -> nn.Sequential:
@@ -67,7 +50,7 @@ class BYOL(Method):
 
     name = "byol"
     Config = BYOLConfig
-    defaults: ClassVar[dict[str, Any]] = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4}
+    defaults = DEFAULTS["byol"]
 
     def __init__(self, cfg: BYOLConfig, ctx: TrainContext) -> None:
         super().__init__(cfg, ctx)

@@ -12,8 +12,7 @@ gathered by the engine, k-means runs once on rank 0 and the labels are broadcast
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,6 +22,7 @@ from torch import nn
 from trainers.augment import ColorAugment
 from trainers.clustering import UniformLabelSampler, cluster_features, round_nmi, solve_once
 from trainers.methods.base import Batch, Method, StepInfo, feature_dim
+from trainers.methods.options import DEFAULTS, DeepClusterConfig, check_minimums
 from trainers.views import CropSpec
 from zoo.errors import SslzooError
 
@@ -52,37 +52,6 @@ def create_backbone(ctx: TrainContext, sobel: bool) -> nn.Module:
         raise
 
 
-def check_minimums(cfg: Any, method: str, **minimums: float) -> None:
-    """Raise one clear line when an option of ``cfg`` is below its minimum (``k=2`` → ``--k`` must be ≥ 2)."""
-    for name, low in minimums.items():
-        value = getattr(cfg, name)
-        if value < low:
-            flag = "--" + name.replace("_", "-")
-            raise SslzooError(f"{flag} must be at least {low} for {method}, got {value}.")
-
-
-@dataclass
-class DeepClusterConfig:
-    k: int = field(default=100, metadata={"help": "k-means clusters (pseudo-classes); ~10x the true classes"})
-    pca_dim: int = field(
-        default=32, metadata={"help": "PCA-whitening dimension before k-means (256 on ImageNet)"}
-    )
-    kmeans_iters: int = field(default=20, metadata={"help": "Lloyd iterations of each k-means"})
-    cluster_every: int = field(default=1, metadata={"help": "re-cluster every N epochs"})
-    crop_min_scale: float = field(
-        default=0.3, metadata={"help": "smallest random-resized-crop area fraction"}
-    )
-    sobel: bool = field(
-        default=False,
-        metadata={"help": "fixed grayscale + Sobel filters before the backbone (the paper's §4 input)"},
-    )
-
-    def __post_init__(self) -> None:
-        check_minimums(
-            self, "deepcluster", k=2, pca_dim=1, kmeans_iters=1, cluster_every=1, crop_min_scale=0.01
-        )
-
-
 class DeepCluster(Method):
     """Backbone + linear classifier over the current k-means pseudo-labels."""
 
@@ -91,7 +60,7 @@ class DeepCluster(Method):
     Config = DeepClusterConfig
     # The paper trains AlexNet/VGG with SGD (lr 0.05, wd 1e-5) for 500 epochs; for a few CPU epochs of a small
     # CNN, AdamW learns each round's classifier within the round.
-    defaults: ClassVar[dict[str, Any]] = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4}
+    defaults = DEFAULTS["deepcluster"]
 
     def __init__(self, cfg: Any, ctx: TrainContext) -> None:
         super().__init__(cfg, ctx)

@@ -13,8 +13,6 @@ NMI logging and resume — is DeepCluster's (this class extends it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -22,39 +20,11 @@ from torch import nn
 
 from trainers.clustering import N_ROTATIONS, hierarchical_kmeans, pca_whiten, super_class_targets
 from trainers.methods.base import Batch, StepInfo
-from trainers.methods.deepcluster import DeepCluster, check_minimums
+from trainers.methods.deepcluster import DeepCluster
+from trainers.methods.options import DeeperClusterConfig
 from zoo.errors import SslzooError
 
 __all__ = ["DeeperCluster", "DeeperClusterConfig", "SubClassHeads", "hierarchical_loss", "rotate_batch"]
-
-
-@dataclass
-class DeeperClusterConfig:
-    super_clusters: int = field(
-        default=4, metadata={"help": "m: super-clusters (4m super-classes with rotations)"}
-    )
-    sub_clusters: int = field(default=16, metadata={"help": "k: sub-classes per super-cluster"})
-    pca_dim: int = field(default=32, metadata={"help": "PCA-whitening dimension before k-means"})
-    kmeans_iters: int = field(default=20, metadata={"help": "Lloyd iterations of each k-means"})
-    cluster_every: int = field(default=2, metadata={"help": "T: re-cluster every T epochs"})
-    crop_min_scale: float = field(
-        default=0.3, metadata={"help": "smallest random-resized-crop area fraction"}
-    )
-    sobel: bool = field(
-        default=False,
-        metadata={"help": "fixed grayscale + Sobel filters before the backbone (the paper's §4 input)"},
-    )
-
-    def __post_init__(self) -> None:
-        check_minimums(
-            self,
-            "deepercluster",
-            super_clusters=1,
-            sub_clusters=1,
-            pca_dim=1,
-            kmeans_iters=1,
-            cluster_every=1,
-        )
 
 
 def rotate_batch(images: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +24,7 @@ from torch import nn
 from trainers.augment import ColorAugment
 from trainers.distributed import all_reduce_mean
 from trainers.methods.base import Batch, Method, StepInfo, feature_dim, momentum_update
+from trainers.methods.options import DEFAULTS, DINOConfig
 from trainers.schedules import cosine_schedule, linear_warmup
 from trainers.views import CropSpec
 
@@ -32,42 +32,6 @@ if TYPE_CHECKING:
     from trainers.context import TrainContext
 
 __all__ = ["DINO", "DINOConfig", "DINOHead", "clip_grad_norm_per_parameter", "dino_loss"]
-
-
-@dataclass
-class DINOConfig:
-    out_dim: int = field(default=1024, metadata={"help": "prototypes K of the head's output"})
-    hidden_dim: int = field(default=512, metadata={"help": "hidden width of the head's MLP"})
-    bottleneck_dim: int = field(default=128, metadata={"help": "L2-normalised bottleneck width"})
-    n_local_crops: int = field(default=6, metadata={"help": "local crops per image"})
-    local_crop_size: int | None = field(
-        default=None, metadata={"help": "local crop side (default: 96/224 of the image side, at least 8)"}
-    )
-    global_crop_min_scale: float = field(default=0.4, metadata={"help": "smallest global crop area"})
-    local_crop_max_scale: float = field(default=0.4, metadata={"help": "largest local crop area"})
-    student_temp: float = field(default=0.1, metadata={"help": "student temperature τ_s"})
-    teacher_temp: float = field(default=0.07, metadata={"help": "teacher temperature τ_t after warm-up"})
-    warmup_teacher_temp: float = field(default=0.04, metadata={"help": "teacher temperature at step 0"})
-    warmup_teacher_temp_epochs: float = field(default=10.0, metadata={"help": "epochs of τ_t warm-up"})
-    center_momentum: float = field(default=0.9, metadata={"help": "centre EMA momentum m"})
-    centering: bool = field(default=True, metadata={"help": "centre the teacher (off only to show collapse)"})
-    momentum: float = field(default=0.996, metadata={"help": "teacher EMA λ at the start"})
-    momentum_end: float = field(default=1.0, metadata={"help": "teacher EMA λ at the end (cosine)"})
-    freeze_last_layer_epochs: float = field(
-        default=1.0, metadata={"help": "keep the last layer fixed this long"}
-    )
-    norm_last_layer: bool = field(
-        default=True,
-        metadata={"help": "fix the weight-norm scale g of the head's last layer to 1 (off: g is trained)"},
-    )
-    jitter: float = field(default=0.5, metadata={"help": "colour-distortion strength"})
-    param_grad_clip: float = field(
-        default=3.0,
-        metadata={
-            "help": "clip each parameter's gradient norm at this, separately (the DINO repository's clip_grad; "
-            "0: off); --grad-clip clips the global norm instead"
-        },
-    )
 
 
 class DINOHead(nn.Module):
@@ -163,13 +127,7 @@ class DINO(Method):
 
     name = "dino"
     Config = DINOConfig
-    defaults: ClassVar[dict[str, Any]] = {
-        "optimizer": "adamw",
-        "lr": 5e-4,
-        "min_lr": 1e-6,
-        "weight_decay": 0.04,
-        "weight_decay_end": 0.4,
-    }  # no global --grad-clip: the repository clips per parameter (param_grad_clip)
+    defaults = DEFAULTS["dino"]
 
     def __init__(self, cfg: DINOConfig, ctx: TrainContext) -> None:
         super().__init__(cfg, ctx)

@@ -24,8 +24,7 @@ backbone without BatchNorm (a ViT: nothing leaks); the run's config records what
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +33,7 @@ from torch import nn
 from trainers.augment import ColorAugment
 from trainers.distributed import all_gather_no_grad, rank, world_size
 from trainers.methods.base import Batch, Method, StepInfo, feature_dim, momentum_update
+from trainers.methods.options import DEFAULTS, MoCoConfig
 from trainers.schedules import cosine_schedule
 from trainers.views import CropSpec
 from zoo.errors import SslzooError
@@ -42,45 +42,6 @@ if TYPE_CHECKING:
     from trainers.context import TrainContext
 
 __all__ = ["MoCo", "MoCoConfig", "info_nce_loss", "resolve_shuffle_bn"]
-
-
-SHUFFLE_BN_CHOICES = ("auto", "ddp-shuffle", "split-bn", "off")
-
-
-@dataclass
-class MoCoConfig:
-    temperature: float = field(default=0.2, metadata={"help": "InfoNCE temperature τ"})
-    queue_size: int = field(default=4096, metadata={"help": "keys K in the queue"})
-    momentum: float = field(default=0.99, metadata={"help": "key-encoder momentum m"})
-    momentum_end: float | None = field(
-        default=None, metadata={"help": "m at the end, cosine from --momentum (none: constant, as the paper)"}
-    )
-    proj_hidden_dim: int = field(default=512, metadata={"help": "hidden width of the MLP head"})
-    proj_dim: int = field(default=128, metadata={"help": "embedding width"})
-    crop_min_scale: float = field(default=0.2, metadata={"help": "smallest crop area fraction"})
-    jitter: float = field(default=0.5, metadata={"help": "colour-distortion strength"})
-    shuffle_bn: str = field(
-        default="auto",
-        metadata={
-            "help": "what keeps BN statistics from identifying the positive key (auto: ddp-shuffle under torchrun, "
-            "split-bn in one process, off without BatchNorm; the run config records the choice)",
-            "choices": SHUFFLE_BN_CHOICES,
-        },
-    )
-    bn_splits: int = field(
-        default=8,
-        metadata={"help": "sub-batches of --shuffle-bn split-bn (8 × 32 at batch 256, like 8 GPUs)"},
-    )
-
-    def __post_init__(self) -> None:
-        if isinstance(self.shuffle_bn, bool):  # run configs written before the choices existed
-            self.shuffle_bn = "auto" if self.shuffle_bn else "off"
-        if self.shuffle_bn not in SHUFFLE_BN_CHOICES:
-            raise SslzooError(
-                f"--shuffle-bn must be one of {', '.join(SHUFFLE_BN_CHOICES)}, got {self.shuffle_bn!r}."
-            )
-        if self.bn_splits < 1:
-            raise SslzooError(f"--bn-splits must be at least 1, got {self.bn_splits}.")
 
 
 def info_nce_loss(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -103,7 +64,7 @@ class MoCo(Method):
 
     name = "moco"
     Config = MoCoConfig
-    defaults: ClassVar[dict[str, Any]] = {"optimizer": "sgd", "lr": 0.06, "weight_decay": 5e-4}
+    defaults = DEFAULTS["moco"]
 
     def __init__(self, cfg: MoCoConfig, ctx: TrainContext) -> None:
         super().__init__(cfg, ctx)

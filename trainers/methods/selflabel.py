@@ -12,8 +12,7 @@ steps follow SeLa's schedule: more of them early in training, spaced by a square
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,37 +22,13 @@ from torch import nn
 from trainers.augment import ColorAugment
 from trainers.clustering import round_nmi, sinkhorn_labels, solve_once
 from trainers.methods.base import Batch, Method, StepInfo, feature_dim
-from trainers.methods.deepcluster import check_minimums
+from trainers.methods.options import DEFAULTS, SelfLabelConfig
 from trainers.views import CropSpec
 
 if TYPE_CHECKING:
     from trainers.context import TrainContext
 
 __all__ = ["SelfLabel", "SelfLabelConfig", "label_update_epochs"]
-
-
-@dataclass
-class SelfLabelConfig:
-    num_clusters: int = field(default=100, metadata={"help": "K: classes of each head (equipartitioned)"})
-    num_heads: int = field(default=1, metadata={"help": "heads, each with its own pseudo-labels"})
-    lam: float = field(
-        default=25.0, metadata={"help": "λ: Sinkhorn-Knopp sharpness, P^λ (inverse entropy weight)"}
-    )
-    label_updates: int = field(
-        default=10, metadata={"help": "label optimisations over the run (square-law spaced)"}
-    )
-    sinkhorn_iters: int = field(
-        default=1000, metadata={"help": "most Sinkhorn-Knopp rescalings per label step"}
-    )
-    crop_min_scale: float = field(
-        default=0.3, metadata={"help": "smallest random-resized-crop area fraction"}
-    )
-    jitter: float = field(default=0.4, metadata={"help": "colour-distortion strength"})
-
-    def __post_init__(self) -> None:
-        check_minimums(
-            self, "selflabel", num_clusters=2, num_heads=1, lam=1e-3, label_updates=1, sinkhorn_iters=1
-        )
 
 
 def label_update_epochs(epochs: int, updates: int) -> list[int]:
@@ -87,7 +62,7 @@ class SelfLabel(Method):
     name = "selflabel"
     Config = SelfLabelConfig
     # The paper uses SGD (lr 0.05, wd 1e-5) for 400 epochs; AdamW suits a few CPU epochs of a small CNN.
-    defaults: ClassVar[dict[str, Any]] = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4}
+    defaults = DEFAULTS["selflabel"]
 
     def __init__(self, cfg: SelfLabelConfig, ctx: TrainContext) -> None:
         super().__init__(cfg, ctx)

@@ -7,8 +7,7 @@ pulls the two views of an image together against the other 2N − 2 views of the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -17,35 +16,13 @@ from torch import nn
 from trainers.augment import ColorAugment
 from trainers.distributed import all_gather_with_grad, rank
 from trainers.methods.base import Batch, Method, StepInfo, feature_dim
+from trainers.methods.options import DEFAULTS, SimCLRConfig
 from trainers.views import CropSpec
 
 if TYPE_CHECKING:
     from trainers.context import TrainContext
 
 __all__ = ["SimCLR", "SimCLRConfig", "nt_xent_loss"]
-
-
-@dataclass
-class SimCLRConfig:
-    temperature: float = field(default=0.2, metadata={"help": "NT-Xent temperature τ"})
-    proj_hidden_dim: int = field(default=512, metadata={"help": "hidden width of the projection MLP"})
-    proj_dim: int = field(default=128, metadata={"help": "output width of the projection MLP"})
-    bn_per_view: bool = field(
-        default=False,
-        metadata={
-            "help": "forward each view alone, so BatchNorm normalises per view (lightly's loop; off: both "
-            "views in one batch, as SimCLR's code)"
-        },
-    )
-    # SimCLR's code normalises the head's hidden layer (lightly's head too). Measured on a validation split
-    # (bench_vs_lightly, cnn4, 1 epoch of Fashion-MNIST): k-NN / linear 83.38 / 86.25 without, 83.73 / 86.50 with
-    # (lightly 83.75 / 86.54 with, 83.03 / 86.55 without): the gap to lightly was this layer.
-    proj_bn: bool = field(
-        default=True,
-        metadata={"help": "BatchNorm after the projection MLP's hidden layer (SimCLR's code has it)"},
-    )
-    crop_min_scale: float = field(default=0.2, metadata={"help": "smallest crop area fraction"})
-    jitter: float = field(default=0.5, metadata={"help": "colour-distortion strength s (App. A)"})
 
 
 def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -81,7 +58,7 @@ class SimCLR(Method):
 
     name = "simclr"
     Config = SimCLRConfig
-    defaults: ClassVar[dict[str, Any]] = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4}
+    defaults = DEFAULTS["simclr"]
 
     def __init__(self, cfg: SimCLRConfig, ctx: TrainContext) -> None:
         super().__init__(cfg, ctx)
