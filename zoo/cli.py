@@ -8,7 +8,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zoo.atomic import check_file_destination, save_npy_atomic
 from zoo.config import DEVICE_HELP, add_dataclass_arguments, dataclass_from_namespace
 from zoo.errors import SslzooError
 from zoo.image_errors import naming_unreadable_images
@@ -109,6 +108,8 @@ def _datasets(args: argparse.Namespace) -> int:
         raise SslzooError(
             f"--per-class must be at least 1 (images per class in the grid), got {args.per_class}."
         )
+    from zoo.atomic import check_file_destination
+
     safe = args.name.replace("/", "_").replace(":", "_")
     out = check_file_destination(args.out or Path(f"{safe}-samples.png"), "--out")
     with naming_unreadable_images(args.name):
@@ -225,6 +226,7 @@ def _embed(args: argparse.Namespace) -> int:
     import numpy as np
 
     import zoo
+    from zoo.atomic import check_file_destination, save_npy_atomic
     from zoo.encoder import check_loader_options
 
     cfg = dataclass_from_namespace(EmbedConfig, args)
