@@ -142,25 +142,49 @@ class TrainContext:
         computes a contiguous shard (decoded by its DataLoader workers) and the shards are all-gathered, so every
         rank returns the same tensor, in the order of ``indices`` (default: the whole split). Call it on every rank.
         """
-        source = {"train": self.train, "test": self.test, "bank": self.bank}[split]
-        if source is None:
-            raise SslzooError(f"dataset {self.cfg.dataset!r} has no {split!r} split.")
-        idx = torch.arange(len(source)) if indices is None else indices.cpu()
+        idx = self._split_indices(split, indices)
         n = idx.numel()
         per_rank = math.ceil(n / self.world_size)
         padded = torch.cat([idx, idx[: per_rank * self.world_size - n]]) if n else idx
-        mine = padded[self.rank * per_rank : (self.rank + 1) * per_rank]
+        local = self._embed(
+            module, split, padded[self.rank * per_rank : (self.rank + 1) * per_rank], batch_size
+        )
+        return dist_utils.all_gather_no_grad(local)[:n]
+
+    @torch.no_grad()
+    def extract_shard(
+        self, module: nn.Module, split: str = "train", batch_size: int = 512
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's rows of a split and their (n_r, D) float32 features; nothing is gathered.
+
+        The ranks' contiguous shards, in rank order, are the split once (no padding), so a solver that spans the
+        ranks (:func:`trainers.clustering.sinkhorn_labels`, ``distributed=True``) sees every sample once.
+        Returns ``(rows, features)``: ``(n_r,)`` int64 positions in the split and their features.
+        """
+        idx = self._split_indices(split, None)
+        per_rank = math.ceil(idx.numel() / self.world_size)
+        mine = idx[self.rank * per_rank : (self.rank + 1) * per_rank]
+        return mine, self._embed(module, split, mine, batch_size)
+
+    def _split_indices(self, split: str, indices: torch.Tensor | None) -> torch.Tensor:
+        source = {"train": self.train, "test": self.test, "bank": self.bank}[split]
+        if source is None:
+            raise SslzooError(f"dataset {self.cfg.dataset!r} has no {split!r} split.")
+        return torch.arange(len(source)) if indices is None else indices.cpu()
+
+    def _embed(self, module: nn.Module, split: str, rows: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """(len(rows), D) float32 features of ``rows`` of ``split``, computed by this rank alone."""
+        source = {"train": self.train, "test": self.test, "bank": self.bank}[split]
         was_training = module.training
         module.eval()
         feats = []
         try:
-            for views in self.eval_loader(source).sequential(mine, batch_size):
+            for views in self.eval_loader(source).sequential(rows, batch_size):
                 with self.autocast():
                     feats.append(module(self.normalize(self.to_float(views.crops[0]))).float())
         finally:
             module.train(was_training)
-        local = torch.cat(feats) if feats else torch.zeros(0, device=self.device)
-        return dist_utils.all_gather_no_grad(local)[:n]
+        return torch.cat(feats) if feats else torch.zeros(0, device=self.device)
 
     def all_gather(self, x: torch.Tensor) -> torch.Tensor:
         """Concatenate (B, ...) tensors of equal shape from all ranks (no gradient)."""

@@ -29,6 +29,18 @@ def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+def all_reduce_(x: torch.Tensor, op: str = "sum") -> torch.Tensor:
+    """``x`` summed (``op="sum"``) or maximised (``"max"``) over all ranks, in place; ``x`` itself in one process."""
+    if is_distributed():
+        dist.all_reduce(x, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
+    return x
+
+
+def all_gather_rows(x: torch.Tensor) -> list[torch.Tensor]:
+    """Every rank's ``(n_r, ...)`` tensor (``n_r`` may differ between ranks), in rank order; ``[x]`` in one process."""
+    return _all_gather_rows(x.contiguous()) if is_distributed() else [x]
+
+
 def _all_gather_rows(x: torch.Tensor) -> list[torch.Tensor]:
     """All ranks' ``(n_r, ...)`` tensors (``n_r`` may differ), in rank order."""
     size = torch.tensor([x.shape[0]], device=x.device)

@@ -6,8 +6,9 @@ with the labels fixed, train the network; with the network fixed, choose labels 
 cross-entropy *subject to an equipartition* — every one of the K classes gets N/K samples (Eq. 5), which rules
 out the degenerate "everything in one class" solution. That label step is an optimal-transport problem, solved
 approximately by Sinkhorn-Knopp on P^λ (Eq. 8; :func:`trainers.clustering.sinkhorn_knopp`) and rounded to hard
-labels. Several heads, each with its own labels, share the backbone ("multiple clusterings", Sec. 3.5). Label
-steps follow SeLa's schedule: more of them early in training, spaced by a square law.
+labels; under torchrun one problem spans the ranks, each holding only its own rows' logits. Several heads, each
+with its own labels, share the backbone ("multiple clusterings", Sec. 3.5). Label steps follow SeLa's schedule:
+more of them early in training, spaced by a square law.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainers.augment import ColorAugment
-from trainers.clustering import round_nmi, sinkhorn_labels, solve_once
+from trainers.clustering import gather_by_index, round_nmi, sinkhorn_labels
 from trainers.methods.base import Batch, Method, StepInfo, feature_dim
 from trainers.methods.options import DEFAULTS, SelfLabelConfig
 from trainers.views import CropSpec
@@ -84,17 +85,17 @@ class SelfLabel(Method):
         if epoch not in self.update_epochs:
             return
         cfg = self.cfg
-        logits = ctx.extract_features(_HeadLogits(self.backbone, self.heads))  # (N, H·K), all ranks
-        # Solve each head's transport problem once, on rank 0, so every rank trains on the same labels.
-        # On the GPU when training there: Sinkhorn is matrix-vector products over the (N, K) plan.
-        labels = solve_once(
-            lambda: torch.stack(
-                [
-                    sinkhorn_labels(z, lam=cfg.lam, n_iters=cfg.sinkhorn_iters).cpu()
-                    for z in logits.split(cfg.num_clusters, 1)
-                ]
-            )
-        )
+        # Each rank keeps its own rows' (n_r, H·K) logits; each head's transport problem spans the ranks (only
+        # K-length sums and, when rounding, three numbers per point cross them), so no rank holds all N rows.
+        rows, logits = ctx.extract_shard(_HeadLogits(self.backbone, self.heads))
+        mine = torch.stack(
+            [
+                sinkhorn_labels(z, lam=cfg.lam, n_iters=cfg.sinkhorn_iters, distributed=True)
+                for z in logits.split(cfg.num_clusters, 1)
+            ]
+        )  # (H, n_r)
+        del logits
+        labels = gather_by_index(mine.T, rows, total=ctx.num_train).T.cpu()  # (H, N), every rank
         scores = round_nmi(
             labels[0].numpy(),
             self.pseudo_labels[0].cpu().numpy() if self.rounds else None,
