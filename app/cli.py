@@ -24,6 +24,7 @@ except Exception as exc:  # `import zoo` checks that torch and torchvision are a
     raise SystemExit(f"sslzoo: error: {exc}") from None
 
 from zoo._torch_pair import torchvision_import_error
+from zoo.config import speaking_flags
 
 DESCRIPTION = "Model zoo, trainers and evaluation for self-supervised image encoders."
 
@@ -107,7 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "handler", None) is None:
             parser.print_help()
             return 2
-        return int(args.handler(args) or 0)
+        with speaking_flags():  # messages name options as typed: --knn-k, not knn_k (zoo.config.option)
+            return int(args.handler(args) or 0)
     except SslzooError as exc:
         print(f"sslzoo: error: {exc}", file=sys.stderr)
         return 2

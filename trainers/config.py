@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo.config import option
 from zoo.errors import SslzooError
 
 RUN_CONFIG = "train_config.json"  # not config.json: that name belongs to exported encoders
@@ -33,6 +34,8 @@ RESUMABLE_CHANGES = {
     "strict_images",
     "dist_timeout",
 }
+# Options that may change on resume and change the plan: recorded in train_config.json (trainers.extensions).
+SCHEDULE_CHANGES = {"epochs"}
 
 
 @dataclass
@@ -185,8 +188,8 @@ def build_configs(
     unknown = set(options) - shared - own
     if unknown:
         raise SslzooError(
-            f"unknown option(s) for method {method!r}: {', '.join(sorted(unknown))}; "
-            f"its own options are: {', '.join(sorted(own)) or 'none'}."
+            f"unknown option(s) for method {method!r}: {', '.join(option(k) for k in sorted(unknown))}; "
+            f"its own options are: {', '.join(option(k) for k in sorted(own)) or 'none'}."
         )
     train_values = {**cls.defaults, **{k: v for k, v in options.items() if k in shared}, "method": method}
     method_values = {k: v for k, v in options.items() if k in own}
@@ -195,14 +198,19 @@ def build_configs(
         saved = json.loads(saved_path.read_text())
         if saved["train"]["method"] != method:
             raise SslzooError(
-                f"{run_dir} is a {saved['train']['method']!r} run; resume it with --method {saved['train']['method']}."
+                f"{run_dir} is a {saved['train']['method']!r} run; resume it with "
+                f"{option('method', saved['train']['method'])}."
             )
         for given, old in ((options, saved["train"]), (options, saved["method"])):
             for key, value in given.items():
-                if key in old and key not in RESUMABLE_CHANGES and _jsonable(value) != _jsonable(old[key]):
+                if (
+                    key in old
+                    and key not in RESUMABLE_CHANGES | SCHEDULE_CHANGES
+                    and _jsonable(value) != _jsonable(old[key])
+                ):
                     raise SslzooError(
-                        f"{run_dir} was trained with {key}={old[key]!r}, not {value!r}; resume with the same "
-                        "options or start a new run with another --out."
+                        f"{run_dir} was trained with {option(key, old[key])}, not {option(key, value)}; resume "
+                        f"with the same options or start a new run with another {option('out')}."
                     )
         train_values = {**saved["train"], **{k: v for k, v in options.items() if k in shared}}
         method_values = {**saved["method"], **method_values}

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import math
 import os
 import random
@@ -62,6 +63,7 @@ from trainers.config import (
     parse_arch_args,
 )
 from trainers.context import TrainContext
+from trainers.extensions import SCHEDULE_POLICY, check_epochs, extension_record
 from trainers.loader import ViewLoader, Views, default_workers
 from trainers.methods import Batch, Method, StepInfo, get_method
 from trainers.metrics import MetricsLog
@@ -149,6 +151,11 @@ class Trainer(RunFiles):
                 f"--batch-size {global_batch} is larger than the {len(train_src)} training images of "
                 f"{cfg.dataset!r}; use a smaller batch."
             )
+        if self.checkpoint is not None:  # --epochs may grow on --resume (trainers/extensions.py), not shrink
+            ckpt = self.checkpoint
+            check_epochs(
+                cfg.epochs, int(ckpt["epoch"]), int(ckpt["step_in_epoch"]), steps_per_epoch, self.run_dir
+            )
         mean, std = train_src.mean_std()
         self.amp_dtype = dist_utils.amp_dtype(cfg.amp, self.device)
         if self.checkpoint is not None:  # --amp auto resolved when the run started: fp16 and bf16 never swap
@@ -234,13 +241,32 @@ class Trainer(RunFiles):
         self.metrics = MetricsLog(
             self.run_dir, enabled=self.ctx.is_main, logger=self.cfg.logger, resume=self.checkpoint is not None
         )
+        self.extensions = self._extensions() if self.ctx.is_main else []
         if self.ctx.is_main:
-            write_json_atomic(self.run_dir / RUN_CONFIG, self._config_record())
+            write_json_atomic(
+                self.run_dir / RUN_CONFIG, {**self._config_record(), "extensions": self.extensions}
+            )
             self._write_skipped_files()
         if self.checkpoint is not None:
             self.metrics.restore(self.global_step)
         elif self.ctx.is_main and self.metrics.path.exists():
             self.metrics.path.unlink()
+
+    def _extensions(self) -> list[dict[str, Any]]:
+        """``train_config.json``'s ``extensions``: the saved ones, plus this resume's when ``--epochs`` changed."""
+        saved_path = self.run_dir / RUN_CONFIG
+        if self.checkpoint is None or not saved_path.is_file():
+            return []
+        saved = json.loads(saved_path.read_text())
+        records = extension_record(saved, self.cfg.epochs, self.global_step, self.ctx.steps_per_epoch)
+        if len(records) > len(saved.get("extensions") or []):
+            change = records[-1]
+            print(
+                f"sslzoo: {self.run_dir} continues from {change['from_epochs']} to {change['to_epochs']} epochs at "
+                f"step {change['at_step']}; the schedule is {SCHEDULE_POLICY} (train_config.json: extensions)",
+                file=sys.stderr,
+            )
+        return records
 
     # ----------------------------------------------------------------------------------------- loop
     def _default_order(self, epoch: int) -> torch.Tensor:

@@ -15,9 +15,12 @@ Demo(epochs=3, lr=0.1)
 from __future__ import annotations
 
 import argparse
+import contextlib
+import contextvars
 import dataclasses
 import types
 import typing
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -28,6 +31,41 @@ LEADERBOARD_HELP = (
     "folder of evaluation records (default: $SSLZOO_LEADERBOARD, else ~/.cache/sslzoo/leaderboard; the "
     "repository's own is leaderboard/ in the checkout, written only when named here)"
 )
+
+
+# Whether the one reading a message typed a command line (flags) or called Python (keyword arguments):
+# app.cli.main speaks flags while it runs a command; the Python API speaks Python.
+_SPEAKING_FLAGS = contextvars.ContextVar("sslzoo_speaking_flags", default=False)
+_UNSET: Any = object()
+
+
+@contextlib.contextmanager
+def speaking_flags() -> Iterator[None]:
+    """Inside, :func:`option` names options as flags (``--knn-k 5``): the command line is running."""
+    token = _SPEAKING_FLAGS.set(True)
+    try:
+        yield
+    finally:
+        _SPEAKING_FLAGS.reset(token)
+
+
+def option(name: str, value: Any = _UNSET) -> str:
+    """An option as its user writes it: ``knn_k=5`` from Python, ``--knn-k 5`` on the command line.
+
+    >>> option("knn_k", 5), option("resume", True), option("out")
+    ('knn_k=5', 'resume=True', 'out')
+    >>> with speaking_flags():
+    ...     option("knn_k", 5), option("resume", True), option("centering", False), option("out")
+    ('--knn-k 5', '--resume', '--no-centering', '--out')
+    """
+    if not _SPEAKING_FLAGS.get():
+        return name if value is _UNSET else f"{name}={value!r}"
+    flag = "--" + name.replace("_", "-")
+    if value is _UNSET or value is True:
+        return flag
+    if value is False:
+        return "--no-" + name.replace("_", "-")
+    return f"{flag} {shown_default(value)}"
 
 
 def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
