@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluators.generated import machine_text
-from zoo.atomic import save_figure_atomic
+from zoo.atomic import save_figure_atomic, write_lines_atomic
 from zoo.errors import SslzooError
 
 ALL_METHODS = ("simclr", "moco", "byol", "dino", "deepcluster", "deepercluster", "selflabel")
@@ -692,7 +692,7 @@ def run_benchmark(cfg: BenchmarkConfig, *, command: str = "") -> dict[str, Any]:
         _bar_chart(rows, out / "leaderboard.png", f"sslzoo benchmark, {preset.name} preset, {dataset}")
     )
     files["all_records_chart"] = str(save_chart(records, out / "leaderboard-all.png"))
-    (out / "leaderboard.md").write_text(render_markdown(records))
+    write_lines_atomic(out / "leaderboard.md", [render_markdown(records)])
     files["leaderboard_md"] = str(out / "leaderboard.md")
 
     machine = machine_info()
@@ -723,7 +723,7 @@ def run_benchmark(cfg: BenchmarkConfig, *, command: str = "") -> dict[str, Any]:
         "note": note,
         "files": files,
     }
-    (out / "benchmark.md").write_text(summary_markdown(summary))
+    write_lines_atomic(out / "benchmark.md", [summary_markdown(summary)])
     files["table"] = str(out / "benchmark.md")
     write_json_atomic(out / "summary.json", summary)
     files["summary"] = str(out / "summary.json")

@@ -119,6 +119,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"sslzoo: error: {error}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk met by a writer outside zoo.atomic (an append, a download)
+        from zoo.disk_full import is_disk_full, raw_disk_full
+
+        if not is_disk_full(exc):
+            raise
+        print(f"sslzoo: error: {raw_disk_full(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("sslzoo: interrupted", file=sys.stderr)
         return 130

@@ -29,6 +29,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from zoo.disk_full import disk_full_error, disk_usage, is_disk_full
+
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once, at import (changing the umask later would race with other threads)
 MAX_TILE_SIDE = (
@@ -86,8 +88,11 @@ class TileStore:
                         image.save(f, "PNG")
                 os.chmod(tmp, 0o644 & ~_UMASK)  # mkstemp makes 0600 files; honour the umask instead
                 os.replace(tmp, path)
-            except BaseException:
+            except BaseException as exc:
+                written = disk_usage(tmp)
                 Path(tmp).unlink(missing_ok=True)
+                if is_disk_full(exc):  # one line for the page (or the command), no tile half-written
+                    raise disk_full_error(path, written, 0) from None
                 raise
         return str(path)
 

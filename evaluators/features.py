@@ -30,6 +30,7 @@ An encoder here is anything with ``identity`` (str), ``transform`` (or a ``prepr
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import inspect
 import json
@@ -43,7 +44,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from evaluators._dist import rank_world
-from zoo.atomic import atomic_folder
+from zoo.atomic import atomic_folder, replace_folder
+from zoo.disk_full import DiskFullError, free_bytes, is_disk_full
 from zoo.errors import SslzooError
 from zoo.image_errors import naming_unreadable_images
 
@@ -229,6 +231,7 @@ def embed_split_to_file(
     n = len(ds)
     if rank == 0:
         np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim)).flush()
+        reserve(path)
     if world > 1:
         import torch.distributed as dist
 
@@ -247,6 +250,20 @@ def embed_split_to_file(
     del feats
     if world > 1:
         dist.barrier()
+
+
+def reserve(path: Path) -> None:
+    """Allocate every block of the (sparse) file ``path`` now: a full disk is then ``OSError(ENOSPC)`` here, not a
+    ``SIGBUS`` that kills the process when a write through the memory map finds no block."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):  # a file system without it: as before
+            return
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    finally:
+        os.close(fd)
 
 
 def extract_features(
@@ -376,28 +393,35 @@ def _extract_to_file(
         dist.broadcast_object_list(tmp, src=0)
     tmp_dir = Path(tmp[0])
     start = time.perf_counter()
-    embed_split_to_file(
-        encoder,
-        ds,
-        tmp_dir / "feats.npy",
-        dim,
-        batch_size=batch_size,
-        progress=progress,
-        num_workers=num_workers,
-        kind=kind,
-    )
-    seconds = time.perf_counter() - start
-    if rank == 0:
-        np.save(tmp_dir / "labels.npy", labels)
-        (tmp_dir / "meta.json").write_text(
-            json.dumps({**fields, "n": len(labels), "dim": dim}, indent=2) + "\n"
+    try:
+        embed_split_to_file(
+            encoder,
+            ds,
+            tmp_dir / "feats.npy",
+            dim,
+            batch_size=batch_size,
+            progress=progress,
+            num_workers=num_workers,
+            kind=kind,
         )
-        if use_cache:
-            if folder.exists():
-                import shutil
+        seconds = time.perf_counter() - start
+        if rank == 0:
+            np.save(tmp_dir / "labels.npy", labels)
+            (tmp_dir / "meta.json").write_text(
+                json.dumps({**fields, "n": len(labels), "dim": dim}, indent=2) + "\n"
+            )
+            if use_cache:
+                replace_folder(tmp_dir, folder)  # the old entry stays whole until the new one is
+    except BaseException as exc:
+        if rank == 0 and tmp_dir.exists():
+            import shutil
 
-                shutil.rmtree(folder)
-            os.replace(tmp_dir, folder)
+            # What a full disk needs: the whole entry, known before it is written (the file was sized first).
+            needed = len(labels) * dim * 4 + len(labels) * 8
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            if is_disk_full(exc):
+                raise DiskFullError(folder, needed=needed, free=free_bytes(folder.parent)) from None
+        raise
     if world > 1:
         dist.barrier()
     where = folder if use_cache else tmp_dir

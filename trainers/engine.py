@@ -74,6 +74,7 @@ from trainers.setup import build_optimizer, check_crop_sizes, load_sources, unre
 from trainers.sources import ImageSource, StreamSource
 from trainers.views import EvalSpec
 from zoo.atomic import write_json_atomic
+from zoo.disk_full import is_disk_full, raw_disk_full
 from zoo.errors import SslzooError
 
 __all__ = ["TrainContext", "Trainer", "build_configs", "host_reads_deferred", "train"]
@@ -329,6 +330,10 @@ class Trainer(RunFiles):
             if not dist_utils.lost_peer(exc):
                 raise
             raise SslzooError(self._lost_peer_message(exc)) from None
+        except OSError as exc:  # a full disk outside a checkpoint (a metrics row, the skipped-files list)
+            if not is_disk_full(exc):
+                raise
+            raise raw_disk_full(exc, self._after_disk_full()) from None
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)

@@ -18,6 +18,7 @@ from trainers.checkpoint import git_commit, rng_state, set_rng_state
 from trainers.config import CHECKPOINT, SKIPPED_FILES
 from trainers.safety import check_finite, load_checkpoint
 from zoo.atomic import atomic_file
+from zoo.disk_full import DiskFullError
 from zoo.errors import SslzooError
 
 
@@ -131,9 +132,27 @@ class RunFiles:
                 f"the weights became NaN or infinite by step {self.global_step}{on} ({', '.join(where[0][1][:3])}); "
                 f"{self._kept_checkpoint()}. Lower --lr, set --grad-clip, or use --amp bf16/none."
             )
+        failure = None
+        if self.ctx.is_main:
+            try:
+                self._write_checkpoint(epoch, pos, order)
+                self.checkpointed = self.global_step
+                self._export(epoch, pos)
+            except DiskFullError as exc:  # the previous checkpoint and export are still in place
+                failure = str(exc.with_advice(self._after_disk_full()))
+        # Rank 0's disk is the run's: every rank stops together with its line (not at the next collective).
+        failure = dist_utils.broadcast_object(failure)
+        if failure is not None:
+            raise SslzooError(failure)
         self.checkpointed = self.global_step
-        if not self.ctx.is_main:
-            return
+
+    def _after_disk_full(self) -> str:
+        """How to go on after a full disk stopped the run: from the last good checkpoint, if there is one."""
+        if getattr(self, "checkpointed", None) is None:
+            return "No checkpoint was written yet: free space and run the command again."
+        return f"{self._kept_checkpoint().capitalize()}: free space, then continue with --resume."
+
+    def _write_checkpoint(self, epoch: int, pos: int, order: torch.Tensor | None) -> None:
         state = {
             "method": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -147,9 +166,10 @@ class RunFiles:
             "amp_dtype": dist_utils.dtype_name(self.amp_dtype),  # what --amp auto resolved to: kept on resume
             "config": self._public_config(),
         }
-        with atomic_file(self.run_dir / CHECKPOINT) as tmp:
-            torch.save(state, tmp)
-        self._export(epoch, pos)
+        # Through a Python file: a full disk then surfaces as OSError(ENOSPC) in the chain (torch.save to a path
+        # reports it as an opaque 'unexpected pos'); zoo.atomic keeps the previous checkpoint and says so in one line.
+        with atomic_file(self.run_dir / CHECKPOINT) as tmp, tmp.open("wb") as f:
+            torch.save(state, f)
 
     def _export(self, epoch: int, pos: int) -> Path:
         import zoo

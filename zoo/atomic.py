@@ -8,6 +8,9 @@ finished and leaves nothing half-written behind. Three promises beyond atomicity
   and caches can be shared the way the user's umask says.
 * **Temporary names carry the writer's process id** (``.NAME-PID-XXXXXXXX``), so the next writer of the same
   target removes what a killed writer left (its process is gone) without touching a live writer's files.
+* **A full disk keeps the old version** and is one line: whatever way the writing library reports it
+  (:func:`zoo.disk_full.is_disk_full`), the temporary is removed and a :class:`~zoo.disk_full.DiskFullError` names
+  the target, the space it needs and the space free.
 * **A replaced folder is swapped, not deleted first**: one ``renameat2(RENAME_EXCHANGE)`` puts the new folder in
   place and the old one where the new one was, then the old one is removed. Where the file system cannot exchange,
   the old folder is moved aside and the new one renamed in; a kill between the two is undone by the next writer
@@ -29,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from zoo.disk_full import disk_full_error, disk_usage, is_disk_full
 
 _OLD = "old"  # marks a folder moved aside while its replacement is renamed in
 
@@ -126,6 +131,25 @@ def _apply_umask(folder: Path) -> None:
         os.chmod(path, (0o777 if executable else 0o666) & ~umask)
 
 
+def replace_folder(tmp: Path, target: Path) -> None:
+    """Put the finished folder ``tmp`` (beside ``target``) in place of ``target``: the last step of
+    :func:`atomic_folder`, for writers that must make their temporary folder themselves (one shared by ranks)."""
+    _apply_umask(tmp)
+    if not (target.exists() or target.is_symlink()):
+        _publish(tmp, target)
+        return
+    if _publish(tmp, target, exchange=True):  # one atomic swap: tmp now holds the old folder
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    aside = target.parent / f"{_temp_prefix(target.name)}{_OLD}"
+    os.replace(target, aside)
+    _publish(tmp, target)
+    if aside.is_dir() and not aside.is_symlink():
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        aside.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_folder(target: str | Path, replace_existing: bool = True) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``target``; on success it becomes ``target`` in one rename.
@@ -148,25 +172,15 @@ def atomic_folder(target: str | Path, replace_existing: bool = True) -> Iterator
     os.chmod(tmp, 0o777 & ~current_umask())
     try:
         yield tmp
-        _apply_umask(tmp)
-        if target.exists() or target.is_symlink():
-            if not replace_existing:
-                shutil.rmtree(tmp, ignore_errors=True)
-                return
-            if _publish(tmp, target, exchange=True):  # one atomic swap: tmp now holds the old folder
-                shutil.rmtree(tmp, ignore_errors=True)
-                return
-            aside = target.parent / f"{_temp_prefix(target.name)}{_OLD}"
-            os.replace(target, aside)
-            _publish(tmp, target)
-            if aside.is_dir() and not aside.is_symlink():
-                shutil.rmtree(aside, ignore_errors=True)
-            else:
-                aside.unlink(missing_ok=True)
-        else:
-            _publish(tmp, target)
-    except BaseException:
+        if not replace_existing and (target.exists() or target.is_symlink()):
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        replace_folder(tmp, target)
+    except BaseException as exc:
+        written = disk_usage(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(exc):
+            raise disk_full_error(target, written, disk_usage(target)) from None
         raise
 
 
@@ -192,8 +206,11 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     try:
         yield Path(tmp)
         _publish(Path(tmp), path)
-    except BaseException:
+    except BaseException as exc:
+        written = disk_usage(tmp)
         Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise disk_full_error(path, written, disk_usage(path)) from None
         raise
 
 
