@@ -144,7 +144,9 @@ def main() -> None:
     )
 
     grid = DEFAULT_WEIGHT_DECAYS
-    ours, t_ours = timed(lambda: linear_probe(x_train, y_train, x_test, y_test, weight_decays=grid))
+    ours, t_ours = timed(
+        lambda: linear_probe(x_train, y_train, x_test, y_test, weight_decays=grid, extend_grid=False)
+    )
     (acc_sk, wd_sk), t_sk = timed(
         lambda: sklearn_protocol(x_train, y_train, x_test, y_test, grid, max_iter=args.sklearn_max_iter)
     )

@@ -43,6 +43,12 @@ class EvalConfig:
         default=DEFAULT_WEIGHT_DECAYS,
         metadata={"help": "linear probe: L2 penalties tried on the validation split"},
     )
+    extend_grid: bool = field(
+        default=True,
+        metadata={
+            "help": "linear probe: while the smallest penalty tried is the best, try a tenth of it (to 1e-10)"
+        },
+    )
     val_fraction: float = field(
         default=0.2, metadata={"help": "linear probe: share of train held out to pick λ"}
     )

@@ -70,6 +70,7 @@ def protocol_params(config: EvalConfig, model: str = "") -> dict[str, dict[str, 
         "knn": {"k": config.k, "temperature": config.temperature},
         "linear": {
             "weight_decays": list(config.weight_decays),
+            "extend_grid": config.extend_grid,
             "val_fraction": config.val_fraction,
             "max_iter": config.max_iter,
             "seed": config.seed,
@@ -124,6 +125,7 @@ def linear_outcome(
         max_iter=p["max_iter"],
         seed=p["seed"],
         device=device,
+        extend_grid=p.get("extend_grid", False),  # records from before the option: the grid as it was
     )
 
 
@@ -137,6 +139,7 @@ def _linear(train: Features, test: Features, p: dict[str, Any], device: str | No
     return {"top1": out["top1"], "top5": out["top5"]}, {
         "weight_decay": out["weight_decay"],
         "val_top1": out["val_top1"],
+        "path": [[wd, round(val, 4)] for wd, val in out["path"]],  # λ and validation top-1 of each fit
     }
 
 

@@ -9,6 +9,11 @@ train for every λ in the grid (largest first, each fit warm-started from the pr
 gradient tolerance 1e-4: only the validation accuracy is needed), keep the λ with the best validation accuracy
 (ties to the larger λ), then refit on all of train (to 1e-5) and score the test split once.
 
+Where the best λ is the grid's smallest, the grid's edge and not the validation split would choose: the path goes
+on by decades (λ/10, warm-started) while validation accuracy still rises, down to :data:`MIN_WEIGHT_DECAY`. Every
+Fashion-MNIST probe of the leaderboard had stopped at the grid's 1e-6; on two SimCLR encoders of the peer
+benchmark, λ = 1e-7 scored 0.65 and 0.80 points more.
+
 >>> import torch
 >>> x = torch.randn(200, 8); y = (x[:, 0] > 0).long()
 >>> linear_probe(x, y, x, y)["top1"] > 95
@@ -40,6 +45,7 @@ from zoo.errors import SslzooError
 
 PATH_TOLERANCE = 1e-4  # gradient tolerance of the fits that only choose λ (scikit-learn's default tol) …
 PATH_TOLERANCE_PER_LAMBDA = 10.0  # … at most 10 λ: a weak penalty's optimum lies far from where 1e-4 stops
+MIN_WEIGHT_DECAY = 1e-10  # where extending the grid below its smallest λ stops
 
 
 def path_tolerance(weight_decay: float) -> float:
@@ -95,6 +101,7 @@ def linear_probe(
     max_iter: int = 200,
     seed: int = 0,
     device: str | torch.device | None = None,
+    extend_grid: bool = True,
 ) -> dict[str, Any]:
     """Linear-probe accuracy of frozen features, with λ chosen on a validation split carved from train.
 
@@ -108,10 +115,13 @@ def linear_probe(
         max_iter: Newton steps per fit at most.
         seed: Seed of the validation split.
         device: Where to fit (default: CUDA when available, else CPU).
+        extend_grid: Where the best λ is the grid's smallest (and positive), go on trying λ/10 while validation
+            accuracy rises, down to :data:`MIN_WEIGHT_DECAY` (records made before this option reproduce with
+            ``False``).
 
     Returns:
         ``{"top1": %, "top5": %, "weight_decay": chosen λ, "val_top1": % at that λ,
-        "predictions": (M,) int64 ndarray}``.
+        "path": [(λ, validation %), …] of every fit, in order, "predictions": (M,) int64 ndarray}``.
     """
     weight_decays = [
         as_positive_float(wd, "weight decay", allow_zero=True) for wd in _sequence(weight_decays)
@@ -151,7 +161,10 @@ def linear_probe(
     moments = feature_moments(x_train)  # one preconditioner basis for every fit on these features
     best: tuple[float, float, tuple[torch.Tensor, torch.Tensor]] | None = None
     params = None
-    for wd in sorted(weight_decays, reverse=True):
+    path = sorted(weight_decays, reverse=True)
+    tried: list[tuple[float, float]] = []
+    while path:
+        wd = path.pop(0)
         params = fit_logistic_regression(
             x_fit,
             y_fit,
@@ -163,8 +176,11 @@ def linear_probe(
             moments=moments,
         )
         val_top1 = _accuracy(x_val, y_val, params)
+        tried.append((wd, val_top1))
         if best is None or val_top1 > best[1]:
             best = (wd, val_top1, params)
+            if extend_grid and not path and wd / 10 >= MIN_WEIGHT_DECAY:
+                path.append(float(f"{wd / 10:.6g}"))  # the grid's edge is the best so far: a decade further
     assert best is not None
     wd, val_top1, params = best
     params = fit_logistic_regression(
@@ -176,5 +192,6 @@ def linear_probe(
         "top5": _accuracy(x_test, y_test, params, topk=5),
         "weight_decay": wd,
         "val_top1": val_top1,
+        "path": tried,
         "predictions": classes[logits.argmax(dim=1).cpu()].numpy(),
     }

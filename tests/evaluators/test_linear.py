@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from evaluators import linear_probe, logistic
+from evaluators import linear, linear_probe, logistic
 from evaluators.logistic import fit_logistic_regression
 from zoo.errors import SslzooError
 
@@ -108,6 +110,56 @@ def test_each_penalty_of_the_path_is_fitted_to_a_tolerance_that_scales_with_it(m
     assert seen[:3] == [(1e-2, 1e-4), (1e-5, 1e-4), (1e-6, pytest.approx(1e-5))]
 
 
+def _edge_problem():
+    """Three classes 0.3 apart along e0, under a large nuisance shared by e0 and e1: only a weak penalty finds
+    e0 − e1 (a strong one keeps the weights near the class means, which the nuisance swamps), so a grid of 1.0
+    alone has its best at its edge."""
+    g = torch.Generator().manual_seed(4)
+    y = torch.arange(600) % 3
+    x = 0.05 * torch.randn(600, 8, generator=g)
+    nuisance = 3.0 * torch.randn(600, generator=g)
+    x[:, 0] += 0.3 * y.float() + nuisance
+    x[:, 1] += nuisance
+    x[:, 2] += 1.0
+    return x[:500], y[:500], x[500:], y[500:]
+
+
+def test_the_grid_goes_on_below_its_edge_while_validation_accuracy_rises():
+    x, y, xt, yt = _edge_problem()
+    out = linear_probe(x, y, xt, yt, weight_decays=(1.0,))
+    lambdas, vals = zip(*out["path"])
+    assert lambdas[0] == 1.0 and len(lambdas) > 2
+    assert all(b == pytest.approx(a / 10) for a, b in itertools.pairwise(lambdas))
+    # Each decade was tried because the one before it was the best so far; the walk stops at the first that is not.
+    assert all(b > a for a, b in itertools.pairwise(vals[:-1]))
+    assert vals[-1] <= vals[-2] or lambdas[-1] / 10 < linear.MIN_WEIGHT_DECAY
+    assert out["weight_decay"] < 1.0 and out["val_top1"] == max(vals) > vals[0]
+    # The same as the explicit grid it walked (same fits, same warm starts, same choice).
+    explicit = linear_probe(x, y, xt, yt, weight_decays=lambdas, extend_grid=False)
+    assert explicit["weight_decay"] == out["weight_decay"] and explicit["top1"] == out["top1"]
+    assert [wd for wd, _ in explicit["path"]] == list(lambdas)
+
+
+def test_the_grid_stays_as_given_where_its_edge_is_not_the_best_or_extension_is_off():
+    x, y, xt, yt = _edge_problem()
+    off = linear_probe(x, y, xt, yt, weight_decays=(1.0, 0.1), extend_grid=False)
+    assert [wd for wd, _ in off["path"]] == [1.0, 0.1]
+    # A grid that reaches λ = 0 has no decade below it.
+    with_zero = linear_probe(x, y, xt, yt, weight_decays=(1e-3, 0.0))
+    assert [wd for wd, _ in with_zero["path"]] == [1e-3, 0.0]
+
+
+def test_records_made_before_the_extension_reproduce_with_the_grid_they_stored():
+    from evaluators.evaluate import linear_outcome
+    from evaluators.features import Features
+
+    x, y, xt, yt = _edge_problem()
+    old = {"weight_decays": [1.0], "val_fraction": 0.2, "max_iter": 200, "seed": 0}  # no "extend_grid" key
+    train, test = (Features(f.numpy(), lab.numpy(), "", False, 0.0) for f, lab in ((x, y), (xt, yt)))
+    assert [wd for wd, _ in linear_outcome(train, test, old)["path"]] == [1.0]
+    assert len(linear_outcome(train, test, {**old, "extend_grid": True})["path"]) > 1
+
+
 @pytest.mark.slow
 def test_the_weakest_penalty_is_really_tried_on_real_features():
     """byol-fmnist's features: the converged λ = 1e-6 fit scores 87.7%; stopping it at once chose λ = 1e-5, 86.0%."""
@@ -117,8 +169,11 @@ def test_the_weakest_penalty_is_really_tried_on_real_features():
     enc = zoo.load("byol-fmnist", device="cpu")
     train = extract_features(enc, "fashion-mnist", "train", progress=False)
     test = extract_features(enc, "fashion-mnist", "test", progress=False)
-    result = linear_probe(train.feats, train.labels, test.feats, test.labels)
+    result = linear_probe(train.feats, train.labels, test.feats, test.labels, extend_grid=False)
     assert result["weight_decay"] == 1e-6 and result["top1"] > 87.5
+    # Below the grid's edge, validation chooses a weaker penalty still, and test accuracy follows.
+    extended = linear_probe(train.feats, train.labels, test.feats, test.labels)
+    assert extended["weight_decay"] < 1e-6 and extended["top1"] > result["top1"]
 
 
 def test_effective_rank_counts_the_directions_that_carry_the_variance():
