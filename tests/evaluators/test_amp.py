@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import zoo
+import zoo.architectures  # registers sslzoo_cnn4 with timm
 from evaluators.evaluate import _AutocastEncoder
 from zoo.errors import SslzooError
 
