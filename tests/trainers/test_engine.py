@@ -87,7 +87,7 @@ def test_cli_trains_and_rejects_options_of_another_method(tmp_path, capsys):
         sslzoo(["train", "--method", "byol", "--temperature", "0.1", *common[:-1], str(tmp_path / "x")]) == 2
     )
     err = capsys.readouterr().err
-    assert err.startswith("sslzoo: error: unknown option(s) for method 'byol': temperature")
+    assert err.startswith("sslzoo: error: unknown option(s) for method 'byol': --temperature")
 
 
 def test_train_help_gives_each_method_its_own_default_of_a_shared_option(capsys):
